@@ -1,0 +1,11 @@
+//! tunebridge: port, run and verify LLM fine-tunes across Unsloth, Axolotl and TorchTune
+//! through one explicit intermediate representation.
+
+// Errors carry whole diagnostics (message, span, help); they sit on cold paths, so boxing
+// them would only add noise.
+#![allow(clippy::result_large_err)]
+
+pub mod cli;
+pub mod diag;
+pub mod ir;
+pub mod translate;

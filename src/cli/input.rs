@@ -1,0 +1,73 @@
+//! Loading an input file of any format, printing its diagnostics as ruff does.
+
+use crate::diag::{Diagnostic, Severity, Source};
+use crate::translate::{self, Framework, Parsed, ReadError};
+use anyhow::Context;
+use std::path::Path;
+
+/// A read input: its format, text and parsed form; or the exit code already reported.
+pub struct Loaded {
+    pub framework: Framework,
+    pub source: Source,
+    pub parsed: Parsed,
+}
+
+pub fn load(
+    path: &Path,
+    from: Option<Framework>,
+    quiet: bool,
+) -> anyhow::Result<Result<Loaded, u8>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let source = Source::new(path.display().to_string(), text);
+    let framework = match from.or_else(|| Framework::detect(path, &source.text)) {
+        Some(f) => f,
+        None => {
+            eprint!(
+                "{}",
+                Diagnostic::error(
+                    "unknown-format",
+                    "cannot tell which framework this file is for"
+                )
+                .with_help("pass --from axolotl|torchtune|unsloth|ir")
+                .locate(&source)
+                .render(Some(&source))
+            );
+            return Ok(Err(super::EXIT_BAD_INPUT));
+        }
+    };
+    match translate::read(framework, &source) {
+        Ok(parsed) => {
+            if !quiet {
+                print_diagnostics(&parsed.diagnostics, &source, Severity::Warning);
+            }
+            Ok(Ok(Loaded {
+                framework,
+                source,
+                parsed,
+            }))
+        }
+        Err(e) => {
+            print_diagnostics(&e.diagnostics(), &source, Severity::Info);
+            let code = if matches!(e, ReadError::NotSupported(_)) {
+                super::EXIT_NOT_SUPPORTED
+            } else {
+                super::EXIT_BAD_INPUT
+            };
+            let n = e.diagnostics().len();
+            eprintln!(
+                "error: could not read {} as {framework} ({n} problem{})",
+                source.name,
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(Err(code))
+        }
+    }
+}
+
+pub fn print_diagnostics(ds: &[Diagnostic], source: &Source, min: Severity) {
+    for d in ds.iter().filter(|d| d.severity >= min) {
+        let src = (d.file == source.name).then_some(source);
+        eprint!("{}", d.render(src));
+    }
+}

@@ -1,0 +1,51 @@
+//! The command line: parses flags, calls the library, maps results to exit codes.
+//!
+//! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
+//! fields, 2 bad input, 3 a feature tunebridge does not support.
+
+mod input;
+mod inspect;
+pub mod mappings;
+mod port;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_DIFFERS: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_NOT_SUPPORTED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "tunebridge",
+    version,
+    about = "Port, run and verify LLM fine-tunes across Unsloth, Axolotl and TorchTune"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Port(port::PortArgs),
+    Inspect(inspect::InspectArgs),
+    Mappings(mappings::MappingsArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Port(a) => port::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Mappings(a) => mappings::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
