@@ -1,0 +1,7 @@
+//! Integration tests: one binary, modules by topic. Inputs come from `fixtures/`, expected
+//! outputs from `golden/`. Set `TUNEBRIDGE_BLESS=1` to rewrite goldens after a deliberate
+//! change, then review the diff.
+
+mod cli;
+mod harness;
+mod port;
