@@ -111,6 +111,26 @@ def tt_init_adapter(args):
     )
     with open(os.path.join(args.out, "adapter_config.json"), "w") as f:
         json.dump(conf, f, indent=2)
+    # What the data loader will feed: sampler order per epoch and each sample's tokens/labels
+    # exactly as the recipe's dataset returns them (before collation/padding/label shift).
+    if args.data_out:
+        sampler = recipe._sampler if hasattr(recipe, "_sampler") else recipe._dataloader.sampler
+        order = []
+        for e in range(cfg.epochs):
+            sampler.set_epoch(e)
+            order.append([int(i) for i in iter(sampler)])
+        sampler.set_epoch(0)
+        ds = recipe._dataloader.dataset
+        with open(os.path.join(args.data_out, "data_order.json"), "w") as f:
+            json.dump({"batch_size": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+                       "drop_last": True, "epochs": order}, f)
+            f.write("\n")
+        rows = []
+        for i in range(len(ds)):
+            item = ds[i]
+            rows.append({"index": i, "tokens": [int(t) for t in item["tokens"]],
+                         "labels": [int(t) for t in item["labels"]]})
+        _write_jsonl(os.path.join(args.data_out, "samples.jsonl"), rows)
     shutil.rmtree(scratch, ignore_errors=True)
     print(f"init adapter: {len(sd)} tensors -> {args.out}; torch rng after setup: {torch.initial_seed()}")
 
@@ -164,7 +184,9 @@ def main():
     p = sub.add_parser("tt-metrics"); p.add_argument("log"); p.add_argument("out"); p.set_defaults(fn=tt_metrics)
     p = sub.add_parser("hf-metrics"); p.add_argument("state"); p.add_argument("out"); p.set_defaults(fn=hf_metrics)
     p = sub.add_parser("tt-init-adapter"); p.add_argument("config"); p.add_argument("out")
-    p.add_argument("--recipe", default="lora_finetune_single_device"); p.set_defaults(fn=tt_init_adapter)
+    p.add_argument("--recipe", default="lora_finetune_single_device")
+    p.add_argument("--data-out", default=None, help="also write data_order.json + samples.jsonl here")
+    p.set_defaults(fn=tt_init_adapter)
     p = sub.add_parser("tt-export-adapter"); p.add_argument("epoch_dir"); p.add_argument("run_dir")
     p.set_defaults(fn=tt_export_adapter)
     p = sub.add_parser("peft-init-adapter"); p.add_argument("model"); p.add_argument("out")

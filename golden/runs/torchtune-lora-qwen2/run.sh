@@ -12,7 +12,7 @@ rm -rf "$SCRATCH"; mkdir -p "$SCRATCH"
 export CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 PYTHONHASHSEED=0
 # 1. the adapter exactly as the recipe initialises it (seed 42), before step 1
 rm -rf "$RUN/init_adapter"
-"$TT/python" scripts/reference/golden_tools.py tt-init-adapter "$RUN/config.yaml" "$RUN/init_adapter"
+"$TT/python" scripts/reference/golden_tools.py tt-init-adapter "$RUN/config.yaml" "$RUN/init_adapter" --data-out "$RUN"
 # 2. the real run
 "$TT/tune" run lora_finetune_single_device --config "$RUN/config.yaml" 2>&1 | tee "$SCRATCH/stdout.txt"
 # 3. collect
