@@ -3,13 +3,16 @@
 
 Subcommands (each runs in the env named in brackets):
 
-  tt-init-adapter CONFIG OUTDIR [--recipe lora_finetune_single_device]      [tt]
+  tt-init-adapter CONFIG OUTDIR|- [--recipe lora_finetune_single_device] [--data-out DIR]   [tt]
       Instantiate the stock TorchTune recipe with CONFIG exactly as `tune run` does
       (recipe __init__ seeds, then setup() builds the model) and save the adapter
       parameters as they are right before the first training step:
         OUTDIR/adapter_model_torchtune.safetensors  (TorchTune names)
         OUTDIR/adapter_model.safetensors            (PEFT names, via torchtune's own converter)
         OUTDIR/adapter_config.json
+      With --data-out DIR also DIR/data_order.json (sampler order per epoch) and
+      DIR/samples.jsonl (tokens + labels of every dataset row, as the recipe sees them).
+      OUTDIR "-" skips the adapter (full fine-tune recipes).
   tt-metrics LOGFILE OUT.jsonl                                              [any]
       Parse TorchTune DiskLogger lines `Step N | loss:… lr:… grad_norm:…`.
   tt-export-adapter EPOCHDIR RUNDIR                                         [tt]
@@ -74,13 +77,11 @@ def hf_metrics(args):
 
 
 def tt_init_adapter(args):
-    import torch
+    import tempfile
+
     from omegaconf import OmegaConf
-    from safetensors.torch import save_file
-    from torchtune.models import convert_weights
 
     cfg = OmegaConf.load(args.config)
-    import tempfile
 
     scratch = tempfile.mkdtemp(prefix="tt-init-")
     cfg.output_dir = scratch  # logs/config copies go to scratch; nothing else changes
@@ -93,24 +94,39 @@ def tt_init_adapter(args):
     spec = importlib.util.spec_from_file_location("tt_recipe_" + args.recipe, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    cls = getattr(mod, "LoRAFinetuneRecipeSingleDevice")
+    cls = [getattr(mod, n) for n in dir(mod) if n.endswith("RecipeSingleDevice")][0]
     recipe = cls(cfg=cfg)
     recipe.setup(cfg=cfg)
     sd = {k: v.detach().clone().contiguous() for k, v in recipe._model.state_dict().items() if "lora_" in k}
-    os.makedirs(args.out, exist_ok=True)
-    save_file(sd, os.path.join(args.out, "adapter_model_torchtune.safetensors"), metadata={"format": "pt"})
+    if args.out != "-":
+        _tt_save_adapter(cfg, sd, args.out)
+    _tt_dump_data(args, cfg, recipe)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tt_save_adapter(cfg, sd, out):
+    from safetensors.torch import save_file
+    from torchtune.models import convert_weights
+
+    os.makedirs(out, exist_ok=True)
+    args_out = out
+    save_file(sd, os.path.join(args_out, "adapter_model_torchtune.safetensors"), metadata={"format": "pt"})
     m = cfg.model
     peft = convert_weights.tune_to_peft_adapter_weights(
         sd, num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, dim=m.embed_dim
     )
-    save_file({k: v.contiguous() for k, v in peft.items()}, os.path.join(args.out, "adapter_model.safetensors"),
+    save_file({k: v.contiguous() for k, v in peft.items()}, os.path.join(args_out, "adapter_model.safetensors"),
               metadata={"format": "pt"})
     target = list(m.lora_attn_modules) + (["w1", "w2", "w3"] if m.apply_lora_to_mlp else [])
     conf = convert_weights.tune_to_peft_adapter_config(
         {"r": m.lora_rank, "lora_alpha": m.lora_alpha, "target_modules": target, "peft_type": "LORA"}
     )
-    with open(os.path.join(args.out, "adapter_config.json"), "w") as f:
+    with open(os.path.join(args_out, "adapter_config.json"), "w") as f:
         json.dump(conf, f, indent=2)
+    print(f"init adapter: {len(sd)} tensors -> {out}")
+
+
+def _tt_dump_data(args, cfg, recipe):
     # What the data loader will feed: sampler order per epoch and each sample's tokens/labels
     # exactly as the recipe's dataset returns them (before collation/padding/label shift).
     if args.data_out:
@@ -131,8 +147,7 @@ def tt_init_adapter(args):
             rows.append({"index": i, "tokens": [int(t) for t in item["tokens"]],
                          "labels": [int(t) for t in item["labels"]]})
         _write_jsonl(os.path.join(args.data_out, "samples.jsonl"), rows)
-    shutil.rmtree(scratch, ignore_errors=True)
-    print(f"init adapter: {len(sd)} tensors -> {args.out}; torch rng after setup: {torch.initial_seed()}")
+        print(f"data order + {len(rows)} samples -> {args.data_out}")
 
 
 def tt_export_adapter(args):

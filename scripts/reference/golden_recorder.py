@@ -1,0 +1,59 @@
+"""Axolotl plugin used by the golden runs: records, without changing any numerics,
+
+  * every micro-batch the Trainer's data collator produces (input_ids / labels with the
+    padding stripped, plus the padded length), in order, to $GOLDEN_BATCHES (JSONL);
+  * whether the adapter that training starts from equals $GOLDEN_INIT_ADAPTER
+    (the lora_model_dir), printed as one line `golden-recorder: init adapter ...`.
+
+Enable with `plugins: [golden_recorder.RecorderPlugin]` in an Axolotl config and
+PYTHONPATH containing scripts/reference. With the env vars unset it does nothing.
+"""
+
+import json
+import os
+
+from axolotl.integrations.base import BasePlugin
+
+
+class RecorderPlugin(BasePlugin):
+    def post_model_load(self, cfg, model):
+        ref = os.environ.get("GOLDEN_INIT_ADAPTER")
+        if not ref:
+            return
+        import torch
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        want = load_file(os.path.join(ref, "adapter_model.safetensors"))
+        have = get_peft_model_state_dict(model)
+        keys_ok = sorted(want) == sorted(have)
+        diff = max((have[k].float() - want[k].float()).abs().max().item() for k in want if k in have)
+        dtypes = sorted({str(v.dtype) for v in have.values()})
+        print(f"golden-recorder: init adapter keys_match={keys_ok} max_abs_diff={diff} dtypes={dtypes} "
+              f"n={len(have)}", flush=True)
+        del torch
+
+    def post_trainer_create(self, cfg, trainer):
+        path = os.environ.get("GOLDEN_BATCHES")
+        if not path:
+            return
+        inner = trainer.data_collator
+        fh = open(path, "w")
+        counter = {"n": 0}
+
+        def recording_collator(features, *a, **kw):
+            batch = inner(features, *a, **kw)
+            ids = batch["input_ids"]
+            labels = batch["labels"]
+            mask = batch.get("attention_mask")
+            rows = []
+            for i in range(ids.shape[0]):
+                n = int(mask[i].sum()) if mask is not None else ids.shape[1]
+                rows.append({"input_ids": ids[i, :n].tolist(), "labels": labels[i, :n].tolist()})
+            fh.write(json.dumps({"micro_batch": counter["n"], "padded_len": int(ids.shape[1]), "rows": rows}) + "\n")
+            fh.flush()
+            counter["n"] += 1
+            return batch
+
+        trainer.data_collator = recording_collator
+        print(f"golden-recorder: recording collated micro-batches to {path}", flush=True)
