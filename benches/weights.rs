@@ -1,0 +1,2 @@
+//! Weight-diff benchmark (filled in below).
+fn main() {}
