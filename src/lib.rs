@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod diag;
+pub mod gen;
 pub mod ir;
 pub mod translate;

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
 //! fields, 2 bad input, 3 a feature tunebridge does not support.
 
+mod gen;
 mod input;
 mod inspect;
 pub mod mappings;
@@ -32,6 +33,8 @@ enum Command {
     Port(port::PortArgs),
     Inspect(inspect::InspectArgs),
     Mappings(mappings::MappingsArgs),
+    New(gen::NewArgs),
+    Gen(gen::GenArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -40,6 +43,8 @@ pub fn main() -> ExitCode {
         Command::Port(a) => port::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Mappings(a) => mappings::run(a),
+        Command::New(a) => gen::new(a),
+        Command::Gen(a) => gen::gen(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1020,7 +1020,16 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         }
     }
     if spec.batch.devices > 1 {
-        em.cover("batch.devices", Status::Carried, "", "");
+        // An Axolotl config does not record the GPU count: the launcher decides it.
+        let note = format!(
+            "Axolotl configs do not record the GPU count; launch on {} GPUs with the written command",
+            spec.batch.devices
+        );
+        em.cover("batch.devices", Status::Approximated, "", &note);
+        em.cover("batch.global_batch", Status::Approximated, "", &note);
+        if spec.parallel.strategy == "ddp" {
+            em.cover("parallel.strategy", Status::Approximated, "", &note);
+        }
     }
     em.cover("batch.global_batch", Status::Carried, "", "");
     if spec.data.shuffle_seed != spec.training.seed && spec.data.shuffle {
@@ -1068,7 +1077,15 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     let text = render(&outs, from, &opts.source_name);
     Written {
         text,
-        command: format!("axolotl train {}", FW.default_file_name()),
+        command: if spec.batch.devices > 1 {
+            format!(
+                "axolotl train {} --launcher torchrun -- --nproc_per_node={}",
+                FW.default_file_name(),
+                spec.batch.devices
+            )
+        } else {
+            format!("axolotl train {}", FW.default_file_name())
+        },
         report,
     }
 }

@@ -3,5 +3,6 @@
 //! change, then review the diff.
 
 mod cli;
+mod gen;
 mod harness;
 mod port;

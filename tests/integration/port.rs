@@ -9,27 +9,50 @@ use tunebridge::ir::tree::Flat;
 use tunebridge::translate::{self, Framework, Status, WriteOptions};
 
 /// Writers that exist so far; the others are skipped as targets.
-const WRITERS: &[Framework] = &[Framework::Axolotl];
+pub const WRITERS: &[Framework] = &[Framework::Axolotl];
 
 fn fixture_sets() -> Vec<(Framework, Vec<std::path::PathBuf>)> {
     vec![
-        (Framework::Axolotl, fixtures("fixtures/configs/axolotl", &["yaml", "yml"])),
-        (Framework::Torchtune, fixtures("fixtures/configs/torchtune", &["yaml", "yml"])),
-        (Framework::Unsloth, fixtures("fixtures/configs/unsloth", &["py"])),
+        (
+            Framework::Axolotl,
+            fixtures("fixtures/configs/axolotl", &["yaml", "yml"]),
+        ),
+        (
+            Framework::Torchtune,
+            fixtures("fixtures/configs/torchtune", &["yaml", "yml"]),
+        ),
+        (
+            Framework::Unsloth,
+            fixtures("fixtures/configs/unsloth", &["py"]),
+        ),
     ]
 }
 
 fn ext(fw: Framework) -> &'static str {
-    if fw == Framework::Unsloth { "py" } else { "yaml" }
+    if fw == Framework::Unsloth {
+        "py"
+    } else {
+        "yaml"
+    }
 }
 
 fn read(fw: Framework, path: &Path) -> translate::Parsed {
     let text = std::fs::read_to_string(path).unwrap();
-    let source = Source::new(path.strip_prefix(repo()).unwrap_or(path).display().to_string(), text);
+    let source = Source::new(
+        path.strip_prefix(repo())
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+        text,
+    );
     match translate::read(fw, &source) {
         Ok(p) => p,
         Err(e) => {
-            let rendered: String = e.diagnostics().iter().map(|d| d.render(Some(&source))).collect();
+            let rendered: String = e
+                .diagnostics()
+                .iter()
+                .map(|d| d.render(Some(&source)))
+                .collect();
             panic!("{} does not read as {fw}:\n{rendered}", source.name)
         }
     }
@@ -42,12 +65,24 @@ fn fixtures_parse_and_match_golden_ir() {
     for (fw, files) in fixture_sets() {
         for path in files {
             let parsed = read(fw, &path);
-            let unknown: Vec<_> = parsed.diagnostics.iter().filter(|d| d.severity >= Severity::Warning && d.id == "unknown-key").collect();
+            let unknown: Vec<_> = parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity >= Severity::Warning && d.id == "unknown-key")
+                .collect();
             if !unknown.is_empty() {
-                failures.push(format!("{}: unknown keys in a fixture: {:?}", path.display(), unknown.iter().map(|d| &d.message).collect::<Vec<_>>()));
+                failures.push(format!(
+                    "{}: unknown keys in a fixture: {:?}",
+                    path.display(),
+                    unknown.iter().map(|d| &d.message).collect::<Vec<_>>()
+                ));
             }
             let stem = path.file_stem().unwrap().to_str().unwrap();
-            let golden = repo().join("golden/port").join(fw.name()).join(stem).join("ir.toml");
+            let golden = repo()
+                .join("golden/port")
+                .join(fw.name())
+                .join(stem)
+                .join("ir.toml");
             if let Err(e) = check_golden(&golden, &parsed.resolved.to_toml(true)) {
                 failures.push(e);
             }
@@ -64,11 +99,22 @@ fn translations_match_golden() {
         for path in files {
             let parsed = read(fw, &path);
             let stem = path.file_stem().unwrap().to_str().unwrap();
-            let name = format!("fixtures/configs/{}/{}", fw.name(), path.file_name().unwrap().to_str().unwrap());
+            let name = format!(
+                "fixtures/configs/{}/{}",
+                fw.name(),
+                path.file_name().unwrap().to_str().unwrap()
+            );
             for &to in WRITERS {
-                let opts = WriteOptions { strict: false, source_name: name.clone() };
+                let opts = WriteOptions {
+                    strict: false,
+                    source_name: name.clone(),
+                };
                 let written = translate::write(to, &parsed.resolved, fw.name(), &opts);
-                let golden = repo().join("golden/port").join(fw.name()).join(stem).join(format!("to-{}.{}", to.name(), ext(to)));
+                let golden = repo()
+                    .join("golden/port")
+                    .join(fw.name())
+                    .join(stem)
+                    .join(format!("to-{}.{}", to.name(), ext(to)));
                 if let Err(e) = check_golden(&golden, &written.text) {
                     failures.push(e);
                 }
@@ -86,14 +132,26 @@ fn every_pair_round_trips() {
         for path in files {
             let first = read(fw, &path).resolved;
             for &to in WRITERS {
-                let opts = WriteOptions { strict: false, source_name: path.display().to_string() };
+                let opts = WriteOptions {
+                    strict: false,
+                    source_name: path.display().to_string(),
+                };
                 let written = translate::write(to, &first, fw.name(), &opts);
-                let source = Source::new(format!("{} → {}", path.display(), to), written.text.clone());
+                let source =
+                    Source::new(format!("{} → {}", path.display(), to), written.text.clone());
                 let second = match translate::read(to, &source) {
                     Ok(p) => p.resolved,
                     Err(e) => {
-                        let r: String = e.diagnostics().iter().map(|d| d.render(Some(&source))).collect();
-                        failures.push(format!("{} → {to} does not read back:\n{r}\n{}", path.display(), written.text));
+                        let r: String = e
+                            .diagnostics()
+                            .iter()
+                            .map(|d| d.render(Some(&source)))
+                            .collect();
+                        failures.push(format!(
+                            "{} → {to} does not read back:\n{r}\n{}",
+                            path.display(),
+                            written.text
+                        ));
                         continue;
                     }
                 };
@@ -106,7 +164,11 @@ fn every_pair_round_trips() {
                     .collect();
                 let diffs = differences(&first.spec.flat(), &second.spec.flat(), &lossy);
                 if !diffs.is_empty() {
-                    failures.push(format!("{} → {to} → IR changed:\n  {}", path.display(), diffs.join("\n  ")));
+                    failures.push(format!(
+                        "{} → {to} → IR changed:\n  {}",
+                        path.display(),
+                        diffs.join("\n  ")
+                    ));
                 }
             }
         }
@@ -118,7 +180,11 @@ fn differences(a: &Flat, b: &Flat, allowed: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for k in keys {
-        if allowed.iter().any(|p| k == p || k.starts_with(&format!("{p}."))) || k.starts_with("passthrough.") {
+        if allowed
+            .iter()
+            .any(|p| k == p || k.starts_with(&format!("{p}.")))
+            || k.starts_with("passthrough.")
+        {
             continue;
         }
         let (x, y) = (a.get(k), b.get(k));
