@@ -71,6 +71,12 @@ if [[ $FORCE == 0 ]] && is_installed; then
   exit 0
 fi
 
+# Only ever replace a previous install of ours (or an empty dir), never an arbitrary folder.
+if [[ -e "$DIR" ]] && [[ ! -f "$MARKER" ]] && [[ -n "$(ls -A "$DIR" 2>/dev/null || echo x)" ]]; then
+  echo "error: $DIR exists and is not a tunebridge libtorch install; refusing to replace it" >&2
+  exit 1
+fi
+
 [[ "$(uname -sm)" == "Linux x86_64" ]] || { echo "error: only Linux x86_64 is supported" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "error: python3 not found (apt-get install python3)" >&2; exit 1; }
 python3 -m pip --version >/dev/null 2>&1 \
@@ -144,15 +150,7 @@ for f in "${CPU_LIBS[@]}"; do
 done
 
 echo "$MARKER_TEXT" > "$STAGE/.tunebridge-libtorch-installed"
-if [[ -e "$DIR" ]]; then
-  # Only replace a previous install of ours (or an empty dir), never an arbitrary folder.
-  if [[ -f "$MARKER" ]] || [[ -z "$(ls -A "$DIR")" ]]; then
-    rm -rf "$DIR"
-  else
-    echo "error: $DIR exists and is not a tunebridge libtorch install; refusing to replace it" >&2
-    exit 1
-  fi
-fi
+rm -rf "$DIR"
 mv "$STAGE" "$DIR"
 echo "Installed libtorch ${TORCH_VERSION} into $DIR" >&2
 print_env
