@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod diag;
 pub mod gen;
+pub mod ingest;
 pub mod ir;
 pub mod translate;
