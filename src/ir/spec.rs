@@ -254,8 +254,11 @@ pub struct Schedule {
 #[serde(deny_unknown_fields)]
 pub struct Loss {
     /// `token_mean_over_step`: Σ token CE over every micro-batch of the optimizer step,
-    /// divided by the step's label-token count (HF ≥ 4.46, TorchTune, Unsloth).
-    /// `mean_of_microbatch_means`: each micro-batch's token mean, averaged (HF < 4.46).
+    /// divided by the step's label-token count (HF ≥ 4.46 / TRL, Unsloth).
+    /// `mean_of_microbatch_means`: each micro-batch's token mean, averaged (HF < 4.46, and
+    /// Axolotl 0.19 under transformers 5 as measured).
+    /// `token_weighted_unshifted`: each micro-batch's token mean weighted by its label count
+    /// counted *before* the shift (TorchTune 0.6.1 recipes), normalised by the step's total.
     pub normalization: String,
     /// Across data-parallel ranks: `global_tokens` (TorchTune, HF with
     /// `average_tokens_across_devices`) or `mean_of_ranks`.
