@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod diag;
+pub mod diff;
 pub mod gen;
 pub mod ingest;
 pub mod ir;

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
 //! fields, 2 bad input, 3 a feature tunebridge does not support.
 
+mod diff;
 mod gen;
 mod input;
 mod inspect;
@@ -31,6 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Port(port::PortArgs),
+    Diff(diff::DiffArgs),
     Inspect(inspect::InspectArgs),
     Mappings(mappings::MappingsArgs),
     New(gen::NewArgs),
@@ -41,6 +43,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Port(a) => port::run(a),
+        Command::Diff(a) => diff::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Mappings(a) => mappings::run(a),
         Command::New(a) => gen::new(a),

@@ -37,28 +37,45 @@ pub(crate) fn torchtune_log(path: &Path) -> Result<Curve, IngestError> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
-        let Some(rest) = line.strip_prefix("Step ") else { continue };
+        let Some(rest) = line.strip_prefix("Step ") else {
+            continue;
+        };
         let last = lineno == n_lines && !ends_with_newline;
         // DiskLogger ends every line with "value \n"; a last line without the newline and
         // without the trailing space was cut off mid-write.
         if last && !line.ends_with(' ') {
-            return Err(IngestError::Truncated { path: path.into(), line: lineno });
+            return Err(IngestError::Truncated {
+                path: path.into(),
+                line: lineno,
+            });
         }
-        let (step_s, metrics) = rest
-            .split_once('|')
-            .ok_or_else(|| IngestError::parse(path, Some(lineno), "expected `Step N | name:value …`"))?;
-        let step: u64 = step_s
-            .trim()
-            .parse()
-            .map_err(|_| IngestError::parse(path, Some(lineno), format!("step `{}` is not an integer", step_s.trim())))?;
-        let mut p = CurvePoint { step, loss: f64::NAN, lr: None, grad_norm: None, tokens: None, epoch: None };
+        let (step_s, metrics) = rest.split_once('|').ok_or_else(|| {
+            IngestError::parse(path, Some(lineno), "expected `Step N | name:value …`")
+        })?;
+        let step: u64 = step_s.trim().parse().map_err(|_| {
+            IngestError::parse(
+                path,
+                Some(lineno),
+                format!("step `{}` is not an integer", step_s.trim()),
+            )
+        })?;
+        let mut p = CurvePoint {
+            step,
+            loss: f64::NAN,
+            lr: None,
+            grad_norm: None,
+            tokens: None,
+            epoch: None,
+        };
         let mut has_loss = false;
         for item in metrics.split_whitespace() {
-            let (k, v) = item
-                .split_once(':')
-                .ok_or_else(|| IngestError::parse(path, Some(lineno), format!("`{item}` is not name:value")))?;
+            let (k, v) = item.split_once(':').ok_or_else(|| {
+                IngestError::parse(path, Some(lineno), format!("`{item}` is not name:value"))
+            })?;
             let parse = |v: &str| -> Result<f64, IngestError> {
-                parse_python_float(v).ok_or_else(|| IngestError::parse(path, Some(lineno), format!("{k}: `{v}` is not a number")))
+                parse_python_float(v).ok_or_else(|| {
+                    IngestError::parse(path, Some(lineno), format!("{k}: `{v}` is not a number"))
+                })
             };
             match k {
                 "loss" => {
@@ -74,7 +91,11 @@ pub(crate) fn torchtune_log(path: &Path) -> Result<Curve, IngestError> {
             // Validation-only or custom lines carry no training loss.
             continue;
         }
-        rows.push(Raw { point: p, tokens: None, line: Some(lineno) });
+        rows.push(Raw {
+            point: p,
+            tokens: None,
+            line: Some(lineno),
+        });
     }
     finish(path, rows, "no `Step N | loss:…` lines")
 }
@@ -104,7 +125,10 @@ pub(crate) fn sanitize_json(text: &str) -> (std::borrow::Cow<'_, str>, Vec<usize
     while i < bytes.len() {
         let c = bytes[i];
         if !in_str {
-            if let Some(tok) = ["-Infinity", "Infinity", "NaN"].iter().find(|t| text[i..].starts_with(**t)) {
+            if let Some(tok) = ["-Infinity", "Infinity", "NaN"]
+                .iter()
+                .find(|t| text[i..].starts_with(**t))
+            {
                 out.push('"');
                 out.push_str(tok);
                 out.push('"');
@@ -154,13 +178,26 @@ fn json_f64(v: &Value) -> Option<f64> {
 }
 
 /// Read the curve fields of one metrics object (HF log entry, JSONL row).
-fn point_from_object(obj: &serde_json::Map<String, Value>) -> Option<(u64, Option<f64>, CurvePoint, Option<Tokens>)> {
-    let step = obj.get("step").or_else(|| obj.get("global_step")).or_else(|| obj.get("_step"))?;
+fn point_from_object(
+    obj: &serde_json::Map<String, Value>,
+) -> Option<(u64, Option<f64>, CurvePoint, Option<Tokens>)> {
+    let step = obj
+        .get("step")
+        .or_else(|| obj.get("global_step"))
+        .or_else(|| obj.get("_step"))?;
     let step = match step {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))?,
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        })?,
         _ => return None,
     };
-    let loss = obj.get("loss").or_else(|| obj.get("train/loss")).or_else(|| obj.get("train_loss_step")).and_then(json_f64);
+    let loss = obj
+        .get("loss")
+        .or_else(|| obj.get("train/loss"))
+        .or_else(|| obj.get("train_loss_step"))
+        .and_then(json_f64);
     let get = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k).and_then(json_f64));
     let tokens = get(&["tokens_seen", "num_input_tokens_seen", "tokens/total"])
         .filter(|t| *t > 0.0)
@@ -182,12 +219,18 @@ fn point_from_object(obj: &serde_json::Map<String, Value>) -> Option<(u64, Optio
 pub(crate) fn trainer_state(path: &Path) -> Result<Curve, IngestError> {
     let text = read_text(path)?;
     if text.trim().is_empty() {
-        return Err(IngestError::Empty { path: path.into(), what: "the file is empty".into() });
+        return Err(IngestError::Empty {
+            path: path.into(),
+            what: "the file is empty".into(),
+        });
     }
     let (clean, nan_lines) = sanitize_json(&text);
     let doc: Value = serde_json::from_str(&clean).map_err(|e| {
         if e.is_eof() {
-            IngestError::Truncated { path: path.into(), line: e.line() }
+            IngestError::Truncated {
+                path: path.into(),
+                line: e.line(),
+            }
         } else {
             IngestError::parse(path, Some(e.line()), e.to_string())
         }
@@ -195,18 +238,36 @@ pub(crate) fn trainer_state(path: &Path) -> Result<Curve, IngestError> {
     let history = doc
         .get("log_history")
         .and_then(Value::as_array)
-        .ok_or_else(|| IngestError::parse(path, None, "no `log_history` array (is this a trainer_state.json?)"))?;
+        .ok_or_else(|| {
+            IngestError::parse(
+                path,
+                None,
+                "no `log_history` array (is this a trainer_state.json?)",
+            )
+        })?;
     let mut rows = Vec::new();
     let mut nan_iter = nan_lines.iter();
     for entry in history {
-        let Some(obj) = entry.as_object() else { continue };
-        let Some((_, loss, p, tokens)) = point_from_object(obj) else { continue };
+        let Some(obj) = entry.as_object() else {
+            continue;
+        };
+        let Some((_, loss, p, tokens)) = point_from_object(obj) else {
+            continue;
+        };
         if loss.is_none() {
             continue;
         }
         // The line of a non-finite value, when there is one, for the error message.
-        let line = if !p.loss.is_finite() { nan_iter.next().copied() } else { None };
-        rows.push(Raw { point: p, tokens, line });
+        let line = if !p.loss.is_finite() {
+            nan_iter.next().copied()
+        } else {
+            None
+        };
+        rows.push(Raw {
+            point: p,
+            tokens,
+            line,
+        });
     }
     finish(path, rows, "`log_history` has no entries with a `loss`")
 }
@@ -228,24 +289,35 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
             Ok(v) => v,
             Err(e) => {
                 if lineno == n_lines && !ends_with_newline && e.is_eof() {
-                    return Err(IngestError::Truncated { path: path.into(), line: lineno });
+                    return Err(IngestError::Truncated {
+                        path: path.into(),
+                        line: lineno,
+                    });
                 }
                 return Err(IngestError::parse(path, Some(lineno), e.to_string()));
             }
         };
-        let obj = v
-            .as_object()
-            .ok_or_else(|| IngestError::parse(path, Some(lineno), "expected a JSON object per line"))?;
+        let obj = v.as_object().ok_or_else(|| {
+            IngestError::parse(path, Some(lineno), "expected a JSON object per line")
+        })?;
         let Some((_, loss, p, tokens)) = point_from_object(obj) else {
             if obj.contains_key("loss") {
-                return Err(IngestError::parse(path, Some(lineno), "a row with `loss` needs an integer `step`"));
+                return Err(IngestError::parse(
+                    path,
+                    Some(lineno),
+                    "a row with `loss` needs an integer `step`",
+                ));
             }
             continue;
         };
         if loss.is_none() {
             continue;
         }
-        rows.push(Raw { point: p, tokens, line: Some(lineno) });
+        rows.push(Raw {
+            point: p,
+            tokens,
+            line: Some(lineno),
+        });
     }
     finish(path, rows, "no lines with `step` and `loss`")
 }
@@ -255,24 +327,48 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
 /// grad_norm, tokens_seen|num_input_tokens_seen (cumulative), tokens (per step), epoch.
 pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
     let text = read_text(path)?;
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
-        return Err(IngestError::Empty { path: path.into(), what: "the file is empty".into() });
+        return Err(IngestError::Empty {
+            path: path.into(),
+            what: "the file is empty".into(),
+        });
     };
     let names: Vec<String> = split_csv(header)
         .iter()
         .map(|h| {
             let h = h.to_ascii_lowercase();
-            let h = h.strip_prefix("train/").or_else(|| h.strip_prefix("train_")).unwrap_or(&h).to_string();
+            let h = h
+                .strip_prefix("train/")
+                .or_else(|| h.strip_prefix("train_"))
+                .unwrap_or(&h)
+                .to_string();
             h
         })
         .collect();
     let col = |keys: &[&str]| keys.iter().find_map(|k| names.iter().position(|n| n == k));
-    let step_c = col(&["step", "global_step", "_step"])
-        .ok_or_else(|| IngestError::parse(path, Some(1), format!("no `step` column (columns: {})", names.join(", "))))?;
-    let loss_c = col(&["loss"])
-        .ok_or_else(|| IngestError::parse(path, Some(1), format!("no `loss` column (columns: {})", names.join(", "))))?;
-    let (lr_c, gn_c, ep_c) = (col(&["lr", "learning_rate"]), col(&["grad_norm"]), col(&["epoch"]));
+    let step_c = col(&["step", "global_step", "_step"]).ok_or_else(|| {
+        IngestError::parse(
+            path,
+            Some(1),
+            format!("no `step` column (columns: {})", names.join(", ")),
+        )
+    })?;
+    let loss_c = col(&["loss"]).ok_or_else(|| {
+        IngestError::parse(
+            path,
+            Some(1),
+            format!("no `loss` column (columns: {})", names.join(", ")),
+        )
+    })?;
+    let (lr_c, gn_c, ep_c) = (
+        col(&["lr", "learning_rate"]),
+        col(&["grad_norm"]),
+        col(&["epoch"]),
+    );
     let tok_cum_c = col(&["tokens_seen", "num_input_tokens_seen", "tokens/total"]);
     let tok_step_c = col(&["tokens"]);
     let n_lines = text.lines().count();
@@ -283,9 +379,16 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
         let cells = split_csv(line);
         if cells.len() < names.len() {
             if lineno == n_lines && !ends_with_newline {
-                return Err(IngestError::Truncated { path: path.into(), line: lineno });
+                return Err(IngestError::Truncated {
+                    path: path.into(),
+                    line: lineno,
+                });
             }
-            return Err(IngestError::parse(path, Some(lineno), format!("{} cells, the header has {}", cells.len(), names.len())));
+            return Err(IngestError::parse(
+                path,
+                Some(lineno),
+                format!("{} cells, the header has {}", cells.len(), names.len()),
+            ));
         }
         let num = |c: Option<usize>, what: &str| -> Result<Option<f64>, IngestError> {
             let Some(c) = c else { return Ok(None) };
@@ -293,14 +396,18 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
             if s.is_empty() {
                 return Ok(None);
             }
-            parse_python_float(s)
-                .map(Some)
-                .ok_or_else(|| IngestError::parse(path, Some(lineno), format!("{what}: `{s}` is not a number")))
+            parse_python_float(s).map(Some).ok_or_else(|| {
+                IngestError::parse(path, Some(lineno), format!("{what}: `{s}` is not a number"))
+            })
         };
-        let Some(loss) = num(Some(loss_c), "loss")? else { continue };
+        let Some(loss) = num(Some(loss_c), "loss")? else {
+            continue;
+        };
         let step = num(Some(step_c), "step")?
             .filter(|s| s.fract() == 0.0 && *s >= 0.0)
-            .ok_or_else(|| IngestError::parse(path, Some(lineno), "step must be a non-negative integer"))?;
+            .ok_or_else(|| {
+                IngestError::parse(path, Some(lineno), "step must be a non-negative integer")
+            })?;
         let tokens = match (num(tok_cum_c, "tokens")?, num(tok_step_c, "tokens")?) {
             (Some(t), _) => Some(Tokens::Cumulative(t)),
             (None, Some(t)) => Some(Tokens::PerStep(t)),
@@ -314,7 +421,11 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
             tokens: None,
             epoch: num(ep_c, "epoch")?,
         };
-        rows.push(Raw { point: p, tokens, line: Some(lineno) });
+        rows.push(Raw {
+            point: p,
+            tokens,
+            line: Some(lineno),
+        });
     }
     finish(path, rows, "no data rows")
 }
@@ -343,12 +454,18 @@ fn split_csv(line: &str) -> Vec<String> {
 /// Validate and normalise: finite losses, sorted unique steps, cumulative tokens, rounding.
 fn finish(path: &Path, rows: Vec<Raw>, empty_what: &str) -> Result<Curve, IngestError> {
     if rows.is_empty() {
-        let what = if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+        let what = if std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(false)
+        {
             "the file is empty".to_string()
         } else {
             empty_what.to_string()
         };
-        return Err(IngestError::Empty { path: path.into(), what });
+        return Err(IngestError::Empty {
+            path: path.into(),
+            what,
+        });
     }
     for r in &rows {
         if !r.point.loss.is_finite() {
@@ -389,7 +506,11 @@ fn finish(path: &Path, rows: Vec<Raw>, empty_what: &str) -> Result<Curve, Ingest
         }
     }
     let quantum = detect_rounding(&dedup);
-    Ok(Curve { source: path.into(), points: dedup, quantum })
+    Ok(Curve {
+        source: path.into(),
+        points: dedup,
+        quantum,
+    })
 }
 
 /// Whether every loss is a multiple of 1e-4 (transformers < 4.47 logged `round(loss, 4)`).
@@ -437,7 +558,10 @@ mod tests {
     fn tmp(name: &str, body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(name);
-        std::fs::File::create(&p).unwrap().write_all(body.as_bytes()).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
         (d, p)
     }
 
@@ -457,10 +581,23 @@ mod tests {
     #[test]
     fn torchtune_truncated_and_nan() {
         let (_d, p) = tmp("log.txt", "Step 1 | loss:6.5 lr:0.001 \nStep 2 | loss:6.2");
-        assert!(matches!(torchtune_log(&p), Err(IngestError::Truncated { line: 2, .. })));
+        assert!(matches!(
+            torchtune_log(&p),
+            Err(IngestError::Truncated { line: 2, .. })
+        ));
         let (_d, p) = tmp("log.txt", "Step 1 | loss:6.5 \nStep 2 | loss:nan \n");
         let e = torchtune_log(&p).unwrap_err();
-        assert!(matches!(e, IngestError::NonFinite { line: Some(2), step: 2, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                IngestError::NonFinite {
+                    line: Some(2),
+                    step: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let (_d, p) = tmp("log.txt", "");
         let e = torchtune_log(&p).unwrap_err();
         assert!(e.to_string().contains("the file is empty"), "{e}");
@@ -469,7 +606,10 @@ mod tests {
     #[test]
     fn sanitize_keeps_strings() {
         let (s, lines) = sanitize_json("{\"a\": \"NaN x\",\n \"b\": NaN, \"c\": -Infinity}");
-        assert_eq!(s, "{\"a\": \"NaN x\",\n \"b\": \"NaN\", \"c\": \"-Infinity\"}");
+        assert_eq!(
+            s,
+            "{\"a\": \"NaN x\",\n \"b\": \"NaN\", \"c\": \"-Infinity\"}"
+        );
         assert_eq!(lines, vec![2, 2]);
     }
 
@@ -480,9 +620,25 @@ mod tests {
             "{\n \"log_history\": [\n  {\"loss\": 1.0, \"step\": 1},\n  {\"loss\": NaN, \"step\": 2}\n ]\n}\n",
         );
         let e = trainer_state(&p).unwrap_err();
-        assert!(matches!(e, IngestError::NonFinite { line: Some(4), step: 2, .. }), "{e}");
-        let (_d, p) = tmp("trainer_state.json", "{\n \"log_history\": [\n  {\"loss\": 1.0, \"step\": 1},\n");
-        assert!(matches!(trainer_state(&p), Err(IngestError::Truncated { .. })));
+        assert!(
+            matches!(
+                e,
+                IngestError::NonFinite {
+                    line: Some(4),
+                    step: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let (_d, p) = tmp(
+            "trainer_state.json",
+            "{\n \"log_history\": [\n  {\"loss\": 1.0, \"step\": 1},\n",
+        );
+        assert!(matches!(
+            trainer_state(&p),
+            Err(IngestError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -501,18 +657,27 @@ mod tests {
     #[test]
     fn jsonl_truncated_last_line() {
         let (_d, p) = tmp("m.jsonl", "{\"step\":1,\"loss\":2.0}\n{\"step\":2,\"lo");
-        assert!(matches!(jsonl(&p), Err(IngestError::Truncated { line: 2, .. })));
+        assert!(matches!(
+            jsonl(&p),
+            Err(IngestError::Truncated { line: 2, .. })
+        ));
     }
 
     #[test]
     fn csv_wandb_columns() {
-        let (_d, p) = tmp("c.csv", "Step,train/loss,train/learning_rate\n1,2.5,0.1\n2,\"2.25\",0.2\n");
+        let (_d, p) = tmp(
+            "c.csv",
+            "Step,train/loss,train/learning_rate\n1,2.5,0.1\n2,\"2.25\",0.2\n",
+        );
         let c = csv(&p).unwrap();
         assert_eq!(c.points.len(), 2);
         assert_eq!(c.points[1].loss, 2.25);
         assert_eq!(c.points[1].lr, Some(0.2));
         let (_d, p) = tmp("c.csv", "step,loss\n1,2.5\n2");
-        assert!(matches!(csv(&p), Err(IngestError::Truncated { line: 3, .. })));
+        assert!(matches!(
+            csv(&p),
+            Err(IngestError::Truncated { line: 3, .. })
+        ));
     }
 
     #[test]

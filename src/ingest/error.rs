@@ -52,9 +52,20 @@ fn line_suffix(line: Option<usize>) -> String {
 
 impl IngestError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        IngestError::Io { path: path.into(), source }
+        IngestError::Io {
+            path: path.into(),
+            source,
+        }
     }
-    pub(crate) fn parse(path: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        IngestError::Parse { path: path.into(), line, message: message.into() }
+    pub(crate) fn parse(
+        path: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        IngestError::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
 }

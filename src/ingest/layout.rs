@@ -11,7 +11,9 @@
 //!   same files flattened (`log.txt`, `adapter_model_torchtune.safetensors`).
 
 use super::curves;
-use super::{AdapterConfig, Format, IngestError, ModelShape, Precision, Run, WeightOrigin, WeightSource};
+use super::{
+    AdapterConfig, Format, IngestError, ModelShape, Precision, Run, WeightOrigin, WeightSource,
+};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 use std::path::{Path, PathBuf};
@@ -45,15 +47,22 @@ pub fn detect(path: &Path) -> Result<Format, IngestError> {
     }
     Err(IngestError::UnknownFormat {
         path: path.into(),
-        looked_for: "run.toml, trainer_state.json (also in checkpoint-*/), logs/log_*.txt, epoch_N/, \
+        looked_for:
+            "run.toml, trainer_state.json (also in checkpoint-*/), logs/log_*.txt, epoch_N/, \
                      metrics.jsonl, metrics.csv, *.safetensors"
-            .into(),
+                .into(),
     })
 }
 
 fn detect_file(path: &Path) -> Result<Format, IngestError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     Ok(match ext.as_str() {
         "safetensors" => Format::Weights,
         "json" if name.ends_with(".safetensors.index.json") => Format::Weights,
@@ -104,8 +113,12 @@ pub(crate) fn read(path: &Path, format: Format) -> Result<Run, IngestError> {
             Format::Csv => run.curve = Some(curves::csv(&require(path, "metrics.csv")?)?),
             Format::Weights => {
                 run.weights = Some(
-                    weights_in(path, WeightOrigin::Peft, &mut run.notes)?
-                        .ok_or_else(|| IngestError::NotFound { path: path.into(), what: "*.safetensors weights".into() })?,
+                    weights_in(path, WeightOrigin::Peft, &mut run.notes)?.ok_or_else(|| {
+                        IngestError::NotFound {
+                            path: path.into(),
+                            what: "*.safetensors weights".into(),
+                        }
+                    })?,
                 );
             }
         }
@@ -121,7 +134,10 @@ fn require(dir: &Path, name: &str) -> Result<PathBuf, IngestError> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(IngestError::NotFound { path: p, what: name.to_string() })
+        Err(IngestError::NotFound {
+            path: p,
+            what: name.to_string(),
+        })
     }
 }
 
@@ -137,7 +153,12 @@ fn read_file(path: &Path, format: Format, run: &mut Run) -> Result<(), IngestErr
             let dir = path.parent().unwrap_or(Path::new("."));
             let adapter_config = read_adapter_config(dir)?;
             let origin = origin_from_name(path);
-            run.weights = Some(WeightSource { files, origin, adapter_config, model: None });
+            run.weights = Some(WeightSource {
+                files,
+                origin,
+                adapter_config,
+                model: None,
+            });
         }
         Format::Hf => run.curve = Some(curves::trainer_state(path)?),
         Format::Jsonl | Format::Tunebridge => run.curve = Some(curves::jsonl(path)?),
@@ -148,7 +169,10 @@ fn read_file(path: &Path, format: Format, run: &mut Run) -> Result<(), IngestErr
 }
 
 fn origin_from_name(path: &Path) -> WeightOrigin {
-    if path.file_name().is_some_and(|n| n.to_string_lossy().contains("torchtune")) {
+    if path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("torchtune"))
+    {
         WeightOrigin::TorchtuneNative
     } else {
         WeightOrigin::Peft
@@ -164,7 +188,9 @@ fn read_tunebridge(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
     if toml_path.is_file() {
         let text = curves::read_text(&toml_path)?;
         let doc: toml::Value = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             IngestError::parse(&toml_path, line, e.message().to_string())
         })?;
         if let Some(p) = find_toml_precision(&doc) {
@@ -181,11 +207,21 @@ fn read_tunebridge(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
 fn find_toml_precision(v: &toml::Value) -> Option<Precision> {
     let table = v.as_table()?;
     for key in ["precision", "dtype", "compute_dtype", "param_dtype"] {
-        if let Some(p) = table.get(key).and_then(|x| x.as_str()).and_then(Precision::parse) {
+        if let Some(p) = table
+            .get(key)
+            .and_then(|x| x.as_str())
+            .and_then(Precision::parse)
+        {
             return Some(p);
         }
     }
-    table.values().find_map(|x| if x.is_table() { find_toml_precision(x) } else { None })
+    table.values().find_map(|x| {
+        if x.is_table() {
+            find_toml_precision(x)
+        } else {
+            None
+        }
+    })
 }
 
 // --- Hugging Face Trainer ---------------------------------------------------------------
@@ -196,7 +232,9 @@ fn find_trainer_state(dir: &Path) -> Option<PathBuf> {
     if root.is_file() {
         return Some(root);
     }
-    newest_numbered(dir, "checkpoint-").map(|c| c.join("trainer_state.json")).filter(|p| p.is_file())
+    newest_numbered(dir, "checkpoint-")
+        .map(|c| c.join("trainer_state.json"))
+        .filter(|p| p.is_file())
 }
 
 fn read_hf(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
@@ -207,7 +245,10 @@ fn read_hf(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
             .into(),
     })?;
     if state.parent() != Some(dir) {
-        run.notes.push(format!("curve read from the newest checkpoint: {}", state.display()));
+        run.notes.push(format!(
+            "curve read from the newest checkpoint: {}",
+            state.display()
+        ));
     }
     run.curve = Some(curves::trainer_state(&state)?);
     // Axolotl's config (kept next to the run in our goldens; a model card holds it too).
@@ -234,9 +275,18 @@ fn read_hf(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
 /// Axolotl precision keys: `bf16: true|auto`, `fp16: true`, `tf32: true`; all three false
 /// (or absent with one of them explicitly false) means fp32.
 fn axolotl_precision(path: &Path) -> Result<Option<Precision>, IngestError> {
-    let Some(doc) = load_yaml(path)? else { return Ok(None) };
-    let flag = |k: &str| doc.get(k).map(|v| v.as_bool().unwrap_or_else(|| v.as_str() == Some("auto")));
-    if let Some(p) = doc.get("dtype").and_then(Yaml::as_str).and_then(Precision::parse) {
+    let Some(doc) = load_yaml(path)? else {
+        return Ok(None);
+    };
+    let flag = |k: &str| {
+        doc.get(k)
+            .map(|v| v.as_bool().unwrap_or_else(|| v.as_str() == Some("auto")))
+    };
+    if let Some(p) = doc
+        .get("dtype")
+        .and_then(Yaml::as_str)
+        .and_then(Precision::parse)
+    {
         // A TorchTune config read as HF by --format.
         return Ok(Some(p));
     }
@@ -254,7 +304,11 @@ fn load_yaml(path: &Path) -> Result<Option<Yaml>, IngestError> {
     match serde_yaml::from_str::<Yaml>(&text) {
         Ok(v) if v.is_mapping() => Ok(Some(v)),
         Ok(_) => Ok(None),
-        Err(e) => Err(IngestError::parse(path, e.location().map(|l| l.line()), e.to_string())),
+        Err(e) => Err(IngestError::parse(
+            path,
+            e.location().map(|l| l.line()),
+            e.to_string(),
+        )),
     }
 }
 
@@ -265,7 +319,9 @@ fn load_yaml(path: &Path) -> Result<Option<Yaml>, IngestError> {
 fn find_torchtune_log(dir: &Path) -> Result<Option<PathBuf>, IngestError> {
     let mut cands: Vec<PathBuf> = Vec::new();
     for sub in [dir.join("logs"), dir.to_path_buf()] {
-        let Ok(rd) = std::fs::read_dir(&sub) else { continue };
+        let Ok(rd) = std::fs::read_dir(&sub) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with("log") && name.ends_with(".txt") && e.path().is_file() {
@@ -278,7 +334,10 @@ fn find_torchtune_log(dir: &Path) -> Result<Option<PathBuf>, IngestError> {
     }
     // log_<unix_ts>.txt: the newest run is the largest timestamp.
     cands.sort_by_key(|p| {
-        let n = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let n = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         (n.trim_start_matches("log_").parse::<u64>().unwrap_or(0), n)
     });
     for c in cands.into_iter().rev() {
@@ -305,7 +364,11 @@ fn read_torchtune(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
             continue;
         }
         if let Some(doc) = load_yaml(&p)? {
-            if let Some(prec) = doc.get("dtype").and_then(Yaml::as_str).and_then(Precision::parse) {
+            if let Some(prec) = doc
+                .get("dtype")
+                .and_then(Yaml::as_str)
+                .and_then(Precision::parse)
+            {
                 run.precision = prec;
                 run.precision_source = Some(p.display().to_string());
             }
@@ -332,14 +395,28 @@ fn read_torchtune(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
 /// `checkpoint_dir`.
 fn torchtune_model_shape(doc: &Yaml, cfg_path: &Path, run_dir: &Path) -> Option<ModelShape> {
     let model = doc.get("model")?;
-    let component = model.get("_component_").and_then(Yaml::as_str).unwrap_or("");
-    let family = component.rsplit('.').next().unwrap_or(component).trim_start_matches("lora_").trim_start_matches("qlora_");
+    let component = model
+        .get("_component_")
+        .and_then(Yaml::as_str)
+        .unwrap_or("");
+    let family = component
+        .rsplit('.')
+        .next()
+        .unwrap_or(component)
+        .trim_start_matches("lora_")
+        .trim_start_matches("qlora_");
     let family_pkg = component.split('.').nth(2).unwrap_or(family).to_string();
     let num = |k: &str| model.get(k).and_then(Yaml::as_u64).map(|v| v as usize);
     if let (Some(h), Some(e)) = (num("num_heads"), num("embed_dim")) {
         let kv = num("num_kv_heads").unwrap_or(h);
         let hd = num("head_dim").unwrap_or(e / h.max(1));
-        return Some(ModelShape { family: family_pkg, num_heads: h, num_kv_heads: kv, head_dim: hd, source: cfg_path.into() });
+        return Some(ModelShape {
+            family: family_pkg,
+            num_heads: h,
+            num_kv_heads: kv,
+            head_dim: hd,
+            source: cfg_path.into(),
+        });
     }
     let ck = doc.get("checkpointer")?.get("checkpoint_dir")?.as_str()?;
     // Relative checkpoint dirs are relative to where `tune run` was started: try the current
@@ -350,7 +427,10 @@ fn torchtune_model_shape(doc: &Yaml, cfg_path: &Path, run_dir: &Path) -> Option<
         let p = b.join(ck).join("config.json");
         if p.is_file() {
             if let Some(s) = hf_model_shape(&p) {
-                return Some(ModelShape { family: family_pkg, ..s });
+                return Some(ModelShape {
+                    family: family_pkg,
+                    ..s
+                });
             }
         }
     }
@@ -362,11 +442,29 @@ pub(crate) fn hf_model_shape(path: &Path) -> Option<ModelShape> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: Json = serde_json::from_str(&text).ok()?;
     let h = v.get("num_attention_heads")?.as_u64()? as usize;
-    let kv = v.get("num_key_value_heads").and_then(Json::as_u64).map(|x| x as usize).unwrap_or(h);
+    let kv = v
+        .get("num_key_value_heads")
+        .and_then(Json::as_u64)
+        .map(|x| x as usize)
+        .unwrap_or(h);
     let hidden = v.get("hidden_size")?.as_u64()? as usize;
-    let hd = v.get("head_dim").and_then(Json::as_u64).map(|x| x as usize).unwrap_or(hidden / h.max(1));
-    let family = v.get("model_type").and_then(Json::as_str).unwrap_or("unknown").to_string();
-    Some(ModelShape { family, num_heads: h, num_kv_heads: kv, head_dim: hd, source: path.into() })
+    let hd = v
+        .get("head_dim")
+        .and_then(Json::as_u64)
+        .map(|x| x as usize)
+        .unwrap_or(hidden / h.max(1));
+    let family = v
+        .get("model_type")
+        .and_then(Json::as_str)
+        .unwrap_or("unknown")
+        .to_string();
+    Some(ModelShape {
+        family,
+        num_heads: h,
+        num_kv_heads: kv,
+        head_dim: hd,
+        source: path.into(),
+    })
 }
 
 // --- weights -----------------------------------------------------------------------------
@@ -378,7 +476,10 @@ fn newest_numbered(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let n = e.file_name().to_string_lossy().to_string();
-            n.strip_prefix(prefix)?.parse::<u64>().ok().map(|k| (k, e.path()))
+            n.strip_prefix(prefix)?
+                .parse::<u64>()
+                .ok()
+                .map(|k| (k, e.path()))
         })
         .max_by_key(|(k, _)| *k)
         .map(|(_, p)| p)
@@ -396,12 +497,22 @@ fn find_weight_files(dir: &Path) -> Option<(Vec<PathBuf>, Option<WeightOrigin>)>
         return Some((vec![adapter], None));
     }
     let rd = std::fs::read_dir(dir).ok()?;
-    let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut names: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     names.sort();
-    if let Some(idx) = names.iter().find(|p| p.to_string_lossy().ends_with(".safetensors.index.json")) {
+    if let Some(idx) = names
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".safetensors.index.json"))
+    {
         return Some((vec![idx.clone()], None));
     }
-    let st: Vec<PathBuf> = names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    let st: Vec<PathBuf> = names
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
     if st.is_empty() {
         None
     } else {
@@ -409,7 +520,11 @@ fn find_weight_files(dir: &Path) -> Option<(Vec<PathBuf>, Option<WeightOrigin>)>
     }
 }
 
-fn weights_in(dir: &Path, default_origin: WeightOrigin, notes: &mut Vec<String>) -> Result<Option<WeightSource>, IngestError> {
+fn weights_in(
+    dir: &Path,
+    default_origin: WeightOrigin,
+    notes: &mut Vec<String>,
+) -> Result<Option<WeightSource>, IngestError> {
     let Some((mut files, origin)) = find_weight_files(dir) else {
         for pickled in ["adapter_model.pt", "adapter_model.bin", "pytorch_model.bin"] {
             let p = dir.join(pickled);
@@ -430,26 +545,38 @@ fn weights_in(dir: &Path, default_origin: WeightOrigin, notes: &mut Vec<String>)
         files = shards_of_index(&files[0])?;
     }
     let adapter_config = read_adapter_config(dir)?;
-    Ok(Some(WeightSource { files, origin: origin.unwrap_or(default_origin), adapter_config, model: None }))
+    Ok(Some(WeightSource {
+        files,
+        origin: origin.unwrap_or(default_origin),
+        adapter_config,
+        model: None,
+    }))
 }
 
 /// The shard files named by a `model.safetensors.index.json` `weight_map`, in order.
 fn shards_of_index(index: &Path) -> Result<Vec<PathBuf>, IngestError> {
     let text = curves::read_text(index)?;
-    let v: Json = serde_json::from_str(&text).map_err(|e| IngestError::parse(index, Some(e.line()), e.to_string()))?;
+    let v: Json = serde_json::from_str(&text)
+        .map_err(|e| IngestError::parse(index, Some(e.line()), e.to_string()))?;
     let map = v
         .get("weight_map")
         .and_then(Json::as_object)
         .ok_or_else(|| IngestError::parse(index, None, "no `weight_map` object"))?;
     let dir = index.parent().unwrap_or(Path::new("."));
-    let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+    let mut files: Vec<String> = map
+        .values()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
     files.sort();
     files.dedup();
     let mut out = Vec::new();
     for f in files {
         let p = dir.join(&f);
         if !p.is_file() {
-            return Err(IngestError::NotFound { path: p, what: format!("shard `{f}` named by the index") });
+            return Err(IngestError::NotFound {
+                path: p,
+                what: format!("shard `{f}` named by the index"),
+            });
         }
         out.push(p);
     }
@@ -465,11 +592,17 @@ pub(crate) fn read_adapter_config(dir: &Path) -> Result<Option<AdapterConfig>, I
     }
     let text = curves::read_text(&path)?;
     if text.trim().is_empty() {
-        return Err(IngestError::Empty { path, what: "the file is empty".into() });
+        return Err(IngestError::Empty {
+            path,
+            what: "the file is empty".into(),
+        });
     }
     let v: Json = serde_json::from_str(&text).map_err(|e| {
         if e.is_eof() {
-            IngestError::Truncated { path: path.clone(), line: e.line() }
+            IngestError::Truncated {
+                path: path.clone(),
+                line: e.line(),
+            }
         } else {
             IngestError::parse(&path, Some(e.line()), e.to_string())
         }
@@ -477,17 +610,25 @@ pub(crate) fn read_adapter_config(dir: &Path) -> Result<Option<AdapterConfig>, I
     let r = v
         .get("r")
         .and_then(Json::as_u64)
-        .ok_or_else(|| IngestError::parse(&path, None, "no integer `r` (LoRA rank)"))? as u32;
+        .ok_or_else(|| IngestError::parse(&path, None, "no integer `r` (LoRA rank)"))?
+        as u32;
     let lora_alpha = v.get("lora_alpha").and_then(Json::as_f64).unwrap_or(8.0); // PEFT default 8
     let target_modules = match v.get("target_modules") {
-        Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
         Some(Json::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     };
     let pairs = |k: &str| -> Vec<(String, f64)> {
         v.get(k)
             .and_then(Json::as_object)
-            .map(|m| m.iter().filter_map(|(k, x)| x.as_f64().map(|f| (k.clone(), f))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, x)| x.as_f64().map(|f| (k.clone(), f)))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok(Some(AdapterConfig {
@@ -497,7 +638,10 @@ pub(crate) fn read_adapter_config(dir: &Path) -> Result<Option<AdapterConfig>, I
         use_rslora: v.get("use_rslora").and_then(Json::as_bool).unwrap_or(false),
         use_dora: v.get("use_dora").and_then(Json::as_bool).unwrap_or(false),
         target_modules,
-        rank_pattern: pairs("rank_pattern").into_iter().map(|(k, f)| (k, f as u32)).collect(),
+        rank_pattern: pairs("rank_pattern")
+            .into_iter()
+            .map(|(k, f)| (k, f as u32))
+            .collect(),
         alpha_pattern: pairs("alpha_pattern"),
     }))
 }
@@ -507,7 +651,9 @@ mod tests {
     use super::*;
 
     fn golden(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/runs").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("golden/runs")
+            .join(name)
     }
 
     #[test]
@@ -515,7 +661,10 @@ mod tests {
         if !golden("torchtune-lora-qwen2").is_dir() {
             return;
         }
-        assert_eq!(detect(&golden("torchtune-lora-qwen2")).unwrap(), Format::Torchtune);
+        assert_eq!(
+            detect(&golden("torchtune-lora-qwen2")).unwrap(),
+            Format::Torchtune
+        );
         if golden("axolotl-lora-llama/trainer_state.json").is_file() {
             assert_eq!(detect(&golden("axolotl-lora-llama")).unwrap(), Format::Hf);
         }

@@ -214,19 +214,28 @@ pub struct Run {
 impl Run {
     /// A short name for tables and legends: the folder or file name.
     pub fn label(&self) -> String {
-        let p = if self.root.is_file() || self.root.file_name().is_some_and(|n| n == "." || n == "..") {
-            self.root.canonicalize().unwrap_or_else(|_| self.root.clone())
+        let p = if self.root.is_file()
+            || self.root.file_name().is_some_and(|n| n == "." || n == "..")
+        {
+            self.root
+                .canonicalize()
+                .unwrap_or_else(|_| self.root.clone())
         } else {
             self.root.clone()
         };
-        p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string())
     }
 }
 
 /// Read a run from a folder or file; `format` forces a layout instead of detecting it.
 pub fn read_run(path: &Path, format: Option<Format>) -> Result<Run, IngestError> {
     if !path.exists() {
-        return Err(IngestError::NotFound { path: path.to_path_buf(), what: "run folder or file".into() });
+        return Err(IngestError::NotFound {
+            path: path.to_path_buf(),
+            what: "run folder or file".into(),
+        });
     }
     let format = match format {
         Some(f) => f,
