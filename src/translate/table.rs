@@ -171,11 +171,15 @@ pub fn coerce(kind: Kind, v: &Value) -> Result<Value, String> {
             Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
                 Ok(Value::from(n.as_f64().unwrap_or(0.0) as i64))
             }
+            // YAML 1.1 (PyYAML, OmegaConf) reads `500_000` as an integer.
             Value::String(s) => s
                 .trim()
+                .replace('_', "")
                 .parse::<i64>()
+                .ok()
+                .filter(|_| !s.trim().starts_with('_') && !s.trim().ends_with('_'))
                 .map(Value::from)
-                .map_err(|_| "an integer".into()),
+                .ok_or_else(|| "an integer".into()),
             _ => Err("an integer".into()),
         },
         Kind::Float => match v {
