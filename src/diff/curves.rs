@@ -48,7 +48,10 @@ pub struct CurveOptions {
 pub enum CurveError {
     /// `--by tokens` on a curve that does not record tokens.
     #[error("{}: no token counts in this curve, so it cannot be aligned by tokens (use --by step){hint}", path.display())]
-    NoTokens { path: std::path::PathBuf, hint: String },
+    NoTokens {
+        path: std::path::PathBuf,
+        hint: String,
+    },
     /// The EMA weight is outside [0, 1).
     #[error("--ema {0}: the weight must be in [0, 1)")]
     BadEma(f64),
@@ -165,7 +168,10 @@ fn no_tokens(c: &Curve) -> CurveError {
     } else {
         String::new()
     };
-    CurveError::NoTokens { path: c.source.clone(), hint }
+    CurveError::NoTokens {
+        path: c.source.clone(),
+        hint,
+    }
 }
 
 /// Compare two curves; A is the reference.
@@ -191,8 +197,18 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
     };
     let (la, lb) = (loss(a), loss(b));
     let series = |c: &Curve, l: &[f64]| Series {
-        raw: c.points.iter().map(|p| (x_of(p, o.by).unwrap_or(f64::NAN), p.loss)).collect(),
-        smoothed: o.ema.map(|_| c.points.iter().zip(l).map(|(p, &v)| (x_of(p, o.by).unwrap_or(f64::NAN), v)).collect()),
+        raw: c
+            .points
+            .iter()
+            .map(|p| (x_of(p, o.by).unwrap_or(f64::NAN), p.loss))
+            .collect(),
+        smoothed: o.ema.map(|_| {
+            c.points
+                .iter()
+                .zip(l)
+                .map(|(p, &v)| (x_of(p, o.by).unwrap_or(f64::NAN), v))
+                .collect()
+        }),
     };
     let mut rows = Vec::new();
     let mut matched_b = 0usize;
@@ -204,14 +220,29 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
                     j += 1;
                 }
                 if j < b.points.len() && b.points[j].step == pa.step {
-                    rows.push(row(pa, &b.points[j], la[i], lb[j], pa.step as f64, o.rtol, atol));
+                    rows.push(row(
+                        pa,
+                        &b.points[j],
+                        la[i],
+                        lb[j],
+                        pa.step as f64,
+                        o.rtol,
+                        atol,
+                    ));
                     matched_b += 1;
                 }
             }
         }
         Axis::Tokens => {
-            let xb: Vec<f64> = b.points.iter().map(|p| p.tokens.unwrap_or(f64::NAN)).collect();
-            let (lo, hi) = (xb.first().copied().unwrap_or(0.0), xb.last().copied().unwrap_or(0.0));
+            let xb: Vec<f64> = b
+                .points
+                .iter()
+                .map(|p| p.tokens.unwrap_or(f64::NAN))
+                .collect();
+            let (lo, hi) = (
+                xb.first().copied().unwrap_or(0.0),
+                xb.last().copied().unwrap_or(0.0),
+            );
             for (i, pa) in a.points.iter().enumerate() {
                 let x = pa.tokens.unwrap_or(f64::NAN);
                 if !(x >= lo && x <= hi) {
@@ -234,13 +265,29 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
     let n = rows.len();
     let first_divergent = rows.iter().position(|r| !r.within);
     let outside = rows.iter().filter(|r| !r.within).count();
-    let mean = |f: &dyn Fn(&CurveRow) -> f64| if n == 0 { 0.0 } else { rows.iter().map(f).sum::<f64>() / n as f64 };
+    let mean = |f: &dyn Fn(&CurveRow) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            rows.iter().map(f).sum::<f64>() / n as f64
+        }
+    };
     let max_rel_row = (0..n).max_by(|&i, &j| rows[i].rel.total_cmp(&rows[j].rel));
     let k = o.last_k.clamp(1, n.max(1));
     let tail = &rows[n.saturating_sub(k)..];
-    let tail_mean = |f: &dyn Fn(&CurveRow) -> f64| if tail.is_empty() { f64::NAN } else { tail.iter().map(f).sum::<f64>() / tail.len() as f64 };
+    let tail_mean = |f: &dyn Fn(&CurveRow) -> f64| {
+        if tail.is_empty() {
+            f64::NAN
+        } else {
+            tail.iter().map(f).sum::<f64>() / tail.len() as f64
+        }
+    };
     let lr_first_diff = rows.iter().find_map(|r| match (r.lr_a, r.lr_b) {
-        (Some(x), Some(y)) if (x - y).abs() > 1e-12 + 1e-6 * x.abs().max(y.abs()) => Some(LrDiff { step: r.step_a, lr_a: x, lr_b: y }),
+        (Some(x), Some(y)) if (x - y).abs() > 1e-12 + 1e-6 * x.abs().max(y.abs()) => Some(LrDiff {
+            step: r.step_a,
+            lr_a: x,
+            lr_b: y,
+        }),
         _ => None,
     });
     Ok(CurveDiff {
@@ -274,9 +321,23 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
     })
 }
 
-fn row(pa: &CurvePoint, pb: &CurvePoint, la: f64, lb: f64, x: f64, rtol: f64, atol: f64) -> CurveRow {
+fn row(
+    pa: &CurvePoint,
+    pb: &CurvePoint,
+    la: f64,
+    lb: f64,
+    x: f64,
+    rtol: f64,
+    atol: f64,
+) -> CurveRow {
     let abs = (la - lb).abs();
-    let rel = if la != 0.0 { abs / la.abs() } else if abs == 0.0 { 0.0 } else { f64::INFINITY };
+    let rel = if la != 0.0 {
+        abs / la.abs()
+    } else if abs == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    };
     let band = atol + rtol * la.abs();
     CurveRow {
         x,
@@ -319,7 +380,13 @@ mod tests {
     }
 
     fn opts(by: Axis) -> CurveOptions {
-        CurveOptions { by, rtol: 1e-3, atol: 0.0, ema: None, last_k: 2 }
+        CurveOptions {
+            by,
+            rtol: 1e-3,
+            atol: 0.0,
+            ema: None,
+            last_k: 2,
+        }
     }
 
     #[test]
@@ -353,7 +420,10 @@ mod tests {
         assert!((d.rows[1].loss_b - 2.0).abs() < 1e-12);
         let mut c = curve(&[1.0]);
         c.points[0].tokens = None;
-        assert!(matches!(diff_curves(&a, &c, &opts(Axis::Tokens)), Err(CurveError::NoTokens { .. })));
+        assert!(matches!(
+            diff_curves(&a, &c, &opts(Axis::Tokens)),
+            Err(CurveError::NoTokens { .. })
+        ));
     }
 
     #[test]

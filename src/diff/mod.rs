@@ -93,7 +93,10 @@ impl Tolerances {
 
     /// The looser of the two runs' defaults, then the user's overrides.
     pub fn for_runs(a: Precision, b: Precision, o: &DiffOptions) -> Tolerances {
-        let p = [a, b].into_iter().max_by(|x, y| Self::defaults(*x).0.total_cmp(&Self::defaults(*y).0)).unwrap_or(a);
+        let p = [a, b]
+            .into_iter()
+            .max_by(|x, y| Self::defaults(*x).0.total_cmp(&Self::defaults(*y).0))
+            .unwrap_or(a);
         let (rtol, atol, wtol) = Self::defaults(p);
         let mut origin = format!("{p} defaults");
         let mut pick = |v: Option<f64>, d: f64, flag: &str| match v {
@@ -106,7 +109,13 @@ impl Tolerances {
         let rtol = pick(o.rtol, rtol, "--rtol");
         let atol = pick(o.atol, atol, "--atol");
         let wtol = pick(o.wtol, wtol, "--wtol");
-        Tolerances { rtol, atol, wtol, precision: p, origin }
+        Tolerances {
+            rtol,
+            atol,
+            wtol,
+            precision: p,
+            origin,
+        }
     }
 }
 
@@ -134,7 +143,11 @@ impl RunInfo {
             precision_source: r.precision_source.clone(),
             curve: r.curve.as_ref().map(|c| c.source.clone()),
             curve_points: r.curve.as_ref().map_or(0, |c| c.points.len()),
-            weight_files: r.weights.as_ref().map(|w| w.files.clone()).unwrap_or_default(),
+            weight_files: r
+                .weights
+                .as_ref()
+                .map(|w| w.files.clone())
+                .unwrap_or_default(),
             notes: r.notes.clone(),
         }
     }
@@ -158,7 +171,7 @@ pub struct Comparison {
 #[non_exhaustive]
 pub enum DiffError {
     /// Run `side` (A or B) could not be read.
-    #[error("run {side}: {source}")]
+    #[error("run {side}")]
     Ingest {
         side: char,
         #[source]
@@ -174,9 +187,21 @@ pub enum DiffError {
 }
 
 /// Read two runs and compare them.
-pub fn diff_paths(a: &Path, b: &Path, fa: Option<Format>, fb: Option<Format>, o: &DiffOptions) -> Result<Comparison, DiffError> {
-    let ra = ingest::read_run(a, fa).map_err(|e| DiffError::Ingest { side: 'A', source: e })?;
-    let rb = ingest::read_run(b, fb).map_err(|e| DiffError::Ingest { side: 'B', source: e })?;
+pub fn diff_paths(
+    a: &Path,
+    b: &Path,
+    fa: Option<Format>,
+    fb: Option<Format>,
+    o: &DiffOptions,
+) -> Result<Comparison, DiffError> {
+    let ra = ingest::read_run(a, fa).map_err(|e| DiffError::Ingest {
+        side: 'A',
+        source: e,
+    })?;
+    let rb = ingest::read_run(b, fb).map_err(|e| DiffError::Ingest {
+        side: 'B',
+        source: e,
+    })?;
     compare(&ra, &rb, o)
 }
 
@@ -189,12 +214,20 @@ pub fn compare(a: &Run, b: &Run, o: &DiffOptions) -> Result<Comparison, DiffErro
         (true, Some(ca), Some(cb)) => Some(curves::diff_curves(
             ca,
             cb,
-            &CurveOptions { by: o.by, rtol: tol.rtol, atol: tol.atol, ema: o.ema, last_k: o.last_k },
+            &CurveOptions {
+                by: o.by,
+                rtol: tol.rtol,
+                atol: tol.atol,
+                ema: o.ema,
+                last_k: o.last_k,
+            },
         )?),
         (true, ca, cb) => {
             if ca.is_some() || cb.is_some() {
                 let missing = if ca.is_none() { "A" } else { "B" };
-                notes.push(format!("loss curves not compared: run {missing} has no curve"));
+                notes.push(format!(
+                    "loss curves not compared: run {missing} has no curve"
+                ));
             }
             None
         }
@@ -202,7 +235,11 @@ pub fn compare(a: &Run, b: &Run, o: &DiffOptions) -> Result<Comparison, DiffErro
     };
     let weights = match (o.weights, &a.weights, &b.weights) {
         (true, Some(wa), Some(wb)) => {
-            let wo = WeightOptions { wtol: tol.wtol, threads: o.threads, ..WeightOptions::default() };
+            let wo = WeightOptions {
+                wtol: tol.wtol,
+                threads: o.threads,
+                ..WeightOptions::default()
+            };
             match weights::diff_weights(wa, wb, &wo) {
                 Ok(d) => Some(d),
                 Err(weights::WeightError::KindMismatch { a, b }) => {
@@ -218,7 +255,9 @@ pub fn compare(a: &Run, b: &Run, o: &DiffOptions) -> Result<Comparison, DiffErro
         (true, wa, wb) => {
             if wa.is_some() || wb.is_some() {
                 let missing = if wa.is_none() { "A" } else { "B" };
-                notes.push(format!("weights not compared: run {missing} has no readable weights"));
+                notes.push(format!(
+                    "weights not compared: run {missing} has no readable weights"
+                ));
             }
             None
         }
@@ -229,12 +268,28 @@ pub fn compare(a: &Run, b: &Run, o: &DiffOptions) -> Result<Comparison, DiffErro
             format!(
                 "{} has {} and {}",
                 r.root.display(),
-                if r.curve.is_some() { "a curve" } else { "no curve" },
-                if r.weights.is_some() { "weights" } else { "no weights" }
+                if r.curve.is_some() {
+                    "a curve"
+                } else {
+                    "no curve"
+                },
+                if r.weights.is_some() {
+                    "weights"
+                } else {
+                    "no weights"
+                }
             )
         };
         return Err(DiffError::Nothing(format!("{}; {}", what(a), what(b))));
     }
     let verdict = verdict::judge(curves.as_ref(), weights.as_ref(), extra);
-    Ok(Comparison { a: RunInfo::of(a), b: RunInfo::of(b), tolerances: tol, curves, weights, verdict, notes })
+    Ok(Comparison {
+        a: RunInfo::of(a),
+        b: RunInfo::of(b),
+        tolerances: tol,
+        curves,
+        weights,
+        verdict,
+        notes,
+    })
 }

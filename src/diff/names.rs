@@ -60,7 +60,9 @@ const TUNE_TO_HF: &[(&str, &str)] = &[
 /// Canonical form of a tensor name written with the given origin's conventions.
 pub fn canonical(name: &str, origin: WeightOrigin) -> Canon {
     match origin {
-        WeightOrigin::TorchtuneNative if !name.starts_with("base_model.") && !name.starts_with("model.") => {
+        WeightOrigin::TorchtuneNative
+            if !name.starts_with("base_model.") && !name.starts_with("model.") =>
+        {
             canonical_torchtune(name)
         }
         _ => canonical_peft(name),
@@ -81,7 +83,10 @@ fn canonical_peft(name: &str) -> Canon {
         (".lora_magnitude_vector", Part::Magnitude),
     ] {
         if let Some(m) = n.strip_suffix(marker) {
-            return Canon { module: m.to_string(), part };
+            return Canon {
+                module: m.to_string(),
+                part,
+            };
         }
     }
     split_param(&n)
@@ -89,8 +94,14 @@ fn canonical_peft(name: &str) -> Canon {
 
 fn split_param(n: &str) -> Canon {
     match n.rsplit_once('.') {
-        Some((m, p)) => Canon { module: m.to_string(), part: Part::Param(p.to_string()) },
-        None => Canon { module: String::new(), part: Part::Param(n.to_string()) },
+        Some((m, p)) => Canon {
+            module: m.to_string(),
+            part: Part::Param(p.to_string()),
+        },
+        None => Canon {
+            module: String::new(),
+            part: Part::Param(n.to_string()),
+        },
     }
 }
 
@@ -117,7 +128,11 @@ fn canonical_torchtune(name: &str) -> Canon {
         "output" => "lm_head".to_string(),
         m => match m.strip_prefix("layers.").and_then(|r| r.split_once('.')) {
             Some((i, rest)) => {
-                let hf = TUNE_TO_HF.iter().find(|(t, _)| *t == rest).map(|(_, h)| *h).unwrap_or(rest);
+                let hf = TUNE_TO_HF
+                    .iter()
+                    .find(|(t, _)| *t == rest)
+                    .map(|(_, h)| *h)
+                    .unwrap_or(rest);
                 format!("model.layers.{i}.{hf}")
             }
             None => m.to_string(),
@@ -167,7 +182,14 @@ pub fn qk_fix(origin: WeightOrigin, model: Option<&ModelShape>) -> (QkFix, Optio
 /// Reorder the rows of B ([rows, cols], row-major) per head. `tune_to_hf`: view
 /// [heads, head_dim/2, 2, cols] → swap axes 1 and 2; so HF row h·D + s·D/2 + j holds TorchTune
 /// row h·D + 2j + s. `HfToTune` is the inverse.
-pub fn permute_rows(b: &[f64], rows: usize, cols: usize, heads: usize, head_dim: usize, fix: QkFix) -> Option<Vec<f64>> {
+pub fn permute_rows(
+    b: &[f64],
+    rows: usize,
+    cols: usize,
+    heads: usize,
+    head_dim: usize,
+    fix: QkFix,
+) -> Option<Vec<f64>> {
     if fix == QkFix::None {
         return Some(b.to_vec());
     }
@@ -199,9 +221,21 @@ mod tests {
 
     #[test]
     fn peft_names() {
-        let c = canonical("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", WeightOrigin::Peft);
-        assert_eq!(c, Canon { module: "model.layers.0.self_attn.q_proj".into(), part: Part::LoraA });
-        let c = canonical("base_model.model.model.layers.0.mlp.up_proj.lora_B.default.weight", WeightOrigin::Peft);
+        let c = canonical(
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+            WeightOrigin::Peft,
+        );
+        assert_eq!(
+            c,
+            Canon {
+                module: "model.layers.0.self_attn.q_proj".into(),
+                part: Part::LoraA
+            }
+        );
+        let c = canonical(
+            "base_model.model.model.layers.0.mlp.up_proj.lora_B.default.weight",
+            WeightOrigin::Peft,
+        );
         assert_eq!(c.part, Part::LoraB);
         assert_eq!(c.module, "model.layers.0.mlp.up_proj");
         let c = canonical("model.layers.1.self_attn.q_proj.weight", WeightOrigin::Peft);
@@ -211,17 +245,56 @@ mod tests {
     #[test]
     fn torchtune_names_map_to_hf() {
         for (tt, hf, part) in [
-            ("layers.3.attn.q_proj.lora_a.weight", "model.layers.3.self_attn.q_proj", Part::LoraA),
-            ("layers.3.attn.output_proj.lora_b.weight", "model.layers.3.self_attn.o_proj", Part::LoraB),
-            ("layers.3.mlp.w1.lora_b.weight", "model.layers.3.mlp.gate_proj", Part::LoraB),
-            ("layers.3.mlp.w2.lora_a.weight", "model.layers.3.mlp.down_proj", Part::LoraA),
-            ("layers.3.mlp.w3.lora_a.weight", "model.layers.3.mlp.up_proj", Part::LoraA),
+            (
+                "layers.3.attn.q_proj.lora_a.weight",
+                "model.layers.3.self_attn.q_proj",
+                Part::LoraA,
+            ),
+            (
+                "layers.3.attn.output_proj.lora_b.weight",
+                "model.layers.3.self_attn.o_proj",
+                Part::LoraB,
+            ),
+            (
+                "layers.3.mlp.w1.lora_b.weight",
+                "model.layers.3.mlp.gate_proj",
+                Part::LoraB,
+            ),
+            (
+                "layers.3.mlp.w2.lora_a.weight",
+                "model.layers.3.mlp.down_proj",
+                Part::LoraA,
+            ),
+            (
+                "layers.3.mlp.w3.lora_a.weight",
+                "model.layers.3.mlp.up_proj",
+                Part::LoraA,
+            ),
             ("output.lora_a.weight", "lm_head", Part::LoraA),
-            ("layers.0.attn.q_proj.magnitude", "model.layers.0.self_attn.q_proj", Part::Magnitude),
-            ("layers.0.sa_norm.scale", "model.layers.0.input_layernorm", Part::Param("weight".into())),
-            ("tok_embeddings.weight", "model.embed_tokens", Part::Param("weight".into())),
+            (
+                "layers.0.attn.q_proj.magnitude",
+                "model.layers.0.self_attn.q_proj",
+                Part::Magnitude,
+            ),
+            (
+                "layers.0.sa_norm.scale",
+                "model.layers.0.input_layernorm",
+                Part::Param("weight".into()),
+            ),
+            (
+                "tok_embeddings.weight",
+                "model.embed_tokens",
+                Part::Param("weight".into()),
+            ),
         ] {
-            assert_eq!(canonical(tt, WeightOrigin::TorchtuneNative), Canon { module: hf.into(), part }, "{tt}");
+            assert_eq!(
+                canonical(tt, WeightOrigin::TorchtuneNative),
+                Canon {
+                    module: hf.into(),
+                    part
+                },
+                "{tt}"
+            );
         }
     }
 
@@ -231,7 +304,10 @@ mod tests {
         let tune = vec![0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0];
         let hf = permute_rows(&tune, 8, 1, 2, 4, QkFix::TuneToHf).unwrap();
         assert_eq!(hf, vec![0.0, 2.0, 1.0, 3.0, 10.0, 12.0, 11.0, 13.0]);
-        assert_eq!(permute_rows(&hf, 8, 1, 2, 4, QkFix::HfToTune).unwrap(), tune);
+        assert_eq!(
+            permute_rows(&hf, 8, 1, 2, 4, QkFix::HfToTune).unwrap(),
+            tune
+        );
         assert!(permute_rows(&tune, 8, 1, 3, 4, QkFix::TuneToHf).is_none());
     }
 }

@@ -37,9 +37,15 @@ fn register_font() {
 
 /// Write the PNG.
 pub fn write_png(c: &Comparison, path: &Path) -> Result<(), PlotError> {
-    let cd = c.curves.as_ref().ok_or_else(|| PlotError { path: path.display().to_string(), message: "no curves".into() })?;
+    let cd = c.curves.as_ref().ok_or_else(|| PlotError {
+        path: path.display().to_string(),
+        message: "no curves".into(),
+    })?;
     register_font();
-    let err = |e: String| PlotError { path: path.display().to_string(), message: e };
+    let err = |e: String| PlotError {
+        path: path.display().to_string(),
+        message: e,
+    };
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     draw(&root, c, cd).map_err(|e| err(format!("{e:?}")))?;
     root.present().map_err(|e| err(format!("{e:?}")))
@@ -47,12 +53,21 @@ pub fn write_png(c: &Comparison, path: &Path) -> Result<(), PlotError> {
 
 /// Render the SVG as a string.
 pub fn svg(c: &Comparison) -> Result<String, PlotError> {
-    let cd = c.curves.as_ref().ok_or_else(|| PlotError { path: "svg".into(), message: "no curves".into() })?;
+    let cd = c.curves.as_ref().ok_or_else(|| PlotError {
+        path: "svg".into(),
+        message: "no curves".into(),
+    })?;
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
-        draw(&root, c, cd).map_err(|e| PlotError { path: "svg".into(), message: format!("{e:?}") })?;
-        root.present().map_err(|e| PlotError { path: "svg".into(), message: format!("{e:?}") })?;
+        draw(&root, c, cd).map_err(|e| PlotError {
+            path: "svg".into(),
+            message: format!("{e:?}"),
+        })?;
+        root.present().map_err(|e| PlotError {
+            path: "svg".into(),
+            message: format!("{e:?}"),
+        })?;
     }
     Ok(s)
 }
@@ -87,9 +102,17 @@ fn tick(v: f64) -> String {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Comparison, cd: &CurveDiff) -> DrawResult<DB> {
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &Comparison,
+    cd: &CurveDiff,
+) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let by = if cd.by == Axis::Step { "step" } else { "tokens seen" };
+    let by = if cd.by == Axis::Step {
+        "step"
+    } else {
+        "tokens seen"
+    };
     let title = format!(
         "Loss by {by}: A = {} vs B = {}   [{}]",
         c.a.label,
@@ -128,20 +151,40 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Comparison, cd: &
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     if cd.ema.is_some() {
-        ch.draw_series(LineSeries::new(cd.series_a.raw.iter().copied(), COLOR_A.mix(0.25)))?;
-        ch.draw_series(LineSeries::new(cd.series_b.raw.iter().copied(), COLOR_B.mix(0.25)))?;
+        ch.draw_series(LineSeries::new(
+            cd.series_a.raw.iter().copied(),
+            COLOR_A.mix(0.25),
+        ))?;
+        ch.draw_series(LineSeries::new(
+            cd.series_b.raw.iter().copied(),
+            COLOR_B.mix(0.25),
+        ))?;
     }
     ch.draw_series(LineSeries::new(sa.iter().copied(), COLOR_A.stroke_width(2)))?
         .label(format!("A: {}", c.a.label))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_A.stroke_width(3)));
-    ch.draw_series(DashedLineSeries::new(sb.iter().copied(), 8, 4, COLOR_B.stroke_width(2)))?
-        .label(format!("B: {}", c.b.label))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_B.stroke_width(3)));
+    ch.draw_series(DashedLineSeries::new(
+        sb.iter().copied(),
+        8,
+        4,
+        COLOR_B.stroke_width(2),
+    ))?
+    .label(format!("B: {}", c.b.label))
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_B.stroke_width(3)));
     if let Some(x) = first_x {
-        let unit = if cd.by == Axis::Step { format!("step {}", tick(x)) } else { format!("{} tokens", tick(x)) };
-        ch.draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 6, 4, COLOR_BAD.stroke_width(2)))?
-            .label(format!("first outside band: {unit}"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_BAD.stroke_width(2)));
+        let unit = if cd.by == Axis::Step {
+            format!("step {}", tick(x))
+        } else {
+            format!("{} tokens", tick(x))
+        };
+        ch.draw_series(DashedLineSeries::new(
+            vec![(x, y0), (x, y1)],
+            6,
+            4,
+            COLOR_BAD.stroke_width(2),
+        ))?
+        .label(format!("first outside band: {unit}"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_BAD.stroke_width(2)));
     }
     ch.configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -152,7 +195,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Comparison, cd: &
 
     // --- bottom: the difference and the band ---
     let rows = &cd.rows;
-    let dmax = rows.iter().map(|r| r.abs.max(r.band)).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let dmax = rows
+        .iter()
+        .map(|r| r.abs.max(r.band))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
     let dmax = if dmax > 0.0 { dmax * 1.15 } else { 1e-6 };
     let mut ch = ChartBuilder::on(&lower)
         .margin(12)
@@ -184,22 +231,46 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Comparison, cd: &
             let w = (x1 - x0) * 0.005;
             poly = vec![(x - w, b), (x + w, b), (x + w, -b), (x - w, -b)];
         }
-        ch.draw_series(std::iter::once(Polygon::new(poly, COLOR_BAND.mix(0.35).filled())))?
-            .label("tolerance band")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], COLOR_BAND.mix(0.5).filled()));
+        ch.draw_series(std::iter::once(Polygon::new(
+            poly,
+            COLOR_BAND.mix(0.35).filled(),
+        )))?
+        .label("tolerance band")
+        .legend(|(x, y)| {
+            Rectangle::new([(x, y - 5), (x + 20, y + 5)], COLOR_BAND.mix(0.5).filled())
+        });
     }
-    ch.draw_series(LineSeries::new(vec![(x0, 0.0), (x1, 0.0)], RGBColor(120, 120, 120)))?;
-    ch.draw_series(LineSeries::new(rows.iter().map(|r| (r.x, r.loss_b - r.loss_a)), BLACK.stroke_width(2)))?
-        .label("B − A")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-    let outside: Vec<(f64, f64)> = rows.iter().filter(|r| !r.within).map(|r| (r.x, r.loss_b - r.loss_a)).collect();
+    ch.draw_series(LineSeries::new(
+        vec![(x0, 0.0), (x1, 0.0)],
+        RGBColor(120, 120, 120),
+    ))?;
+    ch.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r.x, r.loss_b - r.loss_a)),
+        BLACK.stroke_width(2),
+    ))?
+    .label("B − A")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    let outside: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| !r.within)
+        .map(|r| (r.x, r.loss_b - r.loss_a))
+        .collect();
     if !outside.is_empty() {
-        ch.draw_series(outside.iter().map(|&p| Circle::new(p, 3, COLOR_BAD.filled())))?
-            .label("outside the band")
-            .legend(|(x, y)| Circle::new((x + 10, y), 3, COLOR_BAD.filled()));
+        ch.draw_series(
+            outside
+                .iter()
+                .map(|&p| Circle::new(p, 3, COLOR_BAD.filled())),
+        )?
+        .label("outside the band")
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, COLOR_BAD.filled()));
     }
     if let Some(x) = first_x {
-        ch.draw_series(DashedLineSeries::new(vec![(x, -dmax), (x, dmax)], 6, 4, COLOR_BAD.stroke_width(2)))?;
+        ch.draw_series(DashedLineSeries::new(
+            vec![(x, -dmax), (x, dmax)],
+            6,
+            4,
+            COLOR_BAD.stroke_width(2),
+        ))?;
     }
     ch.configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)

@@ -89,7 +89,14 @@ pub fn terminal(c: &Comparison) -> String {
     let _ = writeln!(s, "A: {}", side(&c.a));
     let _ = writeln!(s, "B: {}", side(&c.b));
     let t = &c.tolerances;
-    let _ = writeln!(s, "tolerances: rtol {} atol {} weights {} ({})", sci(t.rtol), sci(t.atol), sci(t.wtol), t.origin);
+    let _ = writeln!(
+        s,
+        "tolerances: rtol {} atol {} weights {} ({})",
+        sci(t.rtol),
+        sci(t.atol),
+        sci(t.wtol),
+        t.origin
+    );
     if let Some(cd) = &c.curves {
         let _ = writeln!(s);
         curve_summary(&mut s, cd, "");
@@ -131,21 +138,32 @@ pub fn terminal(c: &Comparison) -> String {
         weight_summary(&mut s, w, "");
         let mut rows = weight_rows(w);
         rows.sort_by(|a, b| b.rel.total_cmp(&a.rel));
-        let _ = writeln!(s, "\n  {:<48}  {:>9}  {:>10}  {:>9}  {:>9}", "largest differences", "rel", "cos", "max|Δ|", "");
+        let _ = writeln!(
+            s,
+            "\n  {:<48}  {:>9}  {:>10}  {:>9}  {:>9}",
+            "largest differences", "rel", "cos", "max|Δ|", ""
+        );
         for r in rows.iter().take(8) {
             let _ = writeln!(
                 s,
                 "  {:<48}  {:>9}  {:>10}  {:>9}  {}",
                 ellipsize(&r.name, 48),
                 sci(r.rel),
-                r.cos.map(|c| format!("{c:.6}")).unwrap_or_else(|| "—".into()),
+                r.cos
+                    .map(|c| format!("{c:.6}"))
+                    .unwrap_or_else(|| "—".into()),
                 r.max_abs.map(sci).unwrap_or_else(|| "—".into()),
                 if r.within { "ok" } else { "OUT" }
             );
         }
     }
-    for n in c.notes.iter().chain(&c.a.notes).chain(&c.b.notes) {
+    for n in &c.notes {
         let _ = writeln!(s, "note: {n}");
+    }
+    for (side, info) in [("A", &c.a), ("B", &c.b)] {
+        for n in &info.notes {
+            let _ = writeln!(s, "note ({side}): {n}");
+        }
     }
     if let Some(w) = &c.weights {
         for n in &w.notes {
@@ -153,7 +171,11 @@ pub fn terminal(c: &Comparison) -> String {
         }
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "verdict: {}", if c.verdict.pass { "PASS" } else { "DIFFERS" });
+    let _ = writeln!(
+        s,
+        "verdict: {}",
+        if c.verdict.pass { "PASS" } else { "DIFFERS" }
+    );
     for f in &c.verdict.reasons {
         let _ = writeln!(s, "  ✗ [{}] {}", f.id, f.message);
     }
@@ -205,7 +227,11 @@ fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
         at(cd.max_rel_row),
         sci(cd.mean_rel)
     );
-    let last = cd.rows.last().map(|r| (r.loss_a, r.loss_b)).unwrap_or_default();
+    let last = cd
+        .rows
+        .last()
+        .map(|r| (r.loss_a, r.loss_b))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
         "{bullet}  final loss A {} B {} (B − A {});  mean of last {}: A {} B {} (B − A {})",
@@ -252,13 +278,20 @@ fn weight_summary(s: &mut String, w: &WeightDiff, bullet: &str) {
         sm.min_cos.map(|c| format!("{c:.6}")).unwrap_or_else(|| "—".into()),
         sci(sm.global_rel)
     );
+    let speed = if sm.bytes_a + sm.bytes_b >= 64 << 20 {
+        format!(
+            "read {:.1} MB + {:.1} MB in {:.2} s ({:.2} GB/s); ",
+            sm.bytes_a as f64 / 1e6,
+            sm.bytes_b as f64 / 1e6,
+            sm.seconds,
+            (sm.bytes_a + sm.bytes_b) as f64 / secs / 1e9
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{bullet}  read {:.1} MB + {:.1} MB in {:.2} s ({:.2} GB/s); only in A: {}, only in B: {}, mismatched: {}",
-        sm.bytes_a as f64 / 1e6,
-        sm.bytes_b as f64 / 1e6,
-        sm.seconds,
-        (sm.bytes_a + sm.bytes_b) as f64 / secs / 1e9,
+        "{bullet}  {speed}only in A: {}, only in B: {}, mismatched: {}",
         w.only_in_a.len(),
         w.only_in_b.len(),
         w.mismatched.len()
@@ -287,7 +320,11 @@ pub fn weight_rows(w: &WeightDiff) -> Vec<WeightRow> {
         .map(|m| WeightRow {
             name: m.module.clone(),
             shape: format!("{}×{}", m.shape[0], m.shape[1]),
-            rank: if m.rank_a == m.rank_b { m.rank_a.to_string() } else { format!("{}/{}", m.rank_a, m.rank_b) },
+            rank: if m.rank_a == m.rank_b {
+                m.rank_a.to_string()
+            } else {
+                format!("{}/{}", m.rank_a, m.rank_b)
+            },
             rel: m.delta.rel,
             cos: m.delta.cos,
             max_abs: m.delta.max_abs,
@@ -298,18 +335,25 @@ pub fn weight_rows(w: &WeightDiff) -> Vec<WeightRow> {
             within: m.within,
         })
         .collect();
-    v.extend(w.tensors.iter().map(|t| WeightRow {
-        name: t.name.clone(),
-        shape: t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×"),
-        rank: String::new(),
-        rel: t.stats.rel,
-        cos: t.stats.cos,
-        max_abs: t.stats.max_abs,
-        norm_a: t.stats.norm_a,
-        norm_b: t.stats.norm_b,
-        factor_a_rel: None,
-        factor_b_rel: None,
-        within: t.within,
+    v.extend(w.tensors.iter().map(|t| {
+        WeightRow {
+            name: t.name.clone(),
+            shape: t
+                .shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×"),
+            rank: String::new(),
+            rel: t.stats.rel,
+            cos: t.stats.cos,
+            max_abs: t.stats.max_abs,
+            norm_a: t.stats.norm_a,
+            norm_b: t.stats.norm_b,
+            factor_a_rel: None,
+            factor_b_rel: None,
+            within: t.within,
+        }
     }));
     v
 }
@@ -387,12 +431,22 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
             i.path.display(),
             i.format,
             i.precision,
-            i.precision_source.as_ref().map(|p| format!(" (`{p}`)")).unwrap_or_default(),
-            i.curve.as_ref().map(|p| format!("`{}` ({} points)", p.display(), i.curve_points)).unwrap_or_else(|| "—".into()),
+            i.precision_source
+                .as_ref()
+                .map(|p| format!(" (`{p}`)"))
+                .unwrap_or_default(),
+            i.curve
+                .as_ref()
+                .map(|p| format!("`{}` ({} points)", p.display(), i.curve_points))
+                .unwrap_or_else(|| "—".into()),
             if i.weight_files.is_empty() {
                 "—".into()
             } else {
-                i.weight_files.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join("<br>")
+                i.weight_files
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
             }
         );
     }
@@ -424,7 +478,11 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
             let _ = writeln!(s, "\n![loss curves]({p})\n");
         }
         let limit = 200;
-        let _ = writeln!(s, "\n| {} | loss A | loss B | \\|Δ\\| | rel | band | |", x_name(cd.by));
+        let _ = writeln!(
+            s,
+            "\n| {} | loss A | loss B | \\|Δ\\| | rel | band | |",
+            x_name(cd.by)
+        );
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---|");
         let idx: Vec<Option<usize>> = sample_rows(cd, limit);
         for r in idx {
@@ -449,7 +507,11 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
             }
         }
         if cd.rows.len() > limit {
-            let _ = writeln!(s, "\nShowing {limit} of {} rows; all are in `curves.csv`.", cd.rows.len());
+            let _ = writeln!(
+                s,
+                "\nShowing {limit} of {} rows; all are in `curves.csv`.",
+                cd.rows.len()
+            );
         }
     }
     if let Some(w) = &c.weights {
@@ -462,12 +524,18 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
             let _ = writeln!(s, "\n| module | ΔW shape | rank | rel ΔW | cos ΔW | max\\|Δ\\| ΔW | ‖ΔW‖ A | ‖ΔW‖ B | rel A | rel B | |");
             let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
         } else {
-            let _ = writeln!(s, "\n| tensor | shape | rel | cos | max\\|Δ\\| | ‖A‖ | ‖B‖ | |");
+            let _ = writeln!(
+                s,
+                "\n| tensor | shape | rel | cos | max\\|Δ\\| | ‖A‖ | ‖B‖ | |"
+            );
             let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|");
         }
         for r in weight_rows(w) {
             let flag = if r.within { "" } else { "**outside**" };
-            let cos = r.cos.map(|c| format!("{c:.6}")).unwrap_or_else(|| "—".into());
+            let cos = r
+                .cos
+                .map(|c| format!("{c:.6}"))
+                .unwrap_or_else(|| "—".into());
             if adapter && !r.rank.is_empty() {
                 let _ = writeln!(
                     s,
@@ -514,7 +582,14 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
         }
         for (what, v) in [("Only in A", &w.only_in_a), ("Only in B", &w.only_in_b)] {
             if !v.is_empty() {
-                let _ = writeln!(s, "\n{what}: {}", v.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    s,
+                    "\n{what}: {}",
+                    v.iter()
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         for p in &w.mismatched {
@@ -538,7 +613,9 @@ pub fn markdown(c: &Comparison, png: Option<&str>) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A self-contained HTML page: the Markdown content rendered simply, the SVG plot inline.
@@ -573,7 +650,11 @@ pub fn html(c: &Comparison, svg: Option<&str>) -> String {
             } else {
                 body.push_str("<tr>");
                 for c in &cells {
-                    let cls = if c.contains("**outside**") { " class=\"bad\"" } else { "" };
+                    let cls = if c.contains("**outside**") {
+                        " class=\"bad\""
+                    } else {
+                        ""
+                    };
                     let _ = write!(body, "<td{cls}>{}</td>", inline(c));
                 }
                 body.push_str("</tr>\n");
@@ -671,12 +752,18 @@ fn inline(s: &str) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ReportError> {
-    std::fs::write(path, text).map_err(|e| ReportError::Io { path: path.into(), source: e })
+    std::fs::write(path, text).map_err(|e| ReportError::Io {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// Write every report file into `dir` (created if needed); returns the paths written.
 pub fn write_report(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|e| ReportError::Io { path: dir.into(), source: e })?;
+    std::fs::create_dir_all(dir).map_err(|e| ReportError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
     let mut written = Vec::new();
     let mut svg = None;
     let mut png = None;
@@ -712,7 +799,10 @@ pub fn write_report(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, ReportEr
     write(&p, &html(c, svg.as_deref()))?;
     written.push(p);
     let p = dir.join("diff.json");
-    write(&p, &serde_json::to_string_pretty(&json(c)).unwrap_or_default())?;
+    write(
+        &p,
+        &serde_json::to_string_pretty(&json(c)).unwrap_or_default(),
+    )?;
     written.push(p);
     Ok(written)
 }

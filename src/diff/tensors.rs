@@ -36,7 +36,11 @@ pub enum TensorError {
     Header { path: PathBuf, message: String },
     /// A tensor has a dtype tunebridge does not compare.
     #[error("{}: tensor `{name}` has dtype {dtype}; tunebridge compares F32, F16, BF16 and F64", path.display())]
-    Dtype { path: PathBuf, name: String, dtype: String },
+    Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
 }
 
 /// Element types tunebridge decodes.
@@ -103,12 +107,22 @@ impl TensorSet {
         let mut files = Vec::new();
         let mut tensors = Vec::new();
         for (fi, path) in paths.iter().enumerate() {
-            let f = std::fs::File::open(path).map_err(|e| TensorError::Io { path: path.clone(), source: e })?;
+            let f = std::fs::File::open(path).map_err(|e| TensorError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
             // SAFETY: the map is read-only; like every mmap reader we assume the file is not
             // truncated or rewritten while we read it.
-            let map = unsafe { Mmap::map(&f) }.map_err(|e| TensorError::Io { path: path.clone(), source: e })?;
-            let (n, meta) = safetensors::SafeTensors::read_metadata(&map[..])
-                .map_err(|e| TensorError::Header { path: path.clone(), message: format!("{e:?}") })?;
+            let map = unsafe { Mmap::map(&f) }.map_err(|e| TensorError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let (n, meta) = safetensors::SafeTensors::read_metadata(&map[..]).map_err(|e| {
+                TensorError::Header {
+                    path: path.clone(),
+                    message: format!("{e:?}"),
+                }
+            })?;
             let base = 8 + n;
             let mut these: Vec<TensorMeta> = meta
                 .tensors()
@@ -131,7 +145,10 @@ impl TensorSet {
             these.sort_by_key(|t| t.start);
             tensors.extend(these);
             let _ = map.advise(Advice::Sequential);
-            files.push(TensorFile { path: path.clone(), map });
+            files.push(TensorFile {
+                path: path.clone(),
+                map,
+            });
         }
         Ok(TensorSet { files, tensors })
     }
@@ -156,7 +173,11 @@ impl TensorSet {
         let mut out = Vec::with_capacity(t.numel());
         let mut buf = vec![0f32; BLOCK];
         if dtype == Dtype::F64 {
-            out.extend(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))));
+            out.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+            );
         } else {
             for chunk in bytes.chunks(BLOCK * dtype.size()) {
                 let n = chunk.len() / dtype.size();
@@ -172,7 +193,13 @@ impl TensorSet {
         let map = &self.files[t.file].map;
         // SAFETY: MADV_DONTNEED on a read-only file mapping only discards the resident
         // pages; the next access reads the same bytes from the file again.
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, t.start + lo_byte, hi_byte - lo_byte) };
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                t.start + lo_byte,
+                hi_byte - lo_byte,
+            )
+        };
     }
 
     fn prefetch(&self, t: &TensorMeta, lo_byte: usize, hi_byte: usize) {
@@ -317,7 +344,12 @@ fn accumulate(a: &[f32], b: &[f32], s: &mut PairStats) {
 
 /// Statistics of `pairs` (index into `a.tensors`, index into `b.tensors`; equal element
 /// counts, checked by the caller), computed on `threads` threads. Returns one entry per pair.
-pub fn stream_pairs(a: &TensorSet, b: &TensorSet, pairs: &[(usize, usize)], threads: usize) -> Vec<PairStats> {
+pub fn stream_pairs(
+    a: &TensorSet,
+    b: &TensorSet,
+    pairs: &[(usize, usize)],
+    threads: usize,
+) -> Vec<PairStats> {
     // Work units: (pair, first element, last element), largest tensors split in UNITs.
     let mut units: Vec<(usize, usize, usize)> = Vec::new();
     for (pi, &(ia, _)) in pairs.iter().enumerate() {
@@ -341,9 +373,13 @@ pub fn stream_pairs(a: &TensorSet, b: &TensorSet, pairs: &[(usize, usize)], thre
                     let mut bb = vec![0f32; BLOCK];
                     loop {
                         let u = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&(pi, lo, hi)) = units.get(u) else { break };
+                        let Some(&(pi, lo, hi)) = units.get(u) else {
+                            break;
+                        };
                         let (ta, tb) = (&a.tensors[pairs[pi].0], &b.tensors[pairs[pi].1]);
-                        let (Ok(da), Ok(db)) = (ta.dtype.clone(), tb.dtype.clone()) else { continue };
+                        let (Ok(da), Ok(db)) = (ta.dtype.clone(), tb.dtype.clone()) else {
+                            continue;
+                        };
                         // Ask for the next unit of this thread's likely successor early.
                         if let Some(&(npi, nlo, nhi)) = units.get(u + threads) {
                             let (na, nb) = (&a.tensors[pairs[npi].0], &b.tensors[pairs[npi].1]);
@@ -369,7 +405,10 @@ pub fn stream_pairs(a: &TensorSet, b: &TensorSet, pairs: &[(usize, usize)], thre
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let mut out = vec![PairStats::default(); pairs.len()];
     for t in &per_thread {
@@ -382,7 +421,9 @@ pub fn stream_pairs(a: &TensorSet, b: &TensorSet, pairs: &[(usize, usize)], thre
 
 /// The number of worker threads to use by default: the machine's cores.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 /// Write a safetensors file from f32 tensors (tests and fixtures).
@@ -391,13 +432,23 @@ pub fn write_f32(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> std::
         path,
         tensors
             .iter()
-            .map(|(n, s, d)| (n.to_string(), "F32", s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .map(|(n, s, d)| {
+                (
+                    n.to_string(),
+                    "F32",
+                    s.clone(),
+                    d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
             .collect(),
     )
 }
 
 /// Write a safetensors file from raw little-endian bytes: (name, dtype, shape, bytes).
-pub fn write_raw(path: &Path, tensors: Vec<(String, &str, Vec<usize>, Vec<u8>)>) -> std::io::Result<()> {
+pub fn write_raw(
+    path: &Path,
+    tensors: Vec<(String, &str, Vec<usize>, Vec<u8>)>,
+) -> std::io::Result<()> {
     use std::io::Write;
     let mut header = serde_json::Map::new();
     let mut off = 0usize;
@@ -430,18 +481,44 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let n = UNIT + 1000; // two units, one partial block
         let a: Vec<f32> = (0..n).map(|i| ((i % 97) as f32) * 0.01).collect();
-        let b: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + if i % 10 == 0 { 0.001 } else { 0.0 }).collect();
-        write_f32(&d.path().join("a.safetensors"), &[("w", vec![n], a.clone())]).unwrap();
+        let b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x + if i % 10 == 0 { 0.001 } else { 0.0 })
+            .collect();
+        write_f32(
+            &d.path().join("a.safetensors"),
+            &[("w", vec![n], a.clone())],
+        )
+        .unwrap();
         // b in bf16 to exercise decoding: exact for these values? no: compare to decoded values.
-        let bf: Vec<u8> = b.iter().flat_map(|x| half::bf16::from_f32(*x).to_bits().to_le_bytes()).collect();
-        write_raw(&d.path().join("b.safetensors"), vec![("w".into(), "BF16", vec![n], bf)]).unwrap();
+        let bf: Vec<u8> = b
+            .iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_bits().to_le_bytes())
+            .collect();
+        write_raw(
+            &d.path().join("b.safetensors"),
+            vec![("w".into(), "BF16", vec![n], bf)],
+        )
+        .unwrap();
         let sa = TensorSet::open(&[d.path().join("a.safetensors")]).unwrap();
         let sb = TensorSet::open(&[d.path().join("b.safetensors")]).unwrap();
         let s = stream_pairs(&sa, &sb, &[(0, 0)], 2)[0];
-        let bdec: Vec<f64> = b.iter().map(|x| half::bf16::from_f32(*x).to_f64()).collect();
-        let want: f64 = a.iter().zip(&bdec).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
+        let bdec: Vec<f64> = b
+            .iter()
+            .map(|x| half::bf16::from_f32(*x).to_f64())
+            .collect();
+        let want: f64 = a
+            .iter()
+            .zip(&bdec)
+            .map(|(x, y)| (*x as f64 - y).powi(2))
+            .sum();
         assert_eq!(s.n, n as u64);
-        assert!((s.sum_d2 - want).abs() / want < 1e-4, "{} vs {want}", s.sum_d2);
+        assert!(
+            (s.sum_d2 - want).abs() / want < 1e-4,
+            "{} vs {want}",
+            s.sum_d2
+        );
         let full = sb.read_f64(&sb.tensors[0]).unwrap();
         assert_eq!(full.len(), n);
         assert_eq!(full[10], bdec[10]);
@@ -455,6 +532,9 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         let e = TensorSet::open(&[p]).err().unwrap();
-        assert!(e.to_string().contains("not a valid safetensors file"), "{e}");
+        assert!(
+            e.to_string().contains("not a valid safetensors file"),
+            "{e}"
+        );
     }
 }

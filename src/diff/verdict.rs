@@ -30,7 +30,10 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(id: &str, message: impl Into<String>) -> Finding {
-        Finding { id: id.to_string(), message: message.into() }
+        Finding {
+            id: id.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -59,7 +62,12 @@ pub fn num(x: f64) -> String {
 }
 
 fn list(v: &[String], max: usize) -> String {
-    let mut s = v.iter().take(max).map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ");
+    let mut s = v
+        .iter()
+        .take(max)
+        .map(|x| format!("`{x}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if v.len() > max {
         s.push_str(&format!(" and {} more", v.len() - max));
     }
@@ -67,7 +75,11 @@ fn list(v: &[String], max: usize) -> String {
 }
 
 /// Judge a comparison.
-pub fn judge(curves: Option<&CurveDiff>, weights: Option<&WeightDiff>, extra: Vec<Finding>) -> Verdict {
+pub fn judge(
+    curves: Option<&CurveDiff>,
+    weights: Option<&WeightDiff>,
+    extra: Vec<Finding>,
+) -> Verdict {
     let mut reasons = extra;
     let mut info = Vec::new();
     if let Some(c) = curves {
@@ -76,7 +88,11 @@ pub fn judge(curves: Option<&CurveDiff>, weights: Option<&WeightDiff>, extra: Ve
     if let Some(w) = weights {
         weight_findings(w, &mut reasons, &mut info);
     }
-    Verdict { pass: reasons.is_empty(), reasons, info }
+    Verdict {
+        pass: reasons.is_empty(),
+        reasons,
+        info,
+    }
 }
 
 fn curve_findings(c: &CurveDiff, reasons: &mut Vec<Finding>, info: &mut Vec<Finding>) {
@@ -92,7 +108,11 @@ fn curve_findings(c: &CurveDiff, reasons: &mut Vec<Finding>, info: &mut Vec<Find
         return;
     }
     if let Some(r) = c.first_divergent_row() {
-        let at = if c.by == Axis::Step { format!("step {}", r.step_a) } else { format!("{} tokens (step {})", r.x, r.step_a) };
+        let at = if c.by == Axis::Step {
+            format!("step {}", r.step_a)
+        } else {
+            format!("{} tokens (step {})", r.x, r.step_a)
+        };
         reasons.push(Finding::new(
             "curve-outside-tolerance",
             format!(
@@ -151,8 +171,16 @@ fn curve_findings(c: &CurveDiff, reasons: &mut Vec<Finding>, info: &mut Vec<Find
 
 fn weight_findings(w: &WeightDiff, reasons: &mut Vec<Finding>, info: &mut Vec<Finding>) {
     let s = &w.summary;
-    let what = if w.kind == super::weights::WeightKind::Adapter { "ΔW of" } else { "" };
-    let unit = if w.kind == super::weights::WeightKind::Adapter { "modules" } else { "tensors" };
+    let what = if w.kind == super::weights::WeightKind::Adapter {
+        "ΔW of"
+    } else {
+        ""
+    };
+    let unit = if w.kind == super::weights::WeightKind::Adapter {
+        "modules"
+    } else {
+        "tensors"
+    };
     if s.within < s.compared {
         reasons.push(Finding::new(
             "weights-outside-tolerance",
@@ -171,30 +199,57 @@ fn weight_findings(w: &WeightDiff, reasons: &mut Vec<Finding>, info: &mut Vec<Fi
     if !w.only_in_a.is_empty() {
         reasons.push(Finding::new(
             "tensors-missing",
-            format!("B lacks {} {unit} that A has: {}", w.only_in_a.len(), list(&w.only_in_a, 4)),
+            format!(
+                "B lacks {} {unit} that A has: {}",
+                w.only_in_a.len(),
+                list(&w.only_in_a, 4)
+            ),
         ));
     }
     if !w.only_in_b.is_empty() {
         reasons.push(Finding::new(
             "tensors-extra",
-            format!("B has {} {unit} that A lacks: {}", w.only_in_b.len(), list(&w.only_in_b, 4)),
+            format!(
+                "B has {} {unit} that A lacks: {}",
+                w.only_in_b.len(),
+                list(&w.only_in_b, 4)
+            ),
         ));
     }
     if let Some((ta, tb)) = &w.targets_differ {
         reasons.push(Finding::new(
             "targets-differ",
-            format!("LoRA target_modules differ: A [{}], B [{}]", ta.join(", "), tb.join(", ")),
+            format!(
+                "LoRA target_modules differ: A [{}], B [{}]",
+                ta.join(", "),
+                tb.join(", ")
+            ),
         ));
     }
     for p in &w.mismatched {
-        reasons.push(Finding::new("tensor-mismatch", format!("`{}`: {}", p.name, p.what)));
+        reasons.push(Finding::new(
+            "tensor-mismatch",
+            format!("`{}`: {}", p.name, p.what),
+        ));
     }
-    let bad: u64 = w.modules.iter().map(|m| m.delta.non_finite).chain(w.tensors.iter().map(|t| t.stats.non_finite)).sum();
+    let bad: u64 = w
+        .modules
+        .iter()
+        .map(|m| m.delta.non_finite)
+        .chain(w.tensors.iter().map(|t| t.stats.non_finite))
+        .sum();
     if bad > 0 {
-        reasons.push(Finding::new("non-finite-weights", format!("{bad} weight values are NaN or infinite")));
+        reasons.push(Finding::new(
+            "non-finite-weights",
+            format!("{bad} weight values are NaN or infinite"),
+        ));
     }
-    let ranks: std::collections::BTreeSet<(usize, usize)> =
-        w.modules.iter().filter(|m| m.rank_a != m.rank_b).map(|m| (m.rank_a, m.rank_b)).collect();
+    let ranks: std::collections::BTreeSet<(usize, usize)> = w
+        .modules
+        .iter()
+        .filter(|m| m.rank_a != m.rank_b)
+        .map(|m| (m.rank_a, m.rank_b))
+        .collect();
     for (ra, rb) in ranks {
         info.push(Finding::new(
             "rank-differs",

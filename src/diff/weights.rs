@@ -32,7 +32,11 @@ pub struct WeightOptions {
 
 impl Default for WeightOptions {
     fn default() -> Self {
-        WeightOptions { wtol: 1e-3, threads: tensors::default_threads(), delta_max_abs_limit: 1 << 28 }
+        WeightOptions {
+            wtol: 1e-3,
+            threads: tensors::default_threads(),
+            delta_max_abs_limit: 1 << 28,
+        }
     }
 }
 
@@ -177,15 +181,23 @@ fn index(set: &TensorSet, src: &WeightSource, notes: &mut Vec<String>) -> BTreeM
 }
 
 fn has_lora(ix: &BTreeMap<Canon, usize>) -> bool {
-    ix.keys().any(|c| matches!(c.part, Part::LoraA | Part::LoraB))
+    ix.keys()
+        .any(|c| matches!(c.part, Part::LoraA | Part::LoraB))
 }
 
 fn describe(files: &[PathBuf]) -> String {
-    files.first().map(|f| f.display().to_string()).unwrap_or_default()
+    files
+        .first()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default()
 }
 
 /// Compare the weights of two runs.
-pub fn diff_weights(a: &WeightSource, b: &WeightSource, opts: &WeightOptions) -> Result<WeightDiff, WeightError> {
+pub fn diff_weights(
+    a: &WeightSource,
+    b: &WeightSource,
+    opts: &WeightOptions,
+) -> Result<WeightDiff, WeightError> {
     let t0 = std::time::Instant::now();
     let sa = TensorSet::open(&a.files)?;
     let sb = TensorSet::open(&b.files)?;
@@ -195,7 +207,12 @@ pub fn diff_weights(a: &WeightSource, b: &WeightSource, opts: &WeightOptions) ->
     let kind = match (has_lora(&ia), has_lora(&ib)) {
         (true, true) => WeightKind::Adapter,
         (false, false) => WeightKind::Full,
-        _ => return Err(WeightError::KindMismatch { a: describe(&a.files), b: describe(&b.files) }),
+        _ => {
+            return Err(WeightError::KindMismatch {
+                a: describe(&a.files),
+                b: describe(&b.files),
+            })
+        }
     };
     let mut d = WeightDiff {
         kind,
@@ -231,7 +248,8 @@ pub fn diff_weights(a: &WeightSource, b: &WeightSource, opts: &WeightOptions) ->
                 None => d.only_in_a.push(c.full()),
             }
         }
-        d.only_in_b.extend(ib.keys().filter(|c| !ia.contains_key(c)).map(Canon::full));
+        d.only_in_b
+            .extend(ib.keys().filter(|c| !ia.contains_key(c)).map(Canon::full));
     }
     // Plain tensors: check shapes and dtypes, then stream.
     let mut pairs = Vec::new();
@@ -239,11 +257,17 @@ pub fn diff_weights(a: &WeightSource, b: &WeightSource, opts: &WeightOptions) ->
     for (c, x, y) in plain {
         let (ta, tb) = (&sa.tensors[x], &sb.tensors[y]);
         if ta.shape != tb.shape {
-            d.mismatched.push(Problem { name: c.full(), what: format!("shape {:?} vs {:?}", ta.shape, tb.shape) });
+            d.mismatched.push(Problem {
+                name: c.full(),
+                what: format!("shape {:?} vs {:?}", ta.shape, tb.shape),
+            });
             continue;
         }
         if let Err(dt) = ta.dtype.as_ref().and(tb.dtype.as_ref()) {
-            d.mismatched.push(Problem { name: c.full(), what: format!("dtype {dt} is not compared") });
+            d.mismatched.push(Problem {
+                name: c.full(),
+                what: format!("dtype {dt} is not compared"),
+            });
             continue;
         }
         pairs.push((x, y));
@@ -253,7 +277,12 @@ pub fn diff_weights(a: &WeightSource, b: &WeightSource, opts: &WeightOptions) ->
     for ((name, &(x, y)), s) in names_of.into_iter().zip(&pairs).zip(&stats) {
         let st = Stats::from_pair(s);
         let within = st.rel <= opts.wtol && st.non_finite == 0;
-        let dt = |t: &tensors::TensorMeta| t.dtype.as_ref().map(|d| d.to_string()).unwrap_or_else(|e| e.clone());
+        let dt = |t: &tensors::TensorMeta| {
+            t.dtype
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|e| e.clone())
+        };
         d.tensors.push(TensorDiff {
             name,
             dtype_a: dt(&sa.tensors[x]),
@@ -300,7 +329,10 @@ fn diff_adapters(
     }
     let cfg_a = a.adapter_config.as_ref().or(b.adapter_config.as_ref());
     let cfg_b = b.adapter_config.as_ref().or(a.adapter_config.as_ref());
-    for (side, own, borrowed) in [("A", &a.adapter_config, cfg_a), ("B", &b.adapter_config, cfg_b)] {
+    for (side, own, borrowed) in [
+        ("A", &a.adapter_config, cfg_a),
+        ("B", &b.adapter_config, cfg_b),
+    ] {
         match (own, borrowed) {
             (None, Some(c)) => d.notes.push(format!(
                 "{side} has no adapter_config.json; its LoRA scale uses the other side's alpha ({})",
@@ -335,12 +367,18 @@ fn diff_adapters(
             d.only_in_a.push(module.clone());
             continue;
         };
-        match module_diff(module, (sa, fa, fix_a, a, cfg_a), (sb, fb, fix_b, b, cfg_b), opts) {
+        match module_diff(
+            module,
+            (sa, fa, fix_a, a, cfg_a),
+            (sb, fb, fix_b, b, cfg_b),
+            opts,
+        ) {
             Ok(m) => d.modules.push(m),
             Err(p) => d.mismatched.push(p),
         }
     }
-    d.only_in_b.extend(gb.keys().filter(|m| !ga.contains_key(*m)).cloned());
+    d.only_in_b
+        .extend(gb.keys().filter(|m| !ga.contains_key(*m)).cloned());
     // Everything else (biases, DoRA magnitudes, modules_to_save) tensor by tensor.
     for (c, &x) in ia {
         if matches!(c.part, Part::LoraA | Part::LoraB) {
@@ -351,7 +389,11 @@ fn diff_adapters(
             None => d.only_in_a.push(c.full()),
         }
     }
-    d.only_in_b.extend(ib.keys().filter(|c| !matches!(c.part, Part::LoraA | Part::LoraB) && !ia.contains_key(c)).map(Canon::full));
+    d.only_in_b.extend(
+        ib.keys()
+            .filter(|c| !matches!(c.part, Part::LoraA | Part::LoraB) && !ia.contains_key(c))
+            .map(Canon::full),
+    );
     Ok(())
 }
 
@@ -365,10 +407,19 @@ struct Loaded {
     scale: f64,
 }
 
-type Side<'a> = (&'a TensorSet, &'a Factors, QkFix, &'a WeightSource, Option<&'a AdapterConfig>);
+type Side<'a> = (
+    &'a TensorSet,
+    &'a Factors,
+    QkFix,
+    &'a WeightSource,
+    Option<&'a AdapterConfig>,
+);
 
 fn load_side(module: &str, (set, f, fix, src, cfg): Side<'_>) -> Result<Loaded, Problem> {
-    let problem = |what: String| Problem { name: module.to_string(), what };
+    let problem = |what: String| Problem {
+        name: module.to_string(),
+        what,
+    };
     let (Some(ia), Some(ib)) = (f.a, f.b) else {
         return Err(problem(format!(
             "{} has only lora_{} in {}",
@@ -379,7 +430,10 @@ fn load_side(module: &str, (set, f, fix, src, cfg): Side<'_>) -> Result<Loaded, 
     };
     let (ta, tb) = (&set.tensors[ia], &set.tensors[ib]);
     if ta.shape.len() != 2 || tb.shape.len() != 2 || ta.shape[0] != tb.shape[1] {
-        return Err(problem(format!("lora_A {:?} and lora_B {:?} do not chain (want [r, in] and [out, r])", ta.shape, tb.shape)));
+        return Err(problem(format!(
+            "lora_A {:?} and lora_B {:?} do not chain (want [r, in] and [out, r])",
+            ta.shape, tb.shape
+        )));
     }
     let (r, inn, out) = (ta.shape[0], ta.shape[1], tb.shape[0]);
     let av = set.read_f64(ta).map_err(|e| problem(e.to_string()))?;
@@ -395,14 +449,29 @@ fn load_side(module: &str, (set, f, fix, src, cfg): Side<'_>) -> Result<Loaded, 
     };
     let bv = match (fix, src.model.as_ref().and_then(heads)) {
         (QkFix::None, _) | (_, None) => bv,
-        (fix, Some((h, hd))) => names::permute_rows(&bv, out, r, h, hd, fix)
-            .ok_or_else(|| problem(format!("q/k rows {out} do not split into {h} heads of {hd}")))?,
+        (fix, Some((h, hd))) => names::permute_rows(&bv, out, r, h, hd, fix).ok_or_else(|| {
+            problem(format!(
+                "q/k rows {out} do not split into {h} heads of {hd}"
+            ))
+        })?,
     };
     let scale = cfg.map(|c| c.scale(module, r)).unwrap_or(1.0);
-    Ok(Loaded { a: av, b: bv, r, inn, out, scale })
+    Ok(Loaded {
+        a: av,
+        b: bv,
+        r,
+        inn,
+        out,
+        scale,
+    })
 }
 
-fn module_diff(module: &str, x: Side<'_>, y: Side<'_>, opts: &WeightOptions) -> Result<ModuleDiff, Problem> {
+fn module_diff(
+    module: &str,
+    x: Side<'_>,
+    y: Side<'_>,
+    opts: &WeightOptions,
+) -> Result<ModuleDiff, Problem> {
     let p = load_side(module, x)?;
     let q = load_side(module, y)?;
     if p.out != q.out || p.inn != q.inn {
@@ -411,7 +480,11 @@ fn module_diff(module: &str, x: Side<'_>, y: Side<'_>, opts: &WeightOptions) -> 
             what: format!("ΔW shape [{}, {}] vs [{}, {}]", p.out, p.inn, q.out, q.inn),
         });
     }
-    let (lora_a, lora_b) = if p.r == q.r { (Some(direct(&p.a, &q.a)), Some(direct(&p.b, &q.b))) } else { (None, None) };
+    let (lora_a, lora_b) = if p.r == q.r {
+        (Some(direct(&p.a, &q.a)), Some(direct(&p.b, &q.b)))
+    } else {
+        (None, None)
+    };
     // Gram products, all r×r.
     let nn_p = inner(&p, &p);
     let nn_q = inner(&q, &q);
@@ -427,8 +500,19 @@ fn module_diff(module: &str, x: Side<'_>, y: Side<'_>, opts: &WeightOptions) -> 
     let cos = (na > 0.0 && nb > 0.0).then(|| (dot / (na * nb)).clamp(-1.0, 1.0));
     let cost = (p.out as u64) * (p.inn as u64) * ((p.r + q.r) as u64);
     let max_abs = (cost <= opts.delta_max_abs_limit).then(|| delta_max_abs(&p, &q));
-    let non_finite = [&p.a, &p.b, &q.a, &q.b].iter().map(|v| v.iter().filter(|x| !x.is_finite()).count() as u64).sum();
-    let delta = Stats { norm_a: na, norm_b: nb, diff_norm: d2.sqrt(), rel, cos, max_abs, non_finite };
+    let non_finite = [&p.a, &p.b, &q.a, &q.b]
+        .iter()
+        .map(|v| v.iter().filter(|x| !x.is_finite()).count() as u64)
+        .sum();
+    let delta = Stats {
+        norm_a: na,
+        norm_b: nb,
+        diff_norm: d2.sqrt(),
+        rel,
+        cos,
+        max_abs,
+        non_finite,
+    };
     let within = delta.rel <= opts.wtol && non_finite == 0;
     Ok(ModuleDiff {
         module: module.to_string(),
@@ -496,7 +580,10 @@ fn delta_max_abs(p: &Loaded, q: &Loaded) -> f64 {
             if c == 0.0 {
                 continue;
             }
-            for (x, a) in row.iter_mut().zip(&side.a[i * side.inn..(i + 1) * side.inn]) {
+            for (x, a) in row
+                .iter_mut()
+                .zip(&side.a[i * side.inn..(i + 1) * side.inn])
+            {
                 *x += c * a;
             }
         }
@@ -540,20 +627,43 @@ mod tests {
     use super::*;
     use crate::ingest::WeightOrigin;
 
-    fn adapter(dir: &std::path::Path, name: &str, r: usize, seed: f32, bscale: f32) -> WeightSource {
+    fn adapter(
+        dir: &std::path::Path,
+        name: &str,
+        r: usize,
+        seed: f32,
+        bscale: f32,
+    ) -> WeightSource {
         let (out, inn) = (6, 5);
-        let a: Vec<f32> = (0..r * inn).map(|i| ((i as f32 + seed) * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..out * r).map(|i| ((i as f32 + seed) * 0.53).cos() * bscale).collect();
+        let a: Vec<f32> = (0..r * inn)
+            .map(|i| ((i as f32 + seed) * 0.37).sin())
+            .collect();
+        let b: Vec<f32> = (0..out * r)
+            .map(|i| ((i as f32 + seed) * 0.53).cos() * bscale)
+            .collect();
         let p = dir.join(name);
         tensors::write_f32(
             &p,
             &[
-                ("base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", vec![r, inn], a),
-                ("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight", vec![out, r], b),
+                (
+                    "base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight",
+                    vec![r, inn],
+                    a,
+                ),
+                (
+                    "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight",
+                    vec![out, r],
+                    b,
+                ),
             ],
         )
         .unwrap();
-        WeightSource { files: vec![p], origin: WeightOrigin::Peft, adapter_config: None, model: None }
+        WeightSource {
+            files: vec![p],
+            origin: WeightOrigin::Peft,
+            adapter_config: None,
+            model: None,
+        }
     }
 
     #[test]
@@ -580,9 +690,22 @@ mod tests {
             dw
         };
         let (p, q) = (load(&x), load(&y));
-        let diff: f64 = p.iter().zip(&q).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-        let maxabs = p.iter().zip(&q).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!((m.delta.diff_norm - diff).abs() < 1e-9 * diff.max(1.0), "{} vs {diff}", m.delta.diff_norm);
+        let diff: f64 = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let maxabs = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            (m.delta.diff_norm - diff).abs() < 1e-9 * diff.max(1.0),
+            "{} vs {diff}",
+            m.delta.diff_norm
+        );
         assert!((m.delta.max_abs.unwrap() - maxabs).abs() < 1e-12);
     }
 
@@ -602,7 +725,15 @@ mod tests {
         let x = adapter(d.path(), "a.safetensors", 2, 0.0, 1.0);
         let p = d.path().join("full.safetensors");
         tensors::write_f32(&p, &[("model.norm.weight", vec![2], vec![1.0, 1.0])]).unwrap();
-        let y = WeightSource { files: vec![p], origin: WeightOrigin::Peft, adapter_config: None, model: None };
-        assert!(matches!(diff_weights(&x, &y, &WeightOptions::default()), Err(WeightError::KindMismatch { .. })));
+        let y = WeightSource {
+            files: vec![p],
+            origin: WeightOrigin::Peft,
+            adapter_config: None,
+            model: None,
+        };
+        assert!(matches!(
+            diff_weights(&x, &y, &WeightOptions::default()),
+            Err(WeightError::KindMismatch { .. })
+        ));
     }
 }

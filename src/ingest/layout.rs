@@ -31,7 +31,6 @@ pub fn detect(path: &Path) -> Result<Format, IngestError> {
     }
     if find_torchtune_log(path)?.is_some()
         || newest_numbered(path, "epoch_").is_some()
-        || path.join("adapter_model_torchtune.safetensors").is_file()
         || path.join("torchtune_config.yaml").is_file()
     {
         return Ok(Format::Torchtune);
@@ -202,9 +201,23 @@ fn read_tunebridge(dir: &Path, run: &mut Run) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// The first `precision` or `dtype` string anywhere in the document (the IR keeps it in its
-/// precision section; older layouts at the top).
+/// The run's precision: the IR's `[precision] compute_dtype` (with `tf32 = true` turning fp32
+/// into tf32), else the first `precision`/`dtype` string anywhere in the document.
 fn find_toml_precision(v: &toml::Value) -> Option<Precision> {
+    if let Some(p) = v.get("precision").and_then(|p| p.as_table()) {
+        if let Some(d) = p
+            .get("compute_dtype")
+            .and_then(|x| x.as_str())
+            .and_then(Precision::parse)
+        {
+            let tf32 = p.get("tf32").and_then(|x| x.as_bool()).unwrap_or(false);
+            return Some(if d == Precision::Fp32 && tf32 {
+                Precision::Tf32
+            } else {
+                d
+            });
+        }
+    }
     let table = v.as_table()?;
     for key in ["precision", "dtype", "compute_dtype", "param_dtype"] {
         if let Some(p) = table

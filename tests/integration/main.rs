@@ -3,6 +3,7 @@
 //! change, then review the diff.
 
 mod cli;
+mod diff;
 mod gen;
 mod harness;
 mod port;
