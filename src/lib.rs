@@ -8,6 +8,8 @@
 pub mod cli;
 pub mod diag;
 pub mod diff;
+#[cfg(feature = "engine")]
+pub mod engine;
 pub mod gen;
 pub mod ingest;
 pub mod ir;

@@ -9,6 +9,8 @@ mod input;
 mod inspect;
 pub mod mappings;
 mod port;
+#[cfg(feature = "engine")]
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +39,8 @@ enum Command {
     Mappings(mappings::MappingsArgs),
     New(gen::NewArgs),
     Gen(gen::GenArgs),
+    #[cfg(feature = "engine")]
+    Run(run::RunArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +52,8 @@ pub fn main() -> ExitCode {
         Command::Mappings(a) => mappings::run(a),
         Command::New(a) => gen::new(a),
         Command::Gen(a) => gen::gen(a),
+        #[cfg(feature = "engine")]
+        Command::Run(a) => run::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,457 @@
+//! Dataset rows → (input_ids, labels), exactly as each framework tokenizes them.
+//!
+//! Labels are *unshifted* (same length as input_ids, -100 = no loss); the shift happens in the
+//! loss. What differs per framework, for the same `alpaca` row:
+//!
+//! | | Axolotl 0.19 (`type: alpaca`) | TorchTune 0.6.1 (`alpaca_dataset`) | Unsloth notebooks (TRL SFT) |
+//! |---|---|---|---|
+//! | text | prompt (Stanford strings) then output | prompt as a *user* message, output as *assistant*, in the tokenizer's chat framing | one string, `### Input:` always present, + EOS text |
+//! | tokenized as | two strings: prompt with BOS, output without BOS + EOS | per message, no BOS (Qwen) | one string with BOS |
+//! | masked | prompt (incl. BOS) unless `train_on_inputs` | user turn unless `train_on_input`; the last token's label always (truncate() quirk) | nothing |
+//! | too long | each part truncated to `sequence_len`, then the sample dropped if longer | truncated to `max_seq_len`, last token forced to EOS | truncated |
+//!
+//! Sources: axolotl `prompt_tokenizers.py::InstructionPromptTokenizingStrategy`,
+//! `prompters.py::AlpacaPrompter`; torchtune `data/_messages.py::AlpacaToMessages`,
+//! `models/qwen2/_tokenizer.py::tokenize_messages`, `data/_utils.py::truncate`; unsloth
+//! `Llama3.1_(8B)-Alpaca` notebook, `unsloth_zoo/dataset_utils.py`.
+
+use super::super::error::{EngineError, Result};
+use super::template::{ChatTemplate, Message};
+use super::tokenizer::Tokenizer;
+use super::Sample;
+use crate::engine::Flavour;
+use serde_json::{Map, Value};
+
+pub const IGNORE: i64 = -100;
+
+/// The Stanford Alpaca prompt pair (`translators/prompts.toml`, table `alpaca`); Axolotl's
+/// AlpacaPrompter "instruct" style and TorchTune's AlpacaToMessages use the same text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlpacaStrings {
+    pub with_input: String,
+    pub no_input: String,
+}
+
+static PROMPTS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/translators/prompts.toml"
+));
+
+impl AlpacaStrings {
+    /// The strings of a `prompts.toml` table; `templates` from the IR (`format`,
+    /// `no_input_format`) override them.
+    pub fn resolve(style: &str, templates: &indexmap::IndexMap<String, String>) -> Result<Self> {
+        let table: toml::Table = toml::from_str(PROMPTS).expect("prompts.toml is valid TOML");
+        // `alpaca_chat_template`: the same strings, framed as a chat turn (see `alpaca`)
+        let style = style.strip_suffix("_chat_template").unwrap_or(style);
+        let style = if style.is_empty() { "alpaca" } else { style };
+        let entry = table.get(style).and_then(|v| v.as_table());
+        let get = |key: &str| {
+            entry
+                .and_then(|t| t.get(key))
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
+        let with_input = templates
+            .get("format")
+            .cloned()
+            .or_else(|| get("with_input"));
+        let no_input = templates
+            .get("no_input_format")
+            .cloned()
+            .or_else(|| get("no_input"))
+            .or_else(|| with_input.clone());
+        match (with_input, no_input) {
+            (Some(with_input), Some(no_input)) => Ok(AlpacaStrings {
+                with_input,
+                no_input,
+            }),
+            _ => Err(EngineError::unsupported(
+                "data.datasets.prompt_style",
+                style,
+                "no such prompt format in translators/prompts.toml",
+            )),
+        }
+    }
+
+    /// Python `str.format` of the Alpaca placeholders.
+    fn fill(template: &str, instruction: &str, input: &str) -> String {
+        template
+            .replace("{instruction}", instruction)
+            .replace("{input}", input)
+    }
+
+    /// The prompt for a row: the with-input form when `input` is non-empty.
+    pub fn prompt(&self, instruction: &str, input: &str) -> String {
+        if input.is_empty() {
+            Self::fill(&self.no_input, instruction, input)
+        } else {
+            Self::fill(&self.with_input, instruction, input)
+        }
+    }
+}
+
+/// What the formatters need besides the row.
+#[derive(Clone)]
+pub struct FormatCtx<'a> {
+    pub flavour: Flavour,
+    pub tok: &'a Tokenizer,
+    pub train_on_inputs: bool,
+    pub sequence_len: usize,
+    /// `truncate` or `drop` (`split` is refused earlier).
+    pub overlong: &'a str,
+    pub add_eos: bool,
+    pub alpaca: AlpacaStrings,
+    pub columns: &'a indexmap::IndexMap<String, String>,
+    pub roles_to_train: &'a [String],
+    pub chat: Option<&'a ChatTemplate>,
+    /// Model family (`qwen2`, `llama3_2`, …) for TorchTune's message framing.
+    pub family: &'a str,
+    /// Alpaca framed as a user/assistant exchange (`prompt_style = "…_chat_template"`).
+    pub chat_framed: bool,
+}
+
+impl FormatCtx<'_> {
+    fn col<'r>(&self, row: &'r Map<String, Value>, field: &str) -> Option<&'r Value> {
+        let name = self.columns.get(field).map(String::as_str).unwrap_or(field);
+        row.get(name)
+    }
+
+    fn text(&self, row: &Map<String, Value>, field: &str, required: bool) -> Result<String> {
+        match self.col(row, field) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Null) | None if !required => Ok(String::new()),
+            Some(other) if !required => Ok(other.to_string()),
+            _ => Err(EngineError::Data(format!(
+                "row has no `{}` column (columns: {})",
+                self.columns.get(field).map(String::as_str).unwrap_or(field),
+                row.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+/// Format one row; `None` when the framework drops it (too long, nothing to train on).
+pub fn format_row(
+    ctx: &FormatCtx,
+    format: &str,
+    row: &Map<String, Value>,
+) -> Result<Option<Sample>> {
+    let sample = match format {
+        "alpaca" => alpaca(ctx, row)?,
+        "completion" => completion(ctx, row)?,
+        "input_output" => input_output(ctx, row)?,
+        "chat_template" => chat(ctx, row)?,
+        other => {
+            return Err(EngineError::unsupported(
+                "data.datasets.format",
+                other,
+                "the engine runs alpaca, chat_template, completion and input_output",
+            ))
+        }
+    };
+    Ok(overlong(ctx, sample))
+}
+
+/// Axolotl drops samples longer than `sequence_len` (and shorter than 2); the others
+/// truncate in their tokenizers (already done by the formatters).
+fn overlong(ctx: &FormatCtx, s: Sample) -> Option<Sample> {
+    let n = s.input_ids.len();
+    if n < 2 && ctx.flavour == Flavour::Axolotl {
+        return None;
+    }
+    if n <= ctx.sequence_len {
+        return Some(s);
+    }
+    match ctx.overlong {
+        "drop" => None,
+        _ => Some(Sample {
+            input_ids: s.input_ids[..ctx.sequence_len].to_vec(),
+            labels: s.labels[..ctx.sequence_len].to_vec(),
+        }),
+    }
+}
+
+fn alpaca(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
+    let instruction = ctx.text(row, "instruction", true)?;
+    let input = ctx.text(row, "input", false)?;
+    let output = ctx.text(row, "output", true)?;
+    match ctx.flavour {
+        // A TorchTune-style chat-framed Alpaca run on an HF stack: the HF chat template.
+        Flavour::Axolotl | Flavour::Unsloth if ctx.chat_framed => {
+            let prompt = ctx.alpaca.prompt(&instruction, &input);
+            let row = serde_json::json!({"messages": [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": output},
+            ]});
+            let map = row.as_object().expect("a JSON object literal");
+            let roles = ["assistant".to_string()];
+            let inner = FormatCtx {
+                roles_to_train: &roles,
+                columns: &indexmap::IndexMap::new(),
+                ..ctx.clone()
+            };
+            chat(&inner, map)
+        }
+        Flavour::Axolotl => {
+            let prompt = ctx.alpaca.prompt(&instruction, &input);
+            axolotl_two_part(ctx, &prompt, &output)
+        }
+        Flavour::TorchTune => {
+            let prompt = ctx.alpaca.prompt(&instruction, &input);
+            let messages = [
+                TtMessage {
+                    role: "user",
+                    content: prompt,
+                    masked: !ctx.train_on_inputs,
+                },
+                TtMessage {
+                    role: "assistant",
+                    content: output,
+                    masked: false,
+                },
+            ];
+            torchtune_messages(ctx, &messages)
+        }
+        Flavour::Unsloth => {
+            // The notebook's `alpaca_prompt.format(instruction, input, output) + EOS_TOKEN`:
+            // the with-input template, always.
+            let text = AlpacaStrings::fill(&ctx.alpaca.with_input, &instruction, &input)
+                + &output
+                + if ctx.add_eos {
+                    ctx.tok.eos.text.as_str()
+                } else {
+                    ""
+                };
+            let ids = truncate(ctx.tok.encode(&text, true)?, ctx.sequence_len);
+            Ok(Sample {
+                labels: ids.clone(),
+                input_ids: ids,
+            })
+        }
+    }
+}
+
+fn truncate(mut ids: Vec<i64>, max: usize) -> Vec<i64> {
+    ids.truncate(max);
+    ids
+}
+
+/// Axolotl `_tokenize`: HF tokenizer call with truncation to `sequence_len`; EOS appended
+/// unless already last or the text filled `sequence_len`; a leading BOS stripped on request.
+fn axolotl_tokenize(
+    ctx: &FormatCtx,
+    text: &str,
+    add_eos: bool,
+    strip_bos: bool,
+) -> Result<Vec<i64>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = truncate(ctx.tok.encode(text, true)?, ctx.sequence_len);
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    if add_eos && *ids.last().expect("non-empty") != ctx.tok.eos.id && ids.len() < ctx.sequence_len
+    {
+        ids.push(ctx.tok.eos.id);
+    }
+    if strip_bos && ctx.tok.bos.as_ref().map(|b| b.id) == Some(ids[0]) {
+        ids.remove(0);
+    }
+    Ok(ids)
+}
+
+/// Axolotl's instruction strategy: prompt and response tokenized separately and joined.
+fn axolotl_two_part(ctx: &FormatCtx, prompt: &str, response: &str) -> Result<Sample> {
+    let p = axolotl_tokenize(ctx, prompt, false, false)?;
+    let r = axolotl_tokenize(ctx, response, true, true)?;
+    let mut labels = if ctx.train_on_inputs {
+        p.clone()
+    } else {
+        vec![IGNORE; p.len()]
+    };
+    labels.extend(&r);
+    let mut input_ids = p;
+    input_ids.extend(r);
+    Ok(Sample { input_ids, labels })
+}
+
+/// A TorchTune `Message` (text content only).
+struct TtMessage<'a> {
+    role: &'a str,
+    content: String,
+    masked: bool,
+}
+
+/// TorchTune's model tokenizer `tokenize_messages(messages, add_eos=True)` with
+/// `max_seq_len = sequence_len`, then `SFTTransform`'s labels (-100 where masked).
+///
+/// Qwen2/2.5 (ChatML): `<|im_start|>{role}\n` + content + `<|im_end|>\n` per message, except
+/// that the final assistant message gets no footer; then EOS (`<|im_end|>`) with the last
+/// message's mask; then `truncate`, which forces the last token to EOS **and the last mask to
+/// True** (so the final EOS is never trained).
+fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample> {
+    if !ctx.family.starts_with("qwen") {
+        return Err(EngineError::unsupported(
+            "model.family",
+            ctx.family,
+            "TorchTune message framing is implemented for the Qwen (ChatML) tokenizers only",
+        ));
+    }
+    let tok = ctx.tok;
+    let special = |t: &str| {
+        tok.token_id(t)
+            .ok_or_else(|| EngineError::Data(format!("tokenizer has no `{t}` token")))
+    };
+    let im_start = special("<|im_start|>")?;
+    let im_end = special("<|im_end|>")?;
+    let eos = im_end;
+    let max = ctx.sequence_len;
+    let mut tokens: Vec<i64> = Vec::new();
+    let mut mask: Vec<bool> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let mut t = vec![im_start];
+        t.extend(tok.encode(&format!("{}\n", m.role), false)?);
+        t.extend(tok.encode(&m.content, false)?);
+        if m.role != "assistant" || i != messages.len() - 1 {
+            t.push(im_end);
+            t.extend(tok.encode("\n", false)?);
+        }
+        mask.extend(std::iter::repeat_n(m.masked, t.len()));
+        tokens.extend(t);
+        if tokens.len() >= max {
+            break;
+        }
+    }
+    tokens.push(eos);
+    mask.push(*mask.last().unwrap_or(&true));
+    tokens.truncate(max);
+    mask.truncate(max);
+    if let Some(last) = tokens.last_mut() {
+        *last = eos;
+    }
+    if let Some(last) = mask.last_mut() {
+        *last = true;
+    }
+    let labels = tokens
+        .iter()
+        .zip(&mask)
+        .map(|(&t, &m)| if m { IGNORE } else { t })
+        .collect();
+    Ok(Sample {
+        input_ids: tokens,
+        labels,
+    })
+}
+
+/// Plain text, every token trained. Axolotl `completion`: BOS (tokenizer) + text + EOS.
+/// TorchTune `text_completion_dataset`: BOS + text + EOS, truncated. Unsloth: text as is.
+fn completion(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
+    let text = ctx.text(row, "text", true)?;
+    let mut ids = ctx.tok.encode(&text, true)?;
+    if ctx.add_eos && ctx.flavour != Flavour::Unsloth && ids.last() != Some(&ctx.tok.eos.id) {
+        ids.push(ctx.tok.eos.id);
+    }
+    let ids = truncate(ids, ctx.sequence_len);
+    Ok(Sample {
+        labels: ids.clone(),
+        input_ids: ids,
+    })
+}
+
+/// Axolotl `input_output`: segments tokenized without special tokens, each trained if its
+/// `label` is true (or `train_on_inputs`).
+fn input_output(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
+    let segments = ctx
+        .col(row, "segments")
+        .and_then(Value::as_array)
+        .ok_or_else(|| EngineError::Data("row has no `segments` list".into()))?;
+    let mut s = Sample::default();
+    for seg in segments {
+        let text = seg.get("text").and_then(Value::as_str).unwrap_or("");
+        let label = seg.get("label").and_then(Value::as_bool).unwrap_or(true);
+        let ids = ctx.tok.encode(text, false)?;
+        let trained = label || ctx.train_on_inputs;
+        s.labels
+            .extend(ids.iter().map(|&i| if trained { i } else { IGNORE }));
+        s.input_ids.extend(ids);
+    }
+    Ok(s)
+}
+
+/// A conversation rendered with the model's chat template. Tokens inside trainable turns
+/// (`roles_to_train`, or every turn with `train_on_inputs`) are trained: each message's span
+/// is found by rendering the conversation up to it and up to the one before, and a token is
+/// trained when it starts inside a trainable span (HF `return_assistant_tokens_mask`
+/// semantics, including the turn's closing EOS/EOT that the template writes).
+fn chat(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
+    let chat = ctx.chat.ok_or_else(|| {
+        EngineError::Data("chat_template data needs a tokenizer with a chat template".into())
+    })?;
+    let list = ctx
+        .col(row, "messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| EngineError::Data("row has no `messages` list".into()))?;
+    let messages: Vec<Message> = list
+        .iter()
+        .map(|m| {
+            let role = m
+                .get("role")
+                .or_else(|| m.get("from"))
+                .and_then(Value::as_str);
+            let content = m
+                .get("content")
+                .or_else(|| m.get("value"))
+                .and_then(Value::as_str);
+            match (role, content) {
+                (Some(r), Some(c)) => Ok(Message {
+                    role: match r {
+                        "human" => "user".into(),
+                        "gpt" => "assistant".into(),
+                        other => other.into(),
+                    },
+                    content: c.into(),
+                }),
+                _ => Err(EngineError::Data("a message lacks role/content".into())),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let full = chat.render(&messages, false)?;
+    // Byte spans of trainable turns in the rendered text.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut prev_len = 0;
+    for i in 0..messages.len() {
+        let upto = chat.render(&messages[..=i], false)?;
+        let end = if full.starts_with(&upto) {
+            upto.len()
+        } else {
+            prev_len
+        };
+        let trained =
+            ctx.train_on_inputs || ctx.roles_to_train.iter().any(|r| r == &messages[i].role);
+        if trained && end > prev_len {
+            // The assistant header the next generation prompt would add is not trained.
+            let start = if messages[i].role == "assistant" && i > 0 {
+                let gen = chat.render(&messages[..i], true)?;
+                if full.starts_with(&gen) {
+                    gen.len()
+                } else {
+                    prev_len
+                }
+            } else {
+                prev_len
+            };
+            spans.push((start, end));
+        }
+        prev_len = end;
+    }
+    let enc = ctx.tok.encode_with_offsets(&full, false)?;
+    let mut s = Sample::default();
+    for (id, (a, _b)) in enc {
+        let trained = spans.iter().any(|&(lo, hi)| a >= lo && a < hi);
+        s.input_ids.push(id);
+        s.labels.push(if trained { id } else { IGNORE });
+    }
+    Ok(s)
+}

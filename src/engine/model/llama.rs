@@ -1,0 +1,643 @@
+//! The Llama family: Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5 and Qwen3, one decoder with flags.
+//!
+//! Follows Hugging Face transformers 5.x `models/llama/modeling_llama.py` (and its
+//! `qwen2`, `qwen3`, `mistral` siblings), which TorchTune's component builders reproduce
+//! op for op:
+//! - pre-norm decoder layers with RMSNorm computed in fp32 (`x·rsqrt(mean(x²)+ε)·w`);
+//! - grouped-query attention (KV heads shared by `H / KV` query heads), causal;
+//! - rotary embeddings in the rotate-half layout, with Llama 3 frequency scaling;
+//! - SwiGLU MLP `down(silu(gate(x)) · up(x))`;
+//! - family flags: q/k/v biases (Qwen2), per-head q/k RMSNorm before RoPE (Qwen3), all-proj
+//!   biases (`attention_bias`), a sliding window (Mistral), tied embeddings (Llama 3.2, small Qwen).
+//!
+//! Left out: KV cache and generation (training only), MoE variants, vision towers.
+
+use super::super::error::{EngineError, Result};
+use super::super::lora::Linear;
+use super::Weights;
+use serde::Deserialize;
+use tch::{Kind, Tensor};
+
+/// `config.json`, keys verbatim. Both the transformers 4.x spelling (`rope_theta`,
+/// `rope_scaling`) and the 5.x one (`rope_parameters`) are read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawConfig {
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    pub rope_theta: Option<f64>,
+    pub rope_scaling: Option<RopeParameters>,
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default = "default_max_position_embeddings")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    pub attention_bias: Option<bool>,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    pub sliding_window: Option<usize>,
+    pub use_sliding_window: Option<bool>,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+}
+
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+fn default_max_position_embeddings() -> usize {
+    2048
+}
+fn default_hidden_act() -> String {
+    "silu".into()
+}
+
+/// `rope_scaling` / `rope_parameters`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RopeParameters {
+    pub rope_theta: Option<f64>,
+    pub rope_type: Option<String>,
+    /// transformers < 4.45 spelling of `rope_type`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub factor: Option<f64>,
+    pub low_freq_factor: Option<f64>,
+    pub high_freq_factor: Option<f64>,
+    pub original_max_position_embeddings: Option<usize>,
+}
+
+/// Llama 3 frequency scaling (`rope_type = "llama3"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Llama3Scaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: usize,
+}
+
+/// The resolved configuration: no `Option`s left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub model_type: String,
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub intermediate_size: i64,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: i64,
+    pub num_key_value_heads: i64,
+    pub head_dim: i64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub llama3_scaling: Option<Llama3Scaling>,
+    pub max_position_embeddings: i64,
+    pub tie_word_embeddings: bool,
+    /// Biases on q/k/v (Qwen2 always; Llama/Qwen3 with `attention_bias`).
+    pub qkv_bias: bool,
+    /// Bias on o_proj (Llama/Qwen3 with `attention_bias`; never Qwen2).
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    /// Per-head RMSNorm on q and k before RoPE (Qwen3).
+    pub qk_norm: bool,
+    /// Attend only to the last `w` positions (Mistral); `None` = full causal.
+    pub sliding_window: Option<i64>,
+}
+
+impl RawConfig {
+    pub fn into_config(self) -> Result<Config> {
+        let arch = self.model_type.as_str();
+        if !matches!(arch, "llama" | "mistral" | "qwen2" | "qwen3") {
+            return Err(EngineError::UnsupportedArchitecture {
+                model_type: self.model_type,
+            });
+        }
+        if self.hidden_act != "silu" {
+            return Err(EngineError::unsupported(
+                "config.json hidden_act",
+                &self.hidden_act,
+                "only SwiGLU (silu) MLPs are implemented",
+            ));
+        }
+        let rope = self
+            .rope_parameters
+            .clone()
+            .or(self.rope_scaling.clone())
+            .unwrap_or_default();
+        let rope_theta = rope.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
+        let rope_type = rope
+            .rope_type
+            .clone()
+            .or(rope.kind.clone())
+            .unwrap_or_else(|| "default".into());
+        let llama3_scaling = match rope_type.as_str() {
+            "default" => None,
+            "llama3" => Some(Llama3Scaling {
+                factor: rope.factor.unwrap_or(8.0),
+                low_freq_factor: rope.low_freq_factor.unwrap_or(1.0),
+                high_freq_factor: rope.high_freq_factor.unwrap_or(4.0),
+                original_max_position_embeddings: rope
+                    .original_max_position_embeddings
+                    .unwrap_or(8192),
+            }),
+            other => {
+                return Err(EngineError::unsupported(
+                    "config.json rope_type",
+                    other,
+                    "only `default` and `llama3` RoPE are implemented",
+                ))
+            }
+        };
+        let attention_bias = self.attention_bias.unwrap_or(false);
+        let heads = self.num_attention_heads as i64;
+        let sliding_window = match arch {
+            "mistral" => self.sliding_window.map(|w| w as i64),
+            "qwen2" | "qwen3" if self.use_sliding_window == Some(true) => {
+                self.sliding_window.map(|w| w as i64)
+            }
+            _ => None,
+        };
+        Ok(Config {
+            vocab_size: self.vocab_size as i64,
+            hidden_size: self.hidden_size as i64,
+            intermediate_size: self.intermediate_size as i64,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: heads,
+            num_key_value_heads: self.num_key_value_heads.map_or(heads, |k| k as i64),
+            head_dim: self
+                .head_dim
+                .map_or(self.hidden_size as i64 / heads, |d| d as i64),
+            rms_norm_eps: self.rms_norm_eps,
+            rope_theta,
+            llama3_scaling,
+            max_position_embeddings: self.max_position_embeddings as i64,
+            tie_word_embeddings: self.tie_word_embeddings,
+            qkv_bias: arch == "qwen2" || attention_bias,
+            o_bias: arch != "qwen2" && attention_bias,
+            mlp_bias: self.mlp_bias,
+            qk_norm: arch == "qwen3",
+            sliding_window,
+            model_type: self.model_type,
+        })
+    }
+}
+
+/// RMSNorm, in fp32 whatever the activations' dtype (HF `LlamaRMSNorm`, TorchTune `RMSNorm`):
+/// y = w · (x / sqrt(mean(x²) + ε)), with the normalisation cast back before the scale.
+struct RmsNorm {
+    weight: Tensor, // (C)
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(w: &mut Weights, name: &str, dim: i64, eps: f64) -> Result<Self> {
+        Ok(RmsNorm {
+            weight: w.take(&format!("{name}.weight"), &[dim])?,
+            eps,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let dtype = xs.kind();
+        let x32 = xs.to_kind(Kind::Float);
+        let variance = x32.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        let normed = &x32 * (variance + self.eps).rsqrt();
+        &self.weight * normed.to_kind(dtype)
+    }
+}
+
+/// Rotary position embedding tables, built once up to `max_position_embeddings`.
+///
+/// inv_freq[i] = 1 / θ^(2i/D) (Llama 3: low frequencies divided by `factor`, a smooth ramp in
+/// between); angle[t, i] = t · inv_freq[i]; cos/sin of [angle, angle] (rotate-half layout).
+struct RotaryEmbedding {
+    cos: Tensor, // (maxT, D)
+    sin: Tensor, // (maxT, D)
+}
+
+impl RotaryEmbedding {
+    fn new(cfg: &Config, device: tch::Device) -> Self {
+        let d = cfg.head_dim;
+        // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
+        let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
+            / (d as f64);
+        let mut inv_freq = Tensor::pow_scalar(cfg.rope_theta, &exponent).reciprocal();
+        if let Some(s) = &cfg.llama3_scaling {
+            inv_freq = llama3_inv_freq(&inv_freq, s);
+        }
+        let t = Tensor::arange(cfg.max_position_embeddings, (Kind::Float, device));
+        // outer product: exact, as HF's (D/2, 1) @ (1, T) matmul with a length-1 inner dimension
+        let freqs = t.unsqueeze(1) * inv_freq.unsqueeze(0); // (maxT, D/2)
+        let emb = Tensor::cat(&[&freqs, &freqs], -1); // (maxT, D)
+        RotaryEmbedding {
+            cos: emb.cos(),
+            sin: emb.sin(),
+        }
+    }
+
+    /// x · cos + rotate_half(x) · sin, for x of shape (B, H, T, D).
+    fn apply(&self, xs: &Tensor, seq_len: i64) -> Tensor {
+        let cos = self.cos.narrow(0, 0, seq_len).to_kind(xs.kind()); // (T, D)
+        let sin = self.sin.narrow(0, 0, seq_len).to_kind(xs.kind());
+        xs * cos + rotate_half(xs) * sin
+    }
+}
+
+/// [x1, x2] → [-x2, x1] on the last dimension.
+fn rotate_half(xs: &Tensor) -> Tensor {
+    let half = xs.size()[xs.dim() - 1] / 2;
+    let x1 = xs.narrow(-1, 0, half);
+    let x2 = xs.narrow(-1, half, half);
+    Tensor::cat(&[&x2.neg(), &x1], -1)
+}
+
+/// transformers `_compute_llama3_parameters`: wavelengths longer than the original context /
+/// low_freq_factor are divided by `factor`, shorter than context / high_freq_factor kept, and
+/// the band between interpolated with smooth = (ctx/λ − lo)/(hi − lo).
+fn llama3_inv_freq(inv_freq: &Tensor, s: &Llama3Scaling) -> Tensor {
+    let ctx = s.original_max_position_embeddings as f64;
+    let low_freq_wavelen = ctx / s.low_freq_factor;
+    let high_freq_wavelen = ctx / s.high_freq_factor;
+    let wavelen = inv_freq.reciprocal() * (2.0 * std::f64::consts::PI);
+    let scaled = inv_freq / s.factor;
+    let inv_freq_llama = scaled.where_self(&wavelen.gt(low_freq_wavelen), inv_freq);
+    let smooth =
+        (wavelen.reciprocal() * ctx - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    let smoothed =
+        (smooth.ones_like() - &smooth) * &inv_freq_llama / s.factor + &smooth * &inv_freq_llama;
+    let is_medium = wavelen
+        .lt(high_freq_wavelen)
+        .logical_not()
+        .logical_and(&wavelen.gt(low_freq_wavelen).logical_not());
+    smoothed.where_self(&is_medium, &inv_freq_llama)
+}
+
+/// SwiGLU: down(silu(gate(x)) · up(x)).
+struct Mlp {
+    gate_proj: Linear, // (C → I)
+    up_proj: Linear,   // (C → I)
+    down_proj: Linear, // (I → C)
+}
+
+impl Mlp {
+    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
+        let (c, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        Ok(Mlp {
+            gate_proj: w.linear(&format!("{p}.gate_proj"), c, i, b)?,
+            up_proj: w.linear(&format!("{p}.up_proj"), c, i, b)?,
+            down_proj: w.linear(&format!("{p}.down_proj"), i, c, b)?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+        let gate = self.gate_proj.forward(xs, train).silu(); // (B, T, I)
+        let up = self.up_proj.forward(xs, train); // (B, T, I)
+        self.down_proj.forward(&(gate * up), train) // (B, T, C)
+    }
+}
+
+/// How attention scores are computed. Both give the same function; they round differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionImpl {
+    /// `torch.nn.functional.scaled_dot_product_attention` (HF `sdpa`, TorchTune).
+    Sdpa,
+    /// softmax(q·kᵀ·scale + mask) in fp32, then ·v (HF `eager`).
+    Eager,
+}
+
+struct Attention {
+    q_proj: Linear,          // (C → H·D)
+    k_proj: Linear,          // (C → KV·D)
+    v_proj: Linear,          // (C → KV·D)
+    o_proj: Linear,          // (H·D → C)
+    q_norm: Option<RmsNorm>, // (D), Qwen3
+    k_norm: Option<RmsNorm>, // (D), Qwen3
+    num_heads: i64,
+    num_kv_heads: i64,
+    head_dim: i64,
+    sliding_window: Option<i64>,
+}
+
+impl Attention {
+    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
+        let (c, h, kv, d) = (
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+        );
+        let norm = |w: &mut Weights, n: &str| -> Result<Option<RmsNorm>> {
+            if cfg.qk_norm {
+                Ok(Some(RmsNorm::new(
+                    w,
+                    &format!("{p}.{n}"),
+                    d,
+                    cfg.rms_norm_eps,
+                )?))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(Attention {
+            q_proj: w.linear(&format!("{p}.q_proj"), c, h * d, cfg.qkv_bias)?,
+            k_proj: w.linear(&format!("{p}.k_proj"), c, kv * d, cfg.qkv_bias)?,
+            v_proj: w.linear(&format!("{p}.v_proj"), c, kv * d, cfg.qkv_bias)?,
+            o_proj: w.linear(&format!("{p}.o_proj"), h * d, c, cfg.o_bias)?,
+            q_norm: norm(w, "q_norm")?,
+            k_norm: norm(w, "k_norm")?,
+            num_heads: h,
+            num_kv_heads: kv,
+            head_dim: d,
+            sliding_window: cfg.sliding_window,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        rope: &RotaryEmbedding,
+        attn: AttentionImpl,
+        train: bool,
+    ) -> Tensor {
+        let (b, t, _c) = xs.size3().expect("decoder input is (B, T, C)");
+        let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(xs, train).view([b, t, h, d]); // (B, T, H, D)
+        let k = self.k_proj.forward(xs, train).view([b, t, kv, d]); // (B, T, KV, D)
+        let v = self.v_proj.forward(xs, train).view([b, t, kv, d]); // (B, T, KV, D)
+                                                                    // Qwen3 normalises each head before RoPE.
+        let q = self
+            .q_norm
+            .as_ref()
+            .map_or(q.shallow_clone(), |n| n.forward(&q));
+        let k = self
+            .k_norm
+            .as_ref()
+            .map_or(k.shallow_clone(), |n| n.forward(&k));
+        let q = q.transpose(1, 2); // (B, H, T, D)
+        let k = k.transpose(1, 2); // (B, KV, T, D)
+        let v = v.transpose(1, 2); // (B, KV, T, D)
+        let q = rope.apply(&q, t);
+        let k = rope.apply(&k, t);
+        // GQA: KV head j serves query heads j·H/KV … (j+1)·H/KV − 1 (HF repeat_kv).
+        let k = repeat_kv(&k, h / kv); // (B, H, T, D)
+        let v = repeat_kv(&v, h / kv); // (B, H, T, D)
+        let scale = (d as f64).powf(-0.5);
+        let window_mask = self
+            .sliding_window
+            .filter(|&w| t > w)
+            .map(|w| sliding_window_mask(t, w, xs.device()));
+        let y = match (attn, &window_mask) {
+            (AttentionImpl::Sdpa, None) => Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                None::<Tensor>,
+                0.0,
+                true,
+                scale,
+                false,
+            ),
+            (AttentionImpl::Sdpa, Some(m)) => Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                Some(m.logical_not()),
+                0.0,
+                false,
+                scale,
+                false,
+            ),
+            (AttentionImpl::Eager, m) => {
+                let masked = m
+                    .as_ref()
+                    .map_or_else(|| causal_mask(t, xs.device()), |m| m.shallow_clone());
+                let scores = q.matmul(&k.transpose(2, 3)) * scale; // (B, H, T, T)
+                let scores = scores.masked_fill(&masked, f64::NEG_INFINITY);
+                let probs = scores.softmax(-1, Kind::Float).to_kind(q.kind());
+                probs.matmul(&v) // (B, H, T, D)
+            }
+        }; // (B, H, T, D)
+        let y = y.transpose(1, 2).contiguous().view([b, t, h * d]); // (B, T, H·D)
+        self.o_proj.forward(&y, train) // (B, T, C)
+    }
+}
+
+/// (B, KV, T, D) → (B, KV·n, T, D), each KV head repeated n times in place.
+fn repeat_kv(xs: &Tensor, n: i64) -> Tensor {
+    if n == 1 {
+        return xs.shallow_clone();
+    }
+    let (b, kv, t, d) = xs.size4().expect("kv is (B, KV, T, D)");
+    xs.unsqueeze(2)
+        .expand([b, kv, n, t, d], false)
+        .reshape([b, kv * n, t, d])
+}
+
+/// (T, T) bool, true where query i must not see key j (j > i).
+fn causal_mask(t: i64, device: tch::Device) -> Tensor {
+    Tensor::ones([t, t], (Kind::Bool, device)).triu(1)
+}
+
+/// (T, T) bool, true where masked: the future, and keys more than `w − 1` positions back.
+fn sliding_window_mask(t: i64, w: i64, device: tch::Device) -> Tensor {
+    let future = Tensor::ones([t, t], (Kind::Bool, device)).triu(1);
+    let too_old = Tensor::ones([t, t], (Kind::Bool, device)).tril(-w);
+    future.logical_or(&too_old)
+}
+
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
+        let (c, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        Ok(DecoderLayer {
+            input_layernorm: RmsNorm::new(w, &format!("{p}.input_layernorm"), c, eps)?,
+            self_attn: Attention::new(cfg, w, &format!("{p}.self_attn"))?,
+            post_attention_layernorm: RmsNorm::new(
+                w,
+                &format!("{p}.post_attention_layernorm"),
+                c,
+                eps,
+            )?,
+            mlp: Mlp::new(cfg, w, &format!("{p}.mlp"))?,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        rope: &RotaryEmbedding,
+        attn: AttentionImpl,
+        train: bool,
+    ) -> Tensor {
+        let h = self.input_layernorm.forward(xs);
+        let xs = xs + self.self_attn.forward(&h, rope, attn, train); // (B, T, C)
+        let h = self.post_attention_layernorm.forward(&xs);
+        &xs + self.mlp.forward(&h, train) // (B, T, C)
+    }
+}
+
+/// The decoder stack without its output head: tokens → final normed hidden states.
+struct Model {
+    embed_tokens: Tensor, // (V, C)
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    rotary: RotaryEmbedding,
+}
+
+/// A causal language model: `Model` plus `lm_head` (tied to `embed_tokens` or its own).
+pub struct ModelForCausalLM {
+    pub config: Config,
+    model: Model,
+    /// `None` when tied: logits = h · embed_tokensᵀ.
+    lm_head: Option<Linear>, // (C → V)
+    pub attention: AttentionImpl,
+}
+
+impl ModelForCausalLM {
+    /// Build from checkpoint weights (already converted to the compute dtype and device).
+    /// Every tensor is consumed by name; leftovers are reported by the caller.
+    pub fn new(cfg: Config, w: &mut Weights, attention: AttentionImpl) -> Result<Self> {
+        let (v, c) = (cfg.vocab_size, cfg.hidden_size);
+        let embed_tokens = w.take("model.embed_tokens.weight", &[v, c])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            layers.push(DecoderLayer::new(&cfg, w, &format!("model.layers.{i}"))?);
+        }
+        let norm = RmsNorm::new(w, "model.norm", c, cfg.rms_norm_eps)?;
+        // Tied unless the checkpoint carries its own head (qwen2.rs probes the same way).
+        let lm_head = if w.contains("lm_head.weight") {
+            Some(w.linear("lm_head", c, v, false)?)
+        } else if cfg.tie_word_embeddings {
+            None
+        } else {
+            return Err(EngineError::tensor(
+                "lm_head.weight",
+                "missing, and config.json does not tie the embeddings",
+            ));
+        };
+        let rotary = RotaryEmbedding::new(&cfg, embed_tokens.device());
+        Ok(ModelForCausalLM {
+            model: Model {
+                embed_tokens,
+                layers,
+                norm,
+                rotary,
+            },
+            lm_head,
+            attention,
+            config: cfg,
+        })
+    }
+
+    /// input_ids (B, T) int64 → final hidden states (B, T, C), before the output head.
+    pub fn hidden_states(&self, input_ids: &Tensor, train: bool) -> Tensor {
+        let m = &self.model;
+        let mut xs = Tensor::embedding(&m.embed_tokens, input_ids, -1, false, false); // (B, T, C)
+        for layer in &m.layers {
+            xs = layer.forward(&xs, &m.rotary, self.attention, train);
+        }
+        m.norm.forward(&xs) // (B, T, C)
+    }
+
+    /// hidden (…, C) → logits (…, V).
+    pub fn lm_head(&self, hidden: &Tensor, train: bool) -> Tensor {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden, train),
+            None => hidden.linear::<Tensor>(&self.model.embed_tokens, None),
+        }
+    }
+
+    /// input_ids (B, T) → logits (B, T, V).
+    pub fn forward(&self, input_ids: &Tensor, train: bool) -> Tensor {
+        self.lm_head(&self.hidden_states(input_ids, train), train)
+    }
+
+    /// Every parameter with its checkpoint name, in checkpoint order (LoRA tensors under
+    /// `<module>.lora_A.weight` / `.lora_B.weight`). Tied heads appear once, as the embedding.
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.model.embed_tokens.shallow_clone(),
+        )];
+        for (i, l) in self.model.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            let a = &l.self_attn;
+            for (n, lin) in [
+                ("self_attn.q_proj", &a.q_proj),
+                ("self_attn.k_proj", &a.k_proj),
+                ("self_attn.v_proj", &a.v_proj),
+                ("self_attn.o_proj", &a.o_proj),
+            ] {
+                lin.push_params(&format!("{p}.{n}"), &mut out);
+            }
+            for (n, norm) in [
+                ("self_attn.q_norm", &a.q_norm),
+                ("self_attn.k_norm", &a.k_norm),
+            ] {
+                if let Some(norm) = norm {
+                    out.push((format!("{p}.{n}.weight"), norm.weight.shallow_clone()));
+                }
+            }
+            for (n, lin) in [
+                ("mlp.gate_proj", &l.mlp.gate_proj),
+                ("mlp.up_proj", &l.mlp.up_proj),
+                ("mlp.down_proj", &l.mlp.down_proj),
+            ] {
+                lin.push_params(&format!("{p}.{n}"), &mut out);
+            }
+            out.push((
+                format!("{p}.input_layernorm.weight"),
+                l.input_layernorm.weight.shallow_clone(),
+            ));
+            out.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                l.post_attention_layernorm.weight.shallow_clone(),
+            ));
+        }
+        out.push((
+            "model.norm.weight".into(),
+            self.model.norm.weight.shallow_clone(),
+        ));
+        if let Some(head) = &self.lm_head {
+            head.push_params("lm_head", &mut out);
+        }
+        out
+    }
+
+    /// The linear layers by HF module name, in the order their modules are declared
+    /// (HF: q, k, v, o, gate, up, down per layer, then lm_head).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out: Vec<(String, &mut Linear)> = Vec::new();
+        for (i, l) in self.model.layers.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            let a = &mut l.self_attn;
+            out.push((format!("{p}.self_attn.q_proj"), &mut a.q_proj));
+            out.push((format!("{p}.self_attn.k_proj"), &mut a.k_proj));
+            out.push((format!("{p}.self_attn.v_proj"), &mut a.v_proj));
+            out.push((format!("{p}.self_attn.o_proj"), &mut a.o_proj));
+            let m = &mut l.mlp;
+            out.push((format!("{p}.mlp.gate_proj"), &mut m.gate_proj));
+            out.push((format!("{p}.mlp.up_proj"), &mut m.up_proj));
+            out.push((format!("{p}.mlp.down_proj"), &mut m.down_proj));
+        }
+        if let Some(head) = &mut self.lm_head {
+            out.push(("lm_head".into(), head));
+        }
+        out
+    }
+
+    pub fn has_tied_head(&self) -> bool {
+        self.lm_head.is_none()
+    }
+}

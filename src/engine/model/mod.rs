@@ -1,0 +1,180 @@
+//! Finding and loading a base model: a local Hugging Face folder, or a hub id resolved in
+//! the local Hugging Face cache (never downloaded).
+//!
+//! A model folder holds `config.json`, `model.safetensors` (or shards plus
+//! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json`.
+
+pub mod llama;
+
+use super::error::{read_json, EngineError, Result};
+use super::lora::Linear;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+pub use llama::{AttentionImpl, Config, ModelForCausalLM};
+
+/// Where a model name points to: `name` itself when it is a folder, else the snapshot of
+/// `models--org--name` in the Hugging Face hub cache.
+pub fn locate(name: &str) -> Result<PathBuf> {
+    let direct = PathBuf::from(name);
+    if direct.join("config.json").is_file() {
+        return Ok(direct);
+    }
+    let mut looked = vec![direct.clone()];
+    for hub in hub_cache_dirs() {
+        let repo = hub.join(format!("models--{}", name.replace('/', "--")));
+        looked.push(repo.clone());
+        if let Some(snap) = snapshot(&repo) {
+            return Ok(snap);
+        }
+    }
+    Err(EngineError::ModelNotFound {
+        name: name.to_string(),
+        looked,
+    })
+}
+
+/// Candidate hub caches, in the order huggingface_hub resolves them: `HF_HUB_CACHE`,
+/// `HF_HOME/hub`, `XDG_CACHE_HOME/huggingface/hub`, `~/.cache/huggingface/hub`.
+fn hub_cache_dirs() -> Vec<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut dirs = Vec::new();
+    if let Some(d) = env("HF_HUB_CACHE") {
+        dirs.push(d);
+    }
+    if let Some(d) = env("HF_HOME") {
+        dirs.push(d.join("hub"));
+    }
+    if let Some(d) = env("XDG_CACHE_HOME") {
+        dirs.push(d.join("huggingface").join("hub"));
+    }
+    if let Some(d) = env("HOME") {
+        dirs.push(d.join(".cache").join("huggingface").join("hub"));
+    }
+    dirs.dedup();
+    dirs
+}
+
+/// `refs/main` names the snapshot; without it, the only (or newest) snapshot.
+fn snapshot(repo: &Path) -> Option<PathBuf> {
+    if let Ok(hash) = std::fs::read_to_string(repo.join("refs").join("main")) {
+        let p = repo.join("snapshots").join(hash.trim());
+        if p.join("config.json").is_file() {
+            return Some(p);
+        }
+    }
+    let mut snaps: Vec<(std::time::SystemTime, PathBuf)> =
+        std::fs::read_dir(repo.join("snapshots"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join("config.json").is_file())
+            .map(|p| {
+                let t = std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (t, p)
+            })
+            .collect();
+    snaps.sort();
+    snaps.pop().map(|(_, p)| p)
+}
+
+/// Read and resolve `config.json`.
+pub fn load_config(dir: &Path) -> Result<Config> {
+    let raw: llama::RawConfig = read_json(&dir.join("config.json"))?;
+    raw.into_config()
+}
+
+/// Checkpoint tensors being handed out to the model constructors by name. Each `take`
+/// checks the shape and converts to the compute dtype and device.
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+    kind: Kind,
+    device: Device,
+}
+
+impl Weights {
+    pub fn new(tensors: HashMap<String, Tensor>, kind: Kind, device: Device) -> Self {
+        Weights {
+            tensors,
+            kind,
+            device,
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Remove one tensor, checking its shape; float tensors become the compute dtype.
+    pub fn take(&mut self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        let t = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| EngineError::tensor(name, "missing from the checkpoint"))?;
+        if t.size() != shape {
+            return Err(EngineError::tensor(
+                name,
+                format!(
+                    "shape {:?} in the checkpoint, config.json implies {shape:?}",
+                    t.size()
+                ),
+            ));
+        }
+        // dtype first, on the host: a bf16 run never holds fp32 weights on the GPU
+        Ok(t.f_to_kind(self.kind)?.f_to_device(self.device)?)
+    }
+
+    /// A linear layer `name.weight` (out, in) [+ `name.bias` (out)].
+    pub fn linear(&mut self, name: &str, d_in: i64, d_out: i64, bias: bool) -> Result<Linear> {
+        let weight = self.take(&format!("{name}.weight"), &[d_out, d_in])?;
+        let bias = if bias {
+            Some(self.take(&format!("{name}.bias"), &[d_out])?)
+        } else {
+            None
+        };
+        Ok(Linear::new(weight, bias))
+    }
+
+    /// Names nobody took (tolerated: rotary caches some checkpoints carry).
+    pub fn leftover(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|k| !k.ends_with("rotary_emb.inv_freq"))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Load a model folder into a causal LM in `kind` on `device`.
+pub fn load(
+    dir: &Path,
+    kind: Kind,
+    device: Device,
+    attention: AttentionImpl,
+) -> Result<ModelForCausalLM> {
+    let config = load_config(dir)?;
+    let tensors = super::io::read_model_weights(dir)?;
+    let mut w = Weights::new(tensors, kind, device);
+    let model = ModelForCausalLM::new(config, &mut w, attention)?;
+    let left = w.leftover();
+    if !left.is_empty() {
+        return Err(EngineError::bad_file(
+            dir,
+            format!(
+                "checkpoint tensors the model does not use: {}",
+                left.join(", ")
+            ),
+        ));
+    }
+    Ok(model)
+}
