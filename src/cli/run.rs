@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Compute dtype (`fp32`, `bf16`), overriding the config's (a CPU parity run of a bf16 config).
+    #[arg(long)]
+    pub dtype: Option<String>,
     /// Run directory (default: the config's output directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -53,6 +56,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     opts.device = engine::parse_device(&a.device)?;
     opts.max_steps = a.max_steps;
     opts.output = a.output.clone();
+    opts.compute_dtype = a.dtype.clone();
     opts.progress = !a.quiet;
     opts.resume_from = match &a.resume {
         Some(p) if p.join("trainer_state.json").is_file() => Some(p.clone()),

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Continue from a `checkpoint-<n>` folder.
     pub resume_from: Option<PathBuf>,
+    /// Override `precision.compute_dtype` (e.g. `fp32` for a CPU parity run of a bf16 config).
+    pub compute_dtype: Option<String>,
     pub progress: bool,
 }
 
@@ -57,6 +59,7 @@ impl RunOptions {
             max_steps: None,
             stop_after: None,
             resume_from: None,
+            compute_dtype: None,
             progress: false,
         }
     }
@@ -305,6 +308,12 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
         resolved
             .provenance
             .set("training.max_steps", Origin::explicit("--max-steps"));
+    }
+    if let Some(d) = &opts.compute_dtype {
+        resolved.spec.precision.compute_dtype = d.clone();
+        resolved
+            .provenance
+            .set("precision.compute_dtype", Origin::explicit("--dtype"));
     }
     if let Some(o) = &opts.output {
         resolved.spec.checkpoint.output_dir = o.display().to_string();

@@ -40,7 +40,11 @@ static PROMPTS: &str = include_str!(concat!(
 impl AlpacaStrings {
     /// The strings of a `prompts.toml` table; `templates` from the IR (`format`,
     /// `no_input_format`) override them.
-    pub fn resolve(style: &str, templates: &indexmap::IndexMap<String, String>) -> Result<Self> {
+    pub fn resolve(
+        style: &str,
+        templates: &indexmap::IndexMap<String, String>,
+        flavour: Flavour,
+    ) -> Result<Self> {
         let table: toml::Table = toml::from_str(PROMPTS).expect("prompts.toml is valid TOML");
         // `alpaca_chat_template`: the same strings, framed as a chat turn (see `alpaca`)
         let style = style.strip_suffix("_chat_template").unwrap_or(style);
@@ -56,11 +60,12 @@ impl AlpacaStrings {
             .get("format")
             .cloned()
             .or_else(|| get("with_input"));
-        let no_input = templates
-            .get("no_input_format")
-            .cloned()
-            .or_else(|| get("no_input"))
-            .or_else(|| with_input.clone());
+        let no_input = match templates.get("no_input_format") {
+            Some(t) => Some(t.clone()),
+            // The Unsloth notebook's one template always has the Input section.
+            None if flavour == Flavour::Unsloth => with_input.clone(),
+            None => get("no_input").or_else(|| with_input.clone()),
+        };
         match (with_input, no_input) {
             (Some(with_input), Some(no_input)) => Ok(AlpacaStrings {
                 with_input,
@@ -138,7 +143,8 @@ pub fn format_row(
     row: &Map<String, Value>,
 ) -> Result<Option<Sample>> {
     let sample = match format {
-        "alpaca" => alpaca(ctx, row)?,
+        // `instruct`: user-defined prompt strings (IR `templates`), the Alpaca machinery
+        "alpaca" | "instruct" => alpaca(ctx, row)?,
         "completion" => completion(ctx, row)?,
         "input_output" => input_output(ctx, row)?,
         "chat_template" => chat(ctx, row)?,
@@ -214,9 +220,8 @@ fn alpaca(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
             torchtune_messages(ctx, &messages)
         }
         Flavour::Unsloth => {
-            // The notebook's `alpaca_prompt.format(instruction, input, output) + EOS_TOKEN`:
-            // the with-input template, always.
-            let text = AlpacaStrings::fill(&ctx.alpaca.with_input, &instruction, &input)
+            // The notebook's `alpaca_prompt.format(instruction, input, output) + EOS_TOKEN`
+            let text = ctx.alpaca.prompt(&instruction, &input)
                 + &output
                 + if ctx.add_eos {
                     ctx.tok.eos.text.as_str()

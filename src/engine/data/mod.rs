@@ -115,8 +115,8 @@ pub fn build_samples(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Resul
             sequence_len: d.sequence_len as usize,
             overlong: &d.overlong,
             add_eos: d.add_eos,
-            alpaca: if ds.format == "alpaca" {
-                format::AlpacaStrings::resolve(&ds.prompt_style, &ds.templates)?
+            alpaca: if matches!(ds.format.as_str(), "alpaca" | "instruct") {
+                format::AlpacaStrings::resolve(&ds.prompt_style, &ds.templates, flavour)?
             } else {
                 format::AlpacaStrings {
                     with_input: String::new(),
