@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+# Unsloth script written by tunebridge from fixtures/configs/unsloth/qwen3-4b-fastmodel-instruct.py (unsloth).
+# Values that differ from Unsloth's defaults are explicit; `parity:` comments mark the ones
+# chosen so the run matches the source. Run: python train_unsloth.py
+
+from unsloth import FastLanguageModel
+from unsloth.chat_templates import get_chat_template, standardize_data_formats, train_on_responses_only
+import torch
+
+max_seq_length = 2048
+dtype = None # None: bf16 where the GPU supports it
+load_in_4bit = True
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name = "unsloth/Qwen3-4B-Instruct-2507",
+    max_seq_length = max_seq_length,
+    dtype = dtype,
+    load_in_4bit = load_in_4bit,
+)
+
+model = FastLanguageModel.get_peft_model(
+    model,
+    r = 32,
+    target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    lora_alpha = 32,
+    lora_dropout = 0,
+    bias = "none",
+    use_gradient_checkpointing = "unsloth", # "unsloth": recompute with CPU-offloaded activations
+    random_state = 3407,
+    use_rslora = False,
+)
+
+tokenizer = get_chat_template(
+    tokenizer,
+    chat_template = "qwen3-instruct",
+)
+
+from datasets import load_dataset
+
+def formatting_prompts_func(examples):
+    convos = examples["conversations"]
+    texts = [tokenizer.apply_chat_template(convo, tokenize = False, add_generation_prompt = False) for convo in convos]
+    return { "text" : texts, }
+
+
+dataset = load_dataset("mlabonne/FineTome-100k", split = "train")
+dataset = standardize_data_formats(dataset)
+dataset = dataset.map(formatting_prompts_func, batched = True,)
+
+from trl import SFTConfig, SFTTrainer
+trainer = SFTTrainer(
+    model = model,
+    processing_class = tokenizer,
+    train_dataset = dataset,
+    args = SFTConfig(
+        dataset_text_field = "text",
+        max_seq_length = max_seq_length,
+        packing = False,
+        per_device_train_batch_size = 2,
+        gradient_accumulation_steps = 4,
+        warmup_steps = 5,
+        max_steps = 60,
+        learning_rate = 2e-4,
+        logging_steps = 1,
+        optim = "adamw_8bit",
+        weight_decay = 0.001,
+        lr_scheduler_type = "linear",
+        seed = 3407,
+        output_dir = "trainer_output",
+        report_to = "none",
+    ),
+)
+
+trainer = train_on_responses_only(
+    trainer,
+    instruction_part = "<|im_start|>user\n",
+    response_part = "<|im_start|>assistant\n",
+)
+
+trainer_stats = trainer.train()
+
+model.save_pretrained("qwen3_lora")
+tokenizer.save_pretrained("qwen3_lora")
