@@ -290,6 +290,22 @@ impl<'a> Emitter<'a> {
                 note,
             });
         }
+        // Fields the source left unset (an absent Option such as `adapter.init_seed`) that
+        // the target must set anyway: reported too, so the change is not silent.
+        for (path, (status, key, note)) in &self.covered {
+            let in_source = self.flat.contains_key(path)
+                || self.flat.keys().any(|k| k.starts_with(&format!("{path}.")));
+            if !in_source && *status > Status::Defaulted {
+                entries.push(Entry {
+                    field: path.clone(),
+                    value: Value::Null,
+                    status: *status,
+                    target_key: key.clone(),
+                    origin: "unset in the source".into(),
+                    note: note.clone(),
+                });
+            }
+        }
         let report = PortReport {
             from: from.to_string(),
             to: self.target.to_string(),

@@ -9,7 +9,7 @@ use tunebridge::ir::tree::Flat;
 use tunebridge::translate::{self, Framework, Status, WriteOptions};
 
 /// Writers that exist so far; the others are skipped as targets.
-pub const WRITERS: &[Framework] = &[Framework::Axolotl];
+pub const WRITERS: &[Framework] = &[Framework::Axolotl, Framework::Torchtune, Framework::Unsloth];
 
 fn fixture_sets() -> Vec<(Framework, Vec<std::path::PathBuf>)> {
     vec![

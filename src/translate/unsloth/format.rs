@@ -9,7 +9,7 @@
 
 use super::python::{Module, Py};
 use crate::diag::Span;
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use tree_sitter::Node as TsNode;
 
 /// One `template.format(a, b, …)` in the function.
@@ -41,6 +41,8 @@ pub struct Formatting {
     pub output_column: Option<String>,
     /// Columns read from the row (`examples["instruction"]`), in order.
     pub columns_read: Vec<String>,
+    /// Local variables holding a row column (`input` from `zip(inputs, …)`), in order.
+    pub vars: Vec<(String, String)>,
     pub span: Span,
 }
 
@@ -52,7 +54,7 @@ pub fn analyze(module: &Module, def: Span) -> Option<Formatting> {
     let mut a = Analyzer {
         module,
         param: params.first().cloned().unwrap_or_default(),
-        columns: HashMap::new(),
+        columns: IndexMap::new(),
         out: Formatting {
             span: def,
             ..Formatting::default()
@@ -66,6 +68,7 @@ pub fn analyze(module: &Module, def: Span) -> Option<Formatting> {
     if node.kind() == "lambda" && body.kind() == "dictionary" {
         a.output_key(body);
     }
+    a.out.vars = a.columns.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     Some(a.out)
 }
 
@@ -96,7 +99,7 @@ struct Analyzer<'m> {
     param: String,
     /// Local variable → the column it holds (`instructions = examples["instruction"]`,
     /// `instruction` from `zip(instructions, …)`).
-    columns: HashMap<String, String>,
+    columns: IndexMap<String, String>,
     out: Formatting,
 }
 

@@ -562,6 +562,9 @@ impl<'t> Walker<'t> {
                     .unwrap_or("");
                 match obj {
                     Some(Py::Name(base)) => Py::Name(format!("{base}.{attr}")),
+                    // An attribute of an object (`tokenizer.eos_token` after
+                    // `model, tokenizer = …`): named as written.
+                    Some(Py::Call(_) | Py::Item(..)) => Py::Name(text.into()),
                     _ => Py::Unknown(text.into()),
                 }
             }

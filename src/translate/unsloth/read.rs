@@ -23,6 +23,9 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
     r.consume("uses");
     let sd = script_data();
     for key in script.chosen.keys() {
+        if r.get(key).and_then(|e| e.node.as_map()).is_some_and(|m| m.is_empty()) {
+            r.consume(key); // `trainer.train()`: nothing to read
+        }
         if let Some(spec) = sd.call(key) {
             for name in spec.structural.iter().chain(&spec.code) {
                 r.consume(&format!("{key}.{name}"));
@@ -576,6 +579,13 @@ fn read_data(r: &mut Reader, s: &Script) {
     }
 }
 
+/// The messages column, named only when it is not the default `messages`.
+fn set_messages(ds: &mut Value, col: &str) {
+    if col != "messages" {
+        ds["columns"] = json!({ "messages": col });
+    }
+}
+
 /// Instruction/response markers of `train_on_responses_only`: written, or what Unsloth
 /// detects from the chat template.
 fn markers_for(r: &mut Reader, span: Span) -> Option<(String, String)> {
@@ -689,7 +699,7 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
         // No formatting function: the text column or the conversations as they are.
         if src.standardized || (text_field.is_none() && ir_str(r, "model.chat_template") != "tokenizer_default") {
             ds["format"] = json!("chat_template");
-            ds["columns"] = json!({"messages": original(if src.standardized { "conversations" } else { "messages" })});
+            set_messages(&mut ds, &original(if src.standardized { "conversations" } else { "messages" }));
             ds["roles_to_train"] = json!(["assistant"]);
             return Shaped { ds, eos: None, chat: true };
         }
@@ -759,17 +769,32 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
                 return Shaped { ds, eos: Some(f.eos), chat: false };
             }
             (None, false) => {
+                // The IR's `instruct` carries every field of a user-defined prompt; the system
+                // ones are empty here (Axolotl's user_defined.py defaults).
+                let mut cols = serde_json::Map::new();
+                cols.insert("system".into(), json!("system"));
+                for role in ["instruction", "input", "output"] {
+                    cols.insert(role.into(), columns.get(role).cloned().unwrap_or(json!(role)));
+                }
                 ds["format"] = json!("instruct");
-                ds["columns"] = Value::Object(columns);
-                ds["templates"] = json!({"format": with, "no_input_format": without});
+                ds["columns"] = Value::Object(cols);
+                ds["templates"] = json!({"format": with, "no_input_format": without, "system_format": "{system}", "system_prompt": ""});
             }
         }
         return Shaped { ds, eos: Some(f.eos), chat: false };
     }
     if let Some(col) = &f.chat_messages {
+        // A user/assistant turn built from two columns (TorchTune's instruct framing).
+        let var_col = |name: &str| f.vars.iter().find(|(v, _)| v == name).map(|(_, c)| original(c));
+        if let (None, Some(input), Some(output)) = (col, var_col("input"), var_col("output")) {
+            ds["format"] = json!("instruct");
+            ds["prompt_style"] = json!("chat_template");
+            ds["columns"] = json!({"input": input, "output": output});
+            return Shaped { ds, eos: None, chat: true };
+        }
         let col = col.clone().or_else(|| f.columns_read.first().cloned()).unwrap_or_else(|| "messages".into());
         ds["format"] = json!("chat_template");
-        ds["columns"] = json!({"messages": original(&col)});
+        set_messages(&mut ds, &original(&col));
         ds["roles_to_train"] = json!(["assistant"]);
         return Shaped { ds, eos: None, chat: true };
     }

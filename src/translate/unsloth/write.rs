@@ -166,6 +166,20 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         em.put("from_pretrained.full_finetuning", json!(true), &["adapter.method"], Status::Carried, "");
         em.cover("adapter", Status::Defaulted, "", "not used by a full fine-tune");
         em.cover("adapter.method", Status::Carried, "full_finetuning", "");
+        // LoRA settings mean nothing here; the script reads back Unsloth's own.
+        let defaults = data::defaults(FW);
+        let unused: Vec<String> = em
+            .flat
+            .iter()
+            .filter(|(k, v)| k.starts_with("adapter.") && *k != "adapter.method" && defaults.get(k).is_some_and(|d| !crate::translate::emitter::values_equal(d, v)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in unused {
+            em.cover(&k, Status::Approximated, "", "unused by a full fine-tune; not written");
+        }
+        if spec.adapter.init_seed.is_none() {
+            em.cover("adapter.init_seed", Status::Approximated, "", "unused by a full fine-tune; not written");
+        }
     }
     if spec.model.attention != "sdpa" {
         em.put("from_pretrained.attn_implementation", json!(spec.model.attention), &["model.attention"], Status::Carried, "");
@@ -202,7 +216,15 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     let fast_path = model_type.as_ref().is_none_or(|t| script_data().fast_path_model_types.contains(t));
     if !full {
         ctx.has_peft = true;
-        let mut targets = spec.adapter.target_modules.clone();
+        let (to_save_targets, mut targets): (Vec<String>, Vec<String>) = spec
+            .adapter
+            .target_modules
+            .iter()
+            .cloned()
+            .partition(|m| ["embed_tokens", "lm_head"].contains(&m.as_str()));
+        if !to_save_targets.is_empty() {
+            em.cover("adapter.target_modules", Status::NotExpressible, "target_modules", &format!("Unsloth trains {} in full, not with LoRA; left out", to_save_targets.join(" and ")));
+        }
         let mut bad_save = Vec::new();
         for m in &spec.adapter.modules_to_save {
             if ["embed_tokens", "lm_head"].contains(&m.as_str()) {
@@ -346,6 +368,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     }
     // Batching.
     if spec.data.packing && foreign {
+        em.put("SFTConfig.packing", json!(true), &["data.packing"], Status::Carried, "");
         em.cover("data.packing", Status::Approximated, "packing", "TRL's best-fit-decreasing packing groups other samples than the source's packer");
     }
     let padding_free_unsloth = !spec.data.packing && spec.model.family != "gemma2";
@@ -359,7 +382,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
             em.cover("data.padding_free", Status::Carried, "packing", "");
         }
     } else {
-        em.cover("data.padding_free", Status::Carried, "", "");
+        em.cover("data.padding_free", Status::Carried, "padding_free (auto)", "");
     }
     if spec.data.shuffle_seed != spec.training.seed {
         let c = em.parity_comment("data.shuffle_seed", &json!(spec.data.shuffle_seed));
@@ -436,7 +459,9 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     let devices = spec.batch.devices;
     if devices > 1 {
         ctx.launch = format!("torchrun --nproc_per_node {devices} {}", FW.default_file_name());
-        em.cover("batch.devices", Status::Carried, "torchrun --nproc_per_node", "");
+        let note = format!("the GPU count belongs to the launcher (`{}`), not the script", ctx.launch);
+        em.cover("batch.devices", Status::Approximated, "torchrun --nproc_per_node", &note);
+        em.cover("batch.global_batch", Status::Approximated, "torchrun --nproc_per_node", &note);
     }
     em.cover("batch.global_batch", Status::Carried, "", "");
     match spec.parallel.strategy.as_str() {
@@ -585,10 +610,14 @@ fn dataset_func(em: &mut Emitter, i: usize, d: &Dataset, fname: &str, add_eos: b
         column: String::new(),
     };
     let path = format!("data.datasets.{i}");
+    let plain = matches!(em.resolved.spec.model.chat_template.as_str(), "none" | "");
     match d.format.as_str() {
         "alpaca" => {
             let style = script_data().alpaca_style(&d.prompt_style);
-            let chat_wrapped = style.is_none();
+            let chat_wrapped = style.is_none() && !plain;
+            if style.is_none() && plain {
+                em.cover(&format!("{path}.prompt_style"), Status::Approximated, "formatting_prompts_func", "with no chat template the Alpaca text is trained as plain text");
+            }
             let st = style.or_else(|| script_data().alpaca_style("alpaca"));
             let Some(st) = st else { return (None, false, None) };
             let (with, rw) = to_format(&st.with_input(), !chat_wrapped);
@@ -613,11 +642,33 @@ fn dataset_func(em: &mut Emitter, i: usize, d: &Dataset, fname: &str, add_eos: b
             let markers = text_markers(&st.turn_format);
             (Some(func), false, masked.then_some(markers).flatten())
         }
+        "instruct" if d.prompt_style == "chat_template" || d.templates.get("format").is_none_or(|f| f.is_empty()) => {
+            // One user turn and one assistant turn from two columns, framed by the chat
+            // template (TorchTune's instruct_dataset).
+            func.kind = "chat_columns";
+            func.eos = false;
+            func.roles = ["input", "output"].iter().map(|r| (r.to_string(), col(r))).collect();
+            for k in d.columns.keys().filter(|k| !["input", "output"].contains(&k.as_str())) {
+                em.cover(&format!("{path}.columns.{k}"), Status::NotExpressible, "", "the turn is built from the input and output columns only");
+            }
+            for k in d.templates.keys() {
+                em.cover(&format!("{path}.templates.{k}"), Status::NotExpressible, "", "the chat template frames the turn; prompt strings are not used");
+            }
+            if plain {
+                em.cover(&format!("{path}.prompt_style"), Status::Approximated, "apply_chat_template", "the model has no chat template; the tokenizer's own is used");
+            }
+            let m = if masked { chat_markers(em) } else { None };
+            (Some(func), true, m)
+        }
         "instruct" => {
             let format = d.templates.get("format").cloned().unwrap_or_default();
             let no_input = d.templates.get("no_input_format").cloned().unwrap_or_else(|| format.replace("{input}", ""));
-            for k in d.templates.keys().filter(|k| !["format", "no_input_format"].contains(&k.as_str())) {
-                em.cover(&format!("{path}.templates.{k}"), Status::NotExpressible, "", "the formatting function writes only the prompt templates");
+            // The system fields are no-ops when empty (Axolotl's user-defined defaults).
+            let noop = |k: &str, v: &str| (k == "system_format" && v == "{system}") || (k == "system_prompt" && v.is_empty());
+            for (k, v) in d.templates.iter().filter(|(k, _)| !["format", "no_input_format"].contains(&k.as_str())) {
+                if !noop(k, v) {
+                    em.cover(&format!("{path}.templates.{k}"), Status::NotExpressible, "", "the formatting function writes only the prompt templates");
+                }
             }
             let (with, rw) = to_format(&format, true);
             func.prompt = with;
@@ -641,6 +692,9 @@ fn dataset_func(em: &mut Emitter, i: usize, d: &Dataset, fname: &str, add_eos: b
             func.kind = "chat";
             func.eos = false;
             func.column = col("messages");
+            for k in d.columns.keys().filter(|k| k.as_str() != "messages") {
+                em.cover(&format!("{path}.columns.{k}"), Status::Approximated, "standardize_data_formats", "standardize_data_formats maps ShareGPT `from`/`value` keys onto role/content itself");
+            }
             let m = if masked { chat_markers_for(em, d) } else { None };
             (Some(func), true, m)
         }
@@ -653,6 +707,7 @@ fn dataset_func(em: &mut Emitter, i: usize, d: &Dataset, fname: &str, add_eos: b
         }
         other => {
             em.cover(&format!("{path}.format"), Status::NotExpressible, "", &format!("Unsloth notebooks have no `{other}` format; the rows are read as plain text"));
+            em.cover(&format!("{path}.columns.text"), Status::NotExpressible, "", "the rows are read as plain text from `text`");
             func.column = "text".into();
             (if add_eos { Some(func) } else { None }, false, None)
         }
