@@ -169,6 +169,7 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
     read_logging(&mut r);
     parallel::read(&mut r, keys());
     derive_kernels(&mut r, &kernels);
+    derive_shuffle_seed(&mut r);
     drop_noops(&mut r);
     read_renamed(&mut r);
     r.finish(FW.name())
@@ -627,6 +628,20 @@ fn derive_kernels(r: &mut Reader, given: &KernelKeys) {
             },
         },
     );
+}
+
+/// Axolotl shuffles the merged datasets with `seed` (utils/data/shared.py merge_datasets).
+fn derive_shuffle_seed(r: &mut Reader) {
+    if let Some(seed) = r.ir_value("training.seed").cloned() {
+        r.set(
+            "data.shuffle_seed",
+            seed,
+            Origin::Derived {
+                from: vec!["training.seed".into()],
+                rule: "Axolotl shuffles the merged datasets with `seed`".into(),
+            },
+        );
+    }
 }
 
 /// Whether Axolotl can run its fused LoRA kernels (and so auto-enables them).
@@ -1335,12 +1350,48 @@ fn write_model(em: &mut Emitter, spec: &RunSpec) {
         );
     }
     if spec.model.chat_template == "none" {
-        em.cover(
-            "model.chat_template",
-            Status::Defaulted,
-            "",
-            "no conversations: Axolotl applies a chat template only to chat_template datasets",
-        );
+        // Axolotl has no "no template": its default frames only chat_template datasets.
+        let chats = spec
+            .data
+            .datasets
+            .iter()
+            .any(|d| d.format == "chat_template");
+        let (status, note) = if chats {
+            (
+                Status::NotExpressible,
+                "Axolotl frames chat_template datasets with the tokenizer's template",
+            )
+        } else {
+            (
+                Status::Approximated,
+                "Axolotl always has a chat template but applies it only to chat_template datasets; this run has none",
+            )
+        };
+        em.cover("model.chat_template", status, "", note);
+    }
+}
+
+/// Account for IR fields the run does not use (a full fine-tune's LoRA settings): those equal
+/// to Axolotl's default are defaulted; the others cannot be said, and do not matter.
+fn cover_unused(em: &mut Emitter, prefixes: &[&str], note: &str) {
+    let paths: Vec<(String, Value)> = em
+        .flat
+        .iter()
+        .filter(|(k, _)| {
+            prefixes.iter().any(|p| k.starts_with(&format!("{p}."))) && !em.is_covered(k)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (path, value) in paths {
+        let same = em
+            .defaults
+            .get(&path)
+            .is_some_and(|d| values_equal(d, &value));
+        if same {
+            em.cover(&path, Status::Defaulted, "", "");
+        } else {
+            em.cover(&path, Status::NotExpressible, "", note);
+        }
     }
 }
 
@@ -1348,18 +1399,24 @@ fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOptions) {
     let a = &spec.adapter;
     if a.method == "full" {
         em.cover(
-            "adapter",
-            Status::Defaulted,
-            "",
-            "not used by a full fine-tune",
-        );
-        em.cover(
             "adapter.method",
             Status::Carried,
             "adapter",
             "no `adapter` key: a full fine-tune",
         );
-        em.cover("quantization", Status::Defaulted, "", "");
+        if !a.fused_kernels {
+            em.cover(
+                "adapter.fused_kernels",
+                Status::Carried,
+                "",
+                "no LoRA kernels in a full fine-tune",
+            );
+        }
+        cover_unused(
+            em,
+            &["adapter", "quantization"],
+            "not used by a full fine-tune",
+        );
         return;
     }
     em.put(
@@ -1626,8 +1683,8 @@ fn write_precision(em: &mut Emitter, spec: &RunSpec) {
         em.cover("precision.mode", Status::Carried, "bf16", "");
     }
     let m = &spec.memory;
-    // Under FSDP, activation checkpointing belongs to fsdp_config (parallel::write).
-    let fsdp = matches!(spec.parallel.strategy.as_str(), "fsdp1" | "fsdp2");
+    // Under FSDP2, activation checkpointing belongs to fsdp_config (parallel::write).
+    let fsdp = spec.parallel.strategy == "fsdp2";
     if !fsdp || m.gradient_checkpointing == "off" {
         let gc = match m.gradient_checkpointing.as_str() {
             "on" | "offload" => json!(true),
@@ -1737,13 +1794,13 @@ fn write_run(em: &mut Emitter, spec: &RunSpec) {
         }
     }
     em.cover("batch.global_batch", Status::Carried, "", "");
-    if spec.data.shuffle_seed != spec.training.seed && spec.data.shuffle {
-        em.cover(
-            "data.shuffle_seed",
-            Status::NotExpressible,
-            "",
-            "Axolotl shuffles with `seed`; a separate data-order seed cannot be set",
-        );
+    if spec.data.shuffle_seed != spec.training.seed {
+        let note = if spec.data.shuffle {
+            "Axolotl shuffles with `seed`; a separate data-order seed cannot be set"
+        } else {
+            "Axolotl's data-order seed is `seed` (unused here: no shuffling)"
+        };
+        em.cover("data.shuffle_seed", Status::NotExpressible, "", note);
     } else {
         em.cover("data.shuffle_seed", Status::Carried, "seed", "");
     }

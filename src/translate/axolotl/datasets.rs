@@ -381,17 +381,45 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                     m.insert("type".into(), json!("input_output"));
                 }
                 "instruct" => {
-                    let mut t = Map::new();
-                    for (k, v) in &d.columns {
-                        t.insert(format!("field_{k}"), json!(v));
-                    }
-                    for (k, v) in &d.templates {
-                        t.insert(k.clone(), json!(v));
+                    // Axolotl's user-defined type frames prompts with its format strings; a
+                    // source that framed them otherwise (a chat template, its own defaults)
+                    // gets Axolotl's defaults for what it left out.
+                    let complete = USER_DEFINED_DEFAULTS
+                        .iter()
+                        .all(|(k, _)| match k.strip_prefix("field_") {
+                            Some(col) => d.columns.contains_key(col),
+                            None => d.templates.contains_key(*k),
+                        });
+                    if !d.prompt_style.is_empty() || !complete {
+                        let how = if d.prompt_style.is_empty() {
+                            "its own defaults".to_string()
+                        } else {
+                            format!("`{}`", d.prompt_style)
+                        };
+                        let note = format!("Axolotl's user-defined type fills in its defaults ({{instruction}} {{input}} with no template); the source framed prompts with {how}");
+                        let mut parts = vec!["prompt_style".to_string()];
+                        for (k, _) in USER_DEFINED_DEFAULTS {
+                            parts.push(match k.strip_prefix("field_") {
+                                Some(col) => format!("columns.{col}"),
+                                None => format!("templates.{k}"),
+                            });
+                        }
+                        for part in parts {
+                            notes.push((format!("data.datasets.{i}.{part}"), Status::Approximated, note.clone()));
+                        }
                     }
                     // Axolotl's own defaults need not be spelled out.
-                    for (k, default) in USER_DEFINED_DEFAULTS {
-                        if t.get(k) == Some(&json!(default)) {
-                            t.remove(k);
+                    let is_default = |k: &str, v: &str| USER_DEFINED_DEFAULTS.iter().any(|(dk, dv)| *dk == k && *dv == v);
+                    let mut t = Map::new();
+                    for (k, v) in &d.columns {
+                        let key = format!("field_{k}");
+                        if !is_default(&key, v) {
+                            t.insert(key, json!(v));
+                        }
+                    }
+                    for (k, v) in &d.templates {
+                        if !is_default(k, v) {
+                            t.insert(k.clone(), json!(v));
                         }
                     }
                     m.insert("type".into(), Value::Object(t));

@@ -195,14 +195,9 @@ fn read_fsdp(r: &mut Reader, keys: &Keys) {
                 &source_key,
                 span,
             ),
-            ("sharding_strategy", Value::String(s)) => {
-                let reshard = !matches!(s.as_str(), "SHARD_GRAD_OP" | "_HYBRID_SHARD_ZERO2" | "2");
-                r.set_from(
-                    "parallel.reshard_after_forward",
-                    json!(reshard),
-                    &source_key,
-                    span,
-                );
+            ("sharding_strategy", _) => {
+                // Not in Axolotl's FSDPConfig: pydantic drops it; the `fsdp` list decides.
+                keep(r, "fsdp_config.sharding_strategy", v.clone(), span, "dropped by Axolotl's schema; the `fsdp` list (full_shard / shard_grad_op) decides");
             }
             ("activation_checkpointing", Value::Bool(true)) => r.set_from(
                 "memory.gradient_checkpointing",
@@ -221,6 +216,16 @@ fn read_fsdp(r: &mut Reader, keys: &Keys) {
                 "FSDP setting with no IR field",
             ),
         }
+    }
+}
+
+/// Wrap each decoder layer of the family (TRANSFORMER_BASED_WRAP).
+fn wrap_policy(cfg: &mut Map<String, Value>, spec: &RunSpec, keys: &Keys) {
+    cfg.insert("auto_wrap_policy".into(), json!("TRANSFORMER_BASED_WRAP"));
+    let class = families::by_name(&spec.model.family)
+        .and_then(|f| keys.fsdp_layer_class.get(&f.hf_model_type));
+    if let Some(c) = class {
+        cfg.insert("transformer_layer_cls_to_wrap".into(), json!(c));
     }
 }
 
@@ -280,11 +285,12 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                 );
             }
         }
-        "fsdp1" | "fsdp2" => {
-            let version = if p.strategy == "fsdp2" { 2 } else { 1 };
+        "fsdp2" => {
+            // As Axolotl's FSDP2 examples: version at the top, activation checkpointing in
+            // fsdp_config (HF refuses it together with gradient_checkpointing).
             em.put(
                 "fsdp_version",
-                json!(version),
+                json!(2),
                 &["parallel.strategy"],
                 Status::Carried,
                 "",
@@ -295,19 +301,13 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                 "reshard_after_forward".into(),
                 json!(p.reshard_after_forward),
             );
-            cfg.insert("auto_wrap_policy".into(), json!("TRANSFORMER_BASED_WRAP"));
-            let class = families::by_name(&spec.model.family)
-                .and_then(|f| keys.fsdp_layer_class.get(&f.hf_model_type));
-            if let Some(c) = class {
-                cfg.insert("transformer_layer_cls_to_wrap".into(), json!(c));
-            }
+            wrap_policy(&mut cfg, spec, keys);
             let mut irs = vec![
                 "parallel.strategy",
                 "parallel.cpu_offload",
                 "parallel.reshard_after_forward",
             ];
             if spec.memory.gradient_checkpointing != "off" {
-                // HF refuses gradient_checkpointing together with FSDP activation checkpointing.
                 cfg.insert("activation_checkpointing".into(), json!(true));
                 irs.push("memory.gradient_checkpointing");
             }
@@ -317,9 +317,47 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                     "memory.gradient_checkpointing",
                     Status::Approximated,
                     "fsdp_config.activation_checkpointing",
-                    "FSDP checkpoints activations without CPU offload of the checkpoints",
+                    "FSDP checkpoints activations without offloading the checkpoints to CPU",
                 );
             }
+            em.cover("parallel.zero_stage", Status::Defaulted, "", "");
+        }
+        "fsdp1" => {
+            // As Axolotl's FSDP1 examples: the `fsdp` list decides the sharding (the schema has
+            // no sharding_strategy, and accelerate wants a strategy name, not a bool, for FSDP1).
+            let mut list = vec![json!(if p.reshard_after_forward {
+                "full_shard"
+            } else {
+                "shard_grad_op"
+            })];
+            if p.cpu_offload {
+                list.push(json!("offload"));
+            }
+            list.push(json!("auto_wrap"));
+            em.put(
+                "fsdp",
+                json!(list),
+                &["parallel.reshard_after_forward"],
+                Status::Carried,
+                "",
+            );
+            em.put(
+                "fsdp_version",
+                json!(1),
+                &["parallel.strategy"],
+                Status::Carried,
+                "",
+            );
+            let mut cfg = Map::new();
+            cfg.insert("offload_params".into(), json!(p.cpu_offload));
+            wrap_policy(&mut cfg, spec, keys);
+            em.put(
+                "fsdp_config",
+                Value::Object(cfg),
+                &["parallel.strategy", "parallel.cpu_offload"],
+                Status::Carried,
+                "",
+            );
             em.cover("parallel.zero_stage", Status::Defaulted, "", "");
         }
         "single" | "ddp" => {

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+# Unsloth script written by tunebridge from fixtures/configs/axolotl/gemma2-9b-qlora-chat-roles.yaml (axolotl).
+# Values that differ from Unsloth's defaults are explicit; `parity:` comments mark the ones
+# chosen so the run matches the source. Run: python train_unsloth.py
+
+from unsloth import FastLanguageModel
+from unsloth.chat_templates import get_chat_template, standardize_sharegpt, train_on_responses_only
+import torch
+
+max_seq_length = 2048
+dtype = None # None: bf16 where the GPU supports it
+load_in_4bit = True
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name = "google/gemma-2-9b",
+    max_seq_length = max_seq_length,
+    dtype = dtype,
+    load_in_4bit = load_in_4bit,
+    attn_implementation = "eager",
+)
+
+model = FastLanguageModel.get_peft_model(
+    model,
+    r = 32,
+    target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    lora_alpha = 16,
+    lora_dropout = 0.05,
+    bias = "none",
+    use_gradient_checkpointing = True,
+    random_state = 42, # parity: the run seed
+    use_rslora = False,
+)
+
+tokenizer = get_chat_template(
+    tokenizer,
+    chat_template = "gemma",
+)
+
+from datasets import load_dataset
+
+def formatting_prompts_func(examples):
+    convos = examples["conversations"]
+    texts = [tokenizer.apply_chat_template(convo, tokenize = False, add_generation_prompt = False) for convo in convos]
+    return { "text" : texts, }
+
+
+dataset = load_dataset("cgato/SlimOrcaDedupCleaned", split = "train")
+dataset = standardize_sharegpt(dataset)
+dataset = dataset.map(formatting_prompts_func, batched = True,)
+
+from trl import SFTConfig, SFTTrainer
+trainer = SFTTrainer(
+    model = model,
+    processing_class = tokenizer,
+    train_dataset = dataset,
+    args = SFTConfig(
+        dataset_text_field = "text",
+        max_seq_length = max_seq_length,
+        packing = True,
+        per_device_train_batch_size = 1,
+        gradient_accumulation_steps = 4,
+        warmup_ratio = 0.1,
+        num_train_epochs = 4,
+        learning_rate = 2e-4,
+        logging_steps = 1,
+        optim = "adamw_8bit",
+        weight_decay = 0.0,
+        lr_scheduler_type = "cosine",
+        seed = 42, # parity: axolotl default; unsloth would use 3407
+        output_dir = "./outputs/gemma2-qlora",
+        report_to = "none",
+        save_strategy = "epoch",
+        tf32 = True,
+        average_tokens_across_devices = False, # parity: axolotl default; unsloth would use global_tokens
+        save_total_limit = 4, # parity: axolotl default; unsloth would use 0
+    ),
+)
+
+trainer = train_on_responses_only(
+    trainer,
+    instruction_part = "<start_of_turn>user\n",
+    response_part = "<start_of_turn>model\n",
+)
+
+trainer_stats = trainer.train()
+
+model.save_pretrained("lora_model")
+tokenizer.save_pretrained("lora_model")
