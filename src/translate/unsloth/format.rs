@@ -68,7 +68,11 @@ pub fn analyze(module: &Module, def: Span) -> Option<Formatting> {
     if node.kind() == "lambda" && body.kind() == "dictionary" {
         a.output_key(body);
     }
-    a.out.vars = a.columns.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    a.out.vars = a
+        .columns
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Some(a.out)
 }
 
@@ -163,16 +167,18 @@ impl Analyzer<'_> {
     fn bindings(&mut self, n: TsNode) {
         match n.kind() {
             "assignment" => {
-                if let (Some(l), Some(r)) =
-                    (n.child_by_field_name("left"), n.child_by_field_name("right"))
-                {
+                if let (Some(l), Some(r)) = (
+                    n.child_by_field_name("left"),
+                    n.child_by_field_name("right"),
+                ) {
                     self.bind_targets(l, r);
                 }
             }
             "for_statement" | "for_in_clause" => {
-                if let (Some(l), Some(r)) =
-                    (n.child_by_field_name("left"), n.child_by_field_name("right"))
-                {
+                if let (Some(l), Some(r)) = (
+                    n.child_by_field_name("left"),
+                    n.child_by_field_name("right"),
+                ) {
                     self.bind_targets(l, r);
                 }
             }
@@ -202,9 +208,11 @@ impl Analyzer<'_> {
             "string" | "concatenated_string" => {
                 // Literal template inside the function: evaluate it like a module constant.
                 let src = crate::diag::Source::new("", format!("x = {}\n", self.text(n)));
-                super::python::parse(&src)
-                    .ok()
-                    .and_then(|m| m.env.get("x").and_then(|b| b.value.as_str().map(String::from)))
+                super::python::parse(&src).ok().and_then(|m| {
+                    m.env
+                        .get("x")
+                        .and_then(|b| b.value.as_str().map(String::from))
+                })
             }
             _ => None,
         }
@@ -417,10 +425,7 @@ mod tests {
 
     #[test]
     fn slots_split_and_escape() {
-        assert_eq!(
-            split_slots("a{}b{{x}}{}").unwrap(),
-            ["a", "b{x}", ""]
-        );
+        assert_eq!(split_slots("a{}b{{x}}{}").unwrap(), ["a", "b{x}", ""]);
         assert_eq!(split_slots("{name}"), None);
         assert_eq!(escape_braces("{x}"), "{{x}}");
     }

@@ -82,7 +82,9 @@ impl AlpacaStyle {
     }
 
     pub fn no_input(&self) -> String {
-        self.system_format.replace("{system}", &self.system_no_input) + &self.turn_no_input_format
+        self.system_format
+            .replace("{system}", &self.system_no_input)
+            + &self.turn_no_input_format
     }
 }
 

@@ -737,7 +737,11 @@ impl<'t> Walker<'t> {
         let prefix = parts
             .first()
             .filter(|p| p.kind() == "string_start")
-            .map(|p| self.text_of(*p).trim_end_matches(['"', '\'']).to_ascii_lowercase())
+            .map(|p| {
+                self.text_of(*p)
+                    .trim_end_matches(['"', '\''])
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         if prefix.contains('b') {
             return Py::Unknown(full.into());
@@ -815,9 +819,10 @@ impl<'t> Walker<'t> {
                 match a.kind() {
                     "comment" => {}
                     "keyword_argument" => {
-                        let (Some(k), Some(v)) =
-                            (a.child_by_field_name("name"), a.child_by_field_name("value"))
-                        else {
+                        let (Some(k), Some(v)) = (
+                            a.child_by_field_name("name"),
+                            a.child_by_field_name("value"),
+                        ) else {
                             continue;
                         };
                         let value = self.expr(v);
@@ -1031,7 +1036,11 @@ fn builtin(name: &str, args: &[Arg]) -> Option<Py> {
                 Py::Int(i) => Some(*i),
                 _ => None,
             });
-            Py::Int(if name == "min" { ints.min()? } else { ints.max()? })
+            Py::Int(if name == "min" {
+                ints.min()?
+            } else {
+                ints.max()?
+            })
         }
         _ => return None,
     })
@@ -1084,17 +1093,25 @@ mod tests {
         );
         assert_eq!(val(&m, "x"), Py::Int(2));
         let names: Vec<&str> = m.calls.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["from_pretrained", "SFTConfig", "SFTTrainer", "train"]);
+        assert_eq!(
+            names,
+            ["from_pretrained", "SFTConfig", "SFTTrainer", "train"]
+        );
         let trainer = &m.calls[2];
         assert_eq!(trainer.kwarg("args").map(|a| &a.value), Some(&Py::Call(1)));
         assert_eq!(m.calls[3].receiver, Some(Py::Call(2)));
         assert_eq!(m.calls[0].receiver_text, "FastLanguageModel");
-        assert_eq!(val(&m, "tokenizer"), Py::Item(Box::new(Py::Call(0)), Box::new(Py::Int(1))));
+        assert_eq!(
+            val(&m, "tokenizer"),
+            Py::Item(Box::new(Py::Call(0)), Box::new(Py::Int(1)))
+        );
     }
 
     #[test]
     fn ipython_escapes_are_skipped() {
-        let m = module("!pip install unsloth\n%%capture\nx = 1\nget_ipython().system('pip install x')\n");
+        let m = module(
+            "!pip install unsloth\n%%capture\nx = 1\nget_ipython().system('pip install x')\n",
+        );
         assert_eq!(val(&m, "x"), Py::Int(1));
     }
 
@@ -1112,7 +1129,12 @@ mod tests {
         assert!(err.line.is_some(), "{err:?}");
         let src = Source::new("bad.py", "x = = 2\n");
         let err = parse(&src).err().expect("a syntax error");
-        assert_eq!((err.line, err.column), (Some(1), Some(3)), "{}", err.render(Some(&src)));
+        assert_eq!(
+            (err.line, err.column),
+            (Some(1), Some(5)),
+            "{}",
+            err.render(Some(&src))
+        );
         assert!(err.message.contains('='), "{}", err.message);
     }
 }

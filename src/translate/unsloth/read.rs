@@ -23,7 +23,10 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
     r.consume("uses");
     let sd = script_data();
     for key in script.chosen.keys() {
-        if r.get(key).and_then(|e| e.node.as_map()).is_some_and(|m| m.is_empty()) {
+        if r.get(key)
+            .and_then(|e| e.node.as_map())
+            .is_some_and(|m| m.is_empty())
+        {
             r.consume(key); // `trainer.train()`: nothing to read
         }
         if let Some(spec) = sd.call(key) {
@@ -32,7 +35,10 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
             }
         }
     }
-    if script.call("SFTConfig").is_some_and(|c| c.name == "TrainingArguments") {
+    if script
+        .call("SFTConfig")
+        .is_some_and(|c| c.name == "TrainingArguments")
+    {
         training_arguments_defaults(&mut r);
     }
     r.apply_table();
@@ -120,13 +126,19 @@ fn read_model(r: &mut Reader, s: &Script) -> bool {
     r.set(
         "model.tokenizer",
         json!(base),
-        derived(&["model.base"], "from_pretrained returns the model's own tokenizer"),
+        derived(
+            &["model.base"],
+            "from_pretrained returns the model's own tokenizer",
+        ),
     );
     match families::detect(&base) {
         Some(f) => r.set(
             "model.family",
             json!(f.name),
-            derived(&["model.base"], format!("model name matches family {}", f.name)),
+            derived(
+                &["model.base"],
+                format!("model name matches family {}", f.name),
+            ),
         ),
         None => {
             let span = r.get("from_pretrained.model_name").map(|e| e.node.span());
@@ -237,17 +249,37 @@ fn read_method(r: &mut Reader, s: &Script) {
         return;
     }
     if is_true(&q8) {
-        set(r, "lora", "int8", "from_pretrained.load_in_8bit", q8.map(|f| f.1));
+        set(
+            r,
+            "lora",
+            "int8",
+            "from_pretrained.load_in_8bit",
+            q8.map(|f| f.1),
+        );
     } else if is_true(&b16) {
-        set(r, "lora", "none", "from_pretrained.load_in_16bit", b16.map(|f| f.1));
+        set(
+            r,
+            "lora",
+            "none",
+            "from_pretrained.load_in_16bit",
+            b16.map(|f| f.1),
+        );
     } else {
         match &q4 {
-            Some((Value::Bool(false), span)) => {
-                set(r, "lora", "none", "from_pretrained.load_in_4bit", Some(*span))
-            }
-            Some((Value::Bool(true), span)) => {
-                set(r, "qlora", "nf4", "from_pretrained.load_in_4bit", Some(*span))
-            }
+            Some((Value::Bool(false), span)) => set(
+                r,
+                "lora",
+                "none",
+                "from_pretrained.load_in_4bit",
+                Some(*span),
+            ),
+            Some((Value::Bool(true), span)) => set(
+                r,
+                "qlora",
+                "nf4",
+                "from_pretrained.load_in_4bit",
+                Some(*span),
+            ),
             Some((other, span)) => r.warn(
                 Diagnostic::error(
                     "type-mismatch",
@@ -300,9 +332,15 @@ fn family_linear(r: &Reader) -> Vec<String> {
 
 fn read_adapter(r: &mut Reader, s: &Script) {
     let method = ir_str(r, "adapter.method");
-    let loader = s.call("from_pretrained").map(|c| c.receiver_text.clone()).unwrap_or_default();
+    let loader = s
+        .call("from_pretrained")
+        .map(|c| c.receiver_text.clone())
+        .unwrap_or_default();
     let fast_model = !loader.starts_with("FastLanguageModel")
-        && matches!(loader.as_str(), "FastModel" | "FastTextModel" | "FastVisionModel");
+        && matches!(
+            loader.as_str(),
+            "FastModel" | "FastTextModel" | "FastVisionModel"
+        );
     if method != "full" {
         let mut to_save: Vec<String> = Vec::new();
         match arg(r, "get_peft_model.target_modules") {
@@ -352,8 +390,16 @@ fn read_adapter(r: &mut Reader, s: &Script) {
         }
         if !to_save.is_empty() {
             to_save.dedup();
-            let span = r.get("get_peft_model.target_modules").or(r.get("get_peft_model.modules_to_save")).map(|e| e.key_span);
-            r.set_from("adapter.modules_to_save", json!(to_save), "get_peft_model.target_modules", span);
+            let span = r
+                .get("get_peft_model.target_modules")
+                .or(r.get("get_peft_model.modules_to_save"))
+                .map(|e| e.key_span);
+            r.set_from(
+                "adapter.modules_to_save",
+                json!(to_save),
+                "get_peft_model.target_modules",
+                span,
+            );
         }
         if arg(r, "get_peft_model.finetune_vision_layers").is_some_and(|(v, _)| v == json!(true)) {
             r.warn(
@@ -362,7 +408,9 @@ fn read_adapter(r: &mut Reader, s: &Script) {
             );
         }
         if let Some(a) = s.arg("get_peft_model", "loftq_config") {
-            if !matches!(&a.value, Py::None | Py::Dict(_)) || matches!(&a.value, Py::Dict(d) if !d.is_empty()) {
+            if !matches!(&a.value, Py::None | Py::Dict(_))
+                || matches!(&a.value, Py::Dict(d) if !d.is_empty())
+            {
                 r.warn(
                     Diagnostic::warning("not-expressible", "a LoftQ config initialises LoRA from the quantisation error; the IR keeps only `adapter.init`")
                         .at(Some(a.span)),
@@ -376,7 +424,10 @@ fn read_adapter(r: &mut Reader, s: &Script) {
         && model_type
             .as_ref()
             .is_none_or(|t| script_data().fast_path_model_types.contains(t));
-    let dropout = r.ir_value("adapter.dropout").and_then(Value::as_f64).unwrap_or(0.0);
+    let dropout = r
+        .ir_value("adapter.dropout")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     let plain = dropout == 0.0
         && ir_str(r, "adapter.bias") == "none"
         && r.ir_value("adapter.use_dora") != Some(&json!(true));
@@ -410,15 +461,27 @@ fn read_adapter(r: &mut Reader, s: &Script) {
 fn read_sequence(r: &mut Reader) {
     if let Some((v, span)) = arg(r, "from_pretrained.max_seq_length") {
         match v.as_u64() {
-            Some(n) => r.set_from("data.sequence_len", json!(n), "from_pretrained.max_seq_length", Some(span)),
+            Some(n) => r.set_from(
+                "data.sequence_len",
+                json!(n),
+                "from_pretrained.max_seq_length",
+                Some(span),
+            ),
             None => r.warn(
-                Diagnostic::error("type-mismatch", format!("`max_seq_length` must be an integer, found `{v}`"))
-                    .at(Some(span)),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("`max_seq_length` must be an integer, found `{v}`"),
+                )
+                .at(Some(span)),
             ),
         }
     }
     let model_len = ir_u64(r, "data.sequence_len");
-    for key in ["SFTTrainer.max_seq_length", "SFTConfig.max_seq_length", "SFTConfig.max_length"] {
+    for key in [
+        "SFTTrainer.max_seq_length",
+        "SFTConfig.max_seq_length",
+        "SFTConfig.max_length",
+    ] {
         if let Some((v, span)) = arg(r, key) {
             if let Some(n) = v.as_u64() {
                 if n < model_len {
@@ -433,7 +496,10 @@ fn read_sequence(r: &mut Reader) {
 fn read_memory(r: &mut Reader) {
     let gc = arg(r, "get_peft_model.use_gradient_checkpointing")
         .map(|(v, s)| (v, s, "get_peft_model.use_gradient_checkpointing"))
-        .or_else(|| arg(r, "from_pretrained.use_gradient_checkpointing").map(|(v, s)| (v, s, "from_pretrained.use_gradient_checkpointing")));
+        .or_else(|| {
+            arg(r, "from_pretrained.use_gradient_checkpointing")
+                .map(|(v, s)| (v, s, "from_pretrained.use_gradient_checkpointing"))
+        });
     if let Some((v, span, key)) = gc {
         let mode = match &v {
             Value::String(s) if s == "unsloth" => "offload",
@@ -447,13 +513,23 @@ fn read_memory(r: &mut Reader) {
                 "offload"
             }
         };
-        r.set_from("memory.gradient_checkpointing", json!(mode), key, Some(span));
+        r.set_from(
+            "memory.gradient_checkpointing",
+            json!(mode),
+            key,
+            Some(span),
+        );
     }
-    if ir_str(r, "memory.gradient_checkpointing") == "offload" && ir_u64(r, "data.sequence_len") < 512 {
+    if ir_str(r, "memory.gradient_checkpointing") == "offload"
+        && ir_u64(r, "data.sequence_len") < 512
+    {
         r.set(
             "memory.gradient_checkpointing",
             json!("on"),
-            derived(&["data.sequence_len"], "Unsloth falls back to plain recomputation below 512 tokens (_utils.py L360)"),
+            derived(
+                &["data.sequence_len"],
+                "Unsloth falls back to plain recomputation below 512 tokens (_utils.py L360)",
+            ),
         );
     }
     if let Some((v, span)) = arg(r, "SFTConfig.gradient_checkpointing") {
@@ -505,11 +581,13 @@ fn read_data(r: &mut Reader, s: &Script) {
         .or_else(|| arg(r, "SFTConfig.dataset_text_field"))
         .and_then(|(v, _)| v.as_str().map(String::from))
         .filter(|f| !f.is_empty());
-    let formatting_func = s.arg("SFTTrainer", "formatting_func").and_then(|a| match &a.value {
-        Py::Name(n) => s.module.functions.get(n).copied(),
-        Py::Lambda(span) => Some(*span),
-        _ => None,
-    });
+    let formatting_func = s
+        .arg("SFTTrainer", "formatting_func")
+        .and_then(|a| match &a.value {
+            Py::Name(n) => s.module.functions.get(n).copied(),
+            Py::Lambda(span) => Some(*span),
+            _ => None,
+        });
     let mut shaped = Vec::new();
     for src in &plan.sources {
         shaped.push(shape(r, s, src, text_field.as_deref(), formatting_func));
@@ -522,7 +600,8 @@ fn read_data(r: &mut Reader, s: &Script) {
     if tor.is_some() {
         train_on_inputs = false;
     }
-    let assistant_only = arg(r, "SFTConfig.assistant_only_loss").is_some_and(|(v, _)| v == json!(true));
+    let assistant_only =
+        arg(r, "SFTConfig.assistant_only_loss").is_some_and(|(v, _)| v == json!(true));
     if assistant_only && tor.is_none() {
         train_on_inputs = false;
     }
@@ -534,18 +613,40 @@ fn read_data(r: &mut Reader, s: &Script) {
         datasets.push(d);
     }
     let key_span = r.get("SFTTrainer.train_dataset").map(|e| e.key_span);
-    r.set_from("data.datasets", Value::Array(datasets), "SFTTrainer.train_dataset", key_span);
+    r.set_from(
+        "data.datasets",
+        Value::Array(datasets),
+        "SFTTrainer.train_dataset",
+        key_span,
+    );
     if let Some(c) = tor {
-        r.set_from("data.train_on_inputs", json!(false), "train_on_responses_only", Some(c.callee_span));
+        r.set_from(
+            "data.train_on_inputs",
+            json!(false),
+            "train_on_responses_only",
+            Some(c.callee_span),
+        );
         r.set("data.drop_fully_masked", json!(true), derived(&["data.train_on_inputs"], "train_on_responses_only drops rows whose labels are all -100 (dataset_utils.py L1095)"));
     } else if !train_on_inputs {
         let span = r.get("SFTConfig.assistant_only_loss").map(|e| e.key_span);
-        r.set_from("data.train_on_inputs", json!(false), "SFTConfig.assistant_only_loss", span);
+        r.set_from(
+            "data.train_on_inputs",
+            json!(false),
+            "SFTConfig.assistant_only_loss",
+            span,
+        );
     }
     // EOS: appended by the formatting function for text; part of the template for chat.
     let eos: Vec<bool> = shaped.iter().filter_map(|d| d.eos).collect();
     if chat && eos.is_empty() {
-        r.set("data.add_eos", json!(true), derived(&["data.datasets"], "the chat template closes every turn with its end-of-turn token"));
+        r.set(
+            "data.add_eos",
+            json!(true),
+            derived(
+                &["data.datasets"],
+                "the chat template closes every turn with its end-of-turn token",
+            ),
+        );
     } else if let Some(&first) = eos.first() {
         if eos.iter().any(|&e| e != first) {
             r.warn(
@@ -565,17 +666,81 @@ fn read_data(r: &mut Reader, s: &Script) {
         );
     }
     if let Some((size, span)) = plan.val_size {
-        r.set_from("data.val_size", json!(size), "train_test_split.test_size", Some(span));
+        r.set_from(
+            "data.val_size",
+            json!(size),
+            "train_test_split.test_size",
+            Some(span),
+        );
     }
     // Padding-free batching (research/unsloth.md §4.12).
     if let Some((v, span)) = arg(r, "SFTConfig.padding_free") {
-        r.set_from("data.padding_free", json!(v == json!(true)), "SFTConfig.padding_free", Some(span));
+        r.set_from(
+            "data.padding_free",
+            json!(v == json!(true)),
+            "SFTConfig.padding_free",
+            Some(span),
+        );
     } else if let Some(c) = s.arg("SFTTrainer", "data_collator") {
-        r.set("data.padding_free", json!(false), derived(&["data.datasets"], format!("a custom data_collator (`{}`) turns Unsloth's auto padding-free off", s.text(c.span).split('(').next().unwrap_or(""))));
+        r.set(
+            "data.padding_free",
+            json!(false),
+            derived(
+                &["data.datasets"],
+                format!(
+                    "a custom data_collator (`{}`) turns Unsloth's auto padding-free off",
+                    s.text(c.span).split('(').next().unwrap_or("")
+                ),
+            ),
+        );
     } else if r.ir_value("data.packing") == Some(&json!(true)) {
-        r.set("data.padding_free", json!(false), derived(&["data.packing"], "packing replaces padding-free batching"));
+        r.set(
+            "data.padding_free",
+            json!(false),
+            derived(&["data.packing"], "packing replaces padding-free batching"),
+        );
     } else if matches!(ir_str(r, "model.family").as_str(), "gemma2") {
-        r.set("data.padding_free", json!(false), derived(&["model.family"], "Unsloth does not auto-enable padding-free for Gemma-2 (trainer.py L97)"));
+        r.set(
+            "data.padding_free",
+            json!(false),
+            derived(
+                &["model.family"],
+                "Unsloth does not auto-enable padding-free for Gemma-2 (trainer.py L97)",
+            ),
+        );
+    }
+}
+
+/// Keys of each message when they are not `role`/`content`: ShareGPT's `from`/`value` after
+/// `standardize_sharegpt`, or the `mapping` given to `get_chat_template`.
+fn message_keys(r: &Reader, s: &Script, src: &DataSource, ds: &mut Value) {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    if src.standardized.as_deref() == Some("standardize_sharegpt") {
+        keys = vec![
+            ("role".into(), "from".into()),
+            ("content".into(), "value".into()),
+        ];
+    }
+    if let Some(a) = s.arg("get_chat_template", "mapping") {
+        if let Py::Dict(kv) = &a.value {
+            for (k, v) in kv {
+                if let (Some(k @ ("role" | "content")), Some(v)) = (k.as_str(), v.as_str()) {
+                    keys.retain(|(kk, _)| kk != k);
+                    keys.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+    let _ = r;
+    keys.retain(|(k, v)| k != v);
+    if keys.is_empty() {
+        return;
+    }
+    if !ds["columns"].is_object() {
+        ds["columns"] = json!({});
+    }
+    for (k, v) in keys {
+        ds["columns"][k] = json!(v);
     }
 }
 
@@ -590,7 +755,8 @@ fn set_messages(ds: &mut Value, col: &str) {
 /// detects from the chat template.
 fn markers_for(r: &mut Reader, span: Span) -> Option<(String, String)> {
     let given = |r: &Reader, k: &str| {
-        arg(r, &format!("train_on_responses_only.{k}")).and_then(|(v, _)| v.as_str().map(String::from))
+        arg(r, &format!("train_on_responses_only.{k}"))
+            .and_then(|(v, _)| v.as_str().map(String::from))
     };
     if let (Some(i), Some(p)) = (given(r, "instruction_part"), given(r, "response_part")) {
         return Some((i, p));
@@ -623,7 +789,13 @@ fn slot_roles(vars: &[String], n: usize) -> Vec<String> {
     if n > 0 && vars.len() == n && vars.iter().all(|v| named.contains(&v.as_str())) {
         return vars
             .iter()
-            .map(|v| if v == "response" { "output".into() } else { v.clone() })
+            .map(|v| {
+                if v == "response" {
+                    "output".into()
+                } else {
+                    v.clone()
+                }
+            })
             .collect();
     }
     match n {
@@ -636,15 +808,27 @@ fn slot_roles(vars: &[String], n: usize) -> Vec<String> {
 
 /// A template with `{}` slots as the IR's prompt (placeholders by role, response slot
 /// dropped). `None` when the text does not end at the response slot.
-fn prompt_of(t: &format::TemplateUse, has_output: bool) -> Option<(String, Vec<(String, Option<String>)>)> {
+fn prompt_of(
+    t: &format::TemplateUse,
+    has_output: bool,
+) -> Option<(String, Vec<(String, Option<String>)>)> {
     let parts = split_slots(&t.template)?;
     let n = parts.len() - 1;
     if n != t.slots.len() || (has_output && !parts[n].is_empty()) {
         return None;
     }
     let vars: Vec<String> = t.slots.iter().map(|s| s.var.clone()).collect();
-    let roles = if has_output { slot_roles(&vars, n) } else {
-        let mut r = slot_roles(&vars.iter().cloned().chain(["output".to_string()]).collect::<Vec<_>>(), n + 1);
+    let roles = if has_output {
+        slot_roles(&vars, n)
+    } else {
+        let mut r = slot_roles(
+            &vars
+                .iter()
+                .cloned()
+                .chain(["output".to_string()])
+                .collect::<Vec<_>>(),
+            n + 1,
+        );
         r.pop();
         r
     };
@@ -664,7 +848,13 @@ fn prompt_of(t: &format::TemplateUse, has_output: bool) -> Option<(String, Vec<(
     Some((prompt, cols))
 }
 
-fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>, formatting_func: Option<Span>) -> Shaped {
+fn shape(
+    r: &mut Reader,
+    s: &Script,
+    src: &DataSource,
+    text_field: Option<&str>,
+    formatting_func: Option<Span>,
+) -> Shaped {
     let mut ds = json!({"path": src.path, "split": src.split});
     if !src.loader.is_empty() {
         ds["loader"] = json!(src.loader);
@@ -694,18 +884,38 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
                 .at(Some(funcs[0].1)),
         );
     }
-    let summary: Option<Formatting> = funcs.last().and_then(|(f, _)| format::analyze(s.module, *f));
+    let summary: Option<Formatting> = funcs
+        .last()
+        .and_then(|(f, _)| format::analyze(s.module, *f));
     let Some(f) = summary else {
         // No formatting function: the text column or the conversations as they are.
-        if src.standardized || (text_field.is_none() && ir_str(r, "model.chat_template") != "tokenizer_default") {
+        if src.standardized.is_some()
+            || (text_field.is_none() && ir_str(r, "model.chat_template") != "tokenizer_default")
+        {
             ds["format"] = json!("chat_template");
-            set_messages(&mut ds, &original(if src.standardized { "conversations" } else { "messages" }));
+            set_messages(
+                &mut ds,
+                &original(if src.standardized.is_some() {
+                    "conversations"
+                } else {
+                    "messages"
+                }),
+            );
+            message_keys(r, s, src, &mut ds);
             ds["roles_to_train"] = json!(["assistant"]);
-            return Shaped { ds, eos: None, chat: true };
+            return Shaped {
+                ds,
+                eos: None,
+                chat: true,
+            };
         }
         ds["format"] = json!("completion");
         ds["columns"] = json!({"text": original(text_field.unwrap_or("text"))});
-        return Shaped { ds, eos: Some(false), chat: false };
+        return Shaped {
+            ds,
+            eos: Some(false),
+            chat: false,
+        };
     };
     if let (Some(out), Some(field)) = (&f.output_column, text_field) {
         if out != field {
@@ -726,16 +936,26 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
     };
     if !f.templates.is_empty() {
         let chat_wrapped = f.chat_messages.is_some();
-        let prompts: Option<Vec<(String, Vec<(String, Option<String>)>)>> =
-            f.templates.iter().map(|t| prompt_of(t, !chat_wrapped)).collect();
+        let prompts: Option<Vec<(String, Vec<(String, Option<String>)>)>> = f
+            .templates
+            .iter()
+            .map(|t| prompt_of(t, !chat_wrapped))
+            .collect();
         let Some(mut prompts) = prompts.filter(|p| p.len() <= 2) else {
             unreadable(r, &mut ds, "its prompt template has named fields, text after the response, or more than two variants");
-            return Shaped { ds, eos: Some(f.eos), chat: false };
+            return Shaped {
+                ds,
+                eos: Some(f.eos),
+                chat: false,
+            };
         };
         // With-input prompt first.
         prompts.sort_by_key(|(p, _)| !p.contains("{input}"));
         let with = prompts[0].0.clone();
-        let without = prompts.get(1).map(|p| p.0.clone()).unwrap_or_else(|| with.replace("{input}", ""));
+        let without = prompts
+            .get(1)
+            .map(|p| p.0.clone())
+            .unwrap_or_else(|| with.replace("{input}", ""));
         let mut columns = serde_json::Map::new();
         for (role, col) in prompts.iter().flat_map(|p| p.1.iter()) {
             if let Some(c) = col {
@@ -744,10 +964,15 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
         }
         if chat_wrapped {
             // The Alpaca text becomes the user turn of a chat template (TorchTune's framing).
-            columns.entry("output".to_string()).or_insert(json!("output"));
+            columns
+                .entry("output".to_string())
+                .or_insert(json!("output"));
         }
         let defaults = columns.iter().all(|(k, v)| v.as_str() == Some(k.as_str()));
-        let style = script_data().alpaca_style.iter().find(|st| st.with_input() == with && st.no_input() == without && prompts.len() == 2);
+        let style = script_data()
+            .alpaca_style
+            .iter()
+            .find(|st| st.with_input() == with && st.no_input() == without && prompts.len() == 2);
         match (style, chat_wrapped) {
             (Some(st), false) => {
                 ds["format"] = json!("alpaca");
@@ -762,11 +987,19 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
                 if !defaults {
                     ds["columns"] = Value::Object(columns);
                 }
-                return Shaped { ds, eos: None, chat: true };
+                return Shaped {
+                    ds,
+                    eos: None,
+                    chat: true,
+                };
             }
             (None, true) => {
                 unreadable(r, &mut ds, "a custom prompt wrapped in a chat template");
-                return Shaped { ds, eos: Some(f.eos), chat: false };
+                return Shaped {
+                    ds,
+                    eos: Some(f.eos),
+                    chat: false,
+                };
             }
             (None, false) => {
                 // The IR's `instruct` carries every field of a user-defined prompt; the system
@@ -774,37 +1007,73 @@ fn shape(r: &mut Reader, s: &Script, src: &DataSource, text_field: Option<&str>,
                 let mut cols = serde_json::Map::new();
                 cols.insert("system".into(), json!("system"));
                 for role in ["instruction", "input", "output"] {
-                    cols.insert(role.into(), columns.get(role).cloned().unwrap_or(json!(role)));
+                    cols.insert(
+                        role.into(),
+                        columns.get(role).cloned().unwrap_or(json!(role)),
+                    );
                 }
                 ds["format"] = json!("instruct");
                 ds["columns"] = Value::Object(cols);
                 ds["templates"] = json!({"format": with, "no_input_format": without, "system_format": "{system}", "system_prompt": ""});
             }
         }
-        return Shaped { ds, eos: Some(f.eos), chat: false };
+        return Shaped {
+            ds,
+            eos: Some(f.eos),
+            chat: false,
+        };
     }
     if let Some(col) = &f.chat_messages {
         // A user/assistant turn built from two columns (TorchTune's instruct framing).
-        let var_col = |name: &str| f.vars.iter().find(|(v, _)| v == name).map(|(_, c)| original(c));
+        let var_col = |name: &str| {
+            f.vars
+                .iter()
+                .find(|(v, _)| v == name)
+                .map(|(_, c)| original(c))
+        };
         if let (None, Some(input), Some(output)) = (col, var_col("input"), var_col("output")) {
             ds["format"] = json!("instruct");
             ds["prompt_style"] = json!("chat_template");
             ds["columns"] = json!({"input": input, "output": output});
-            return Shaped { ds, eos: None, chat: true };
+            return Shaped {
+                ds,
+                eos: None,
+                chat: true,
+            };
         }
-        let col = col.clone().or_else(|| f.columns_read.first().cloned()).unwrap_or_else(|| "messages".into());
+        let col = col
+            .clone()
+            .or_else(|| f.columns_read.first().cloned())
+            .unwrap_or_else(|| "messages".into());
         ds["format"] = json!("chat_template");
         set_messages(&mut ds, &original(&col));
+        message_keys(r, s, src, &mut ds);
         ds["roles_to_train"] = json!(["assistant"]);
-        return Shaped { ds, eos: None, chat: true };
+        return Shaped {
+            ds,
+            eos: None,
+            chat: true,
+        };
     }
     if f.columns_read.len() == 1 {
         ds["format"] = json!("completion");
         ds["columns"] = json!({"text": original(&f.columns_read[0])});
-        return Shaped { ds, eos: Some(f.eos), chat: false };
+        return Shaped {
+            ds,
+            eos: Some(f.eos),
+            chat: false,
+        };
     }
-    unreadable(r, &mut ds, "no prompt template, chat template or single text column");
-    Shaped { ds, eos: Some(f.eos), chat: false }
+    unreadable(
+        r,
+        &mut ds,
+        "no prompt template, chat template or single text column",
+    );
+    Shaped {
+        ds,
+        eos: Some(f.eos),
+        chat: false,
+    }
 }
 
 // ---------------------------------------------------------------- steps, precision, run
@@ -813,15 +1082,24 @@ fn read_steps(r: &mut Reader, s: &Script) {
     if let Some(e) = r.get("SFTConfig.max_steps") {
         let span = e.key_span;
         match e.node.to_value() {
-            Value::Number(n) if n.as_i64().is_some_and(|i| i > 0) => {
-                r.set_from("training.max_steps", json!(n.as_i64()), "SFTConfig.max_steps", Some(span))
-            }
-            Value::Number(_) | Value::Null => {
-                r.set_from("training.max_steps", json!(0), "SFTConfig.max_steps", Some(span))
-            }
+            Value::Number(n) if n.as_i64().is_some_and(|i| i > 0) => r.set_from(
+                "training.max_steps",
+                json!(n.as_i64()),
+                "SFTConfig.max_steps",
+                Some(span),
+            ),
+            Value::Number(_) | Value::Null => r.set_from(
+                "training.max_steps",
+                json!(0),
+                "SFTConfig.max_steps",
+                Some(span),
+            ),
             other => r.warn(
-                Diagnostic::error("type-mismatch", format!("`max_steps` must be an integer, found `{other}`"))
-                    .at(Some(e.node.span())),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("`max_steps` must be an integer, found `{other}`"),
+                )
+                .at(Some(e.node.span())),
             ),
         }
     }
@@ -831,37 +1109,80 @@ fn read_steps(r: &mut Reader, s: &Script) {
     let ratio = arg(r, "SFTConfig.warmup_ratio");
     match steps {
         Some((v, span)) if v.as_f64().is_some_and(|f| f > 0.0 && f < 1.0) => {
-            r.set_from("schedule.warmup_ratio", v, "SFTConfig.warmup_steps", Some(span));
+            r.set_from(
+                "schedule.warmup_ratio",
+                v,
+                "SFTConfig.warmup_steps",
+                Some(span),
+            );
         }
         Some((v, span)) if v.as_u64().is_some_and(|n| n > 0) => {
-            r.set_from("schedule.warmup_steps", v, "SFTConfig.warmup_steps", Some(span));
+            r.set_from(
+                "schedule.warmup_steps",
+                v,
+                "SFTConfig.warmup_steps",
+                Some(span),
+            );
             if ratio.is_none() {
-                r.set("schedule.warmup_ratio", json!(0.0), derived(&["schedule.warmup_steps"], "warmup_steps > 0 overrides warmup_ratio"));
+                r.set(
+                    "schedule.warmup_ratio",
+                    json!(0.0),
+                    derived(
+                        &["schedule.warmup_steps"],
+                        "warmup_steps > 0 overrides warmup_ratio",
+                    ),
+                );
             }
         }
         Some((v, span)) if v.as_f64() == Some(0.0) => {
-            r.set_from("schedule.warmup_steps", json!(0), "SFTConfig.warmup_steps", Some(span));
+            r.set_from(
+                "schedule.warmup_steps",
+                json!(0),
+                "SFTConfig.warmup_steps",
+                Some(span),
+            );
         }
         Some((v, span)) => r.warn(
-            Diagnostic::error("type-mismatch", format!("`warmup_steps` must be a number, found `{v}`")).at(Some(span)),
+            Diagnostic::error(
+                "type-mismatch",
+                format!("`warmup_steps` must be a number, found `{v}`"),
+            )
+            .at(Some(span)),
         ),
         None => {}
     }
     if let Some((v, span)) = ratio {
         match v.as_f64() {
-            Some(f) => r.set_from("schedule.warmup_ratio", json!(f), "SFTConfig.warmup_ratio", Some(span)),
-            None => r.warn(Diagnostic::error("type-mismatch", format!("`warmup_ratio` must be a number, found `{v}`")).at(Some(span))),
+            Some(f) => r.set_from(
+                "schedule.warmup_ratio",
+                json!(f),
+                "SFTConfig.warmup_ratio",
+                Some(span),
+            ),
+            None => r.warn(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("`warmup_ratio` must be a number, found `{v}`"),
+                )
+                .at(Some(span)),
+            ),
         }
     }
     let steps_set = ir_u64(r, "schedule.warmup_steps") > 0;
-    let ratio_v = r.ir_value("schedule.warmup_ratio").and_then(Value::as_f64).unwrap_or(0.0);
+    let ratio_v = r
+        .ir_value("schedule.warmup_ratio")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     let max_steps = ir_u64(r, "training.max_steps");
     if !steps_set && ratio_v > 0.0 && max_steps > 0 {
         let n = (ratio_v * max_steps as f64).ceil() as u64;
         r.set(
             "schedule.warmup_steps",
             json!(n),
-            derived(&["schedule.warmup_ratio", "training.max_steps"], format!("ceil({ratio_v} × {max_steps})")),
+            derived(
+                &["schedule.warmup_ratio", "training.max_steps"],
+                format!("ceil({ratio_v} × {max_steps})"),
+            ),
         );
     }
     // Scheduler kwargs.
@@ -877,21 +1198,40 @@ fn read_steps(r: &mut Reader, s: &Script) {
                         _ => None,
                     };
                     match (k.as_str(), num) {
-                        (Some("num_cycles"), Some(n)) => r.set_from("schedule.num_cycles", json!(n), key, span),
-                        (Some("min_lr_rate"), Some(n)) => r.set_from("schedule.min_lr_ratio", json!(n), key, span),
+                        (Some("num_cycles"), Some(n)) => {
+                            r.set_from("schedule.num_cycles", json!(n), key, span)
+                        }
+                        (Some("min_lr_rate"), Some(n)) => {
+                            r.set_from("schedule.min_lr_ratio", json!(n), key, span)
+                        }
                         (Some("min_lr"), Some(n)) => {
-                            let lr = r.ir_value("optimizer.lr").and_then(Value::as_f64).unwrap_or(1.0);
+                            let lr = r
+                                .ir_value("optimizer.lr")
+                                .and_then(Value::as_f64)
+                                .unwrap_or(1.0);
                             r.set_from("schedule.min_lr_ratio", json!(n / lr), key, span);
                         }
                         _ => r.warn(
-                            Diagnostic::warning("unknown-key", format!("lr_scheduler_kwargs key `{}` is not read", k.as_str().unwrap_or("?")))
-                                .at(Some(a.span)),
+                            Diagnostic::warning(
+                                "unknown-key",
+                                format!(
+                                    "lr_scheduler_kwargs key `{}` is not read",
+                                    k.as_str().unwrap_or("?")
+                                ),
+                            )
+                            .at(Some(a.span)),
                         ),
                     }
                 }
             }
             Py::None => {}
-            _ => r.warn(Diagnostic::warning("dynamic-value", "lr_scheduler_kwargs is not a literal dict; it is not read").at(Some(a.span))),
+            _ => r.warn(
+                Diagnostic::warning(
+                    "dynamic-value",
+                    "lr_scheduler_kwargs is not a literal dict; it is not read",
+                )
+                .at(Some(a.span)),
+            ),
         }
     }
     // Data order: HF seeds the sampler with data_seed, else seed.
@@ -899,17 +1239,32 @@ fn read_steps(r: &mut Reader, s: &Script) {
         r.set_from("data.shuffle_seed", v, "SFTConfig.data_seed", Some(span));
     } else {
         let seed = r.ir_value("training.seed").cloned().unwrap_or(json!(0));
-        r.set("data.shuffle_seed", seed, derived(&["training.seed"], "the HF sampler is seeded with `seed` (data_seed unset)"));
+        r.set(
+            "data.shuffle_seed",
+            seed,
+            derived(
+                &["training.seed"],
+                "the HF sampler is seeded with `seed` (data_seed unset)",
+            ),
+        );
     }
 }
 
 fn read_precision(r: &mut Reader) {
     let flag = |r: &Reader, k: &str| arg(r, &format!("SFTConfig.{k}"));
-    let auto = |v: &Value| v.as_str().is_some_and(|s| s.contains("is_bfloat16_supported"));
+    let auto = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s.contains("is_bfloat16_supported"))
+    };
     let (bf16, fp16) = (flag(r, "bf16"), flag(r, "fp16"));
     let dtype = arg(r, "from_pretrained.dtype");
-    let dtype_name = dtype.as_ref().and_then(|(v, _)| v.as_str().map(|s| s.trim_start_matches("torch.").to_string()));
-    let set = |r: &mut Reader, d: &str, key: &str, span: Span| r.set_from("precision.compute_dtype", json!(d), key, Some(span));
+    let dtype_name = dtype.as_ref().and_then(|(v, _)| {
+        v.as_str()
+            .map(|s| s.trim_start_matches("torch.").to_string())
+    });
+    let set = |r: &mut Reader, d: &str, key: &str, span: Span| {
+        r.set_from("precision.compute_dtype", json!(d), key, Some(span))
+    };
     match (&bf16, &fp16) {
         (_, Some((Value::Bool(true), span))) => set(r, "fp16", "SFTConfig.fp16", *span),
         (Some((Value::Bool(true), span)), _) => set(r, "bf16", "SFTConfig.bf16", *span),
@@ -941,7 +1296,10 @@ fn read_run(r: &mut Reader, s: &Script) {
     if let Some((v, span)) = arg(r, "SFTConfig.report_to") {
         let names: Vec<String> = match &v {
             Value::String(x) => vec![x.clone()],
-            Value::Array(items) => items.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => vec![],
         };
         let known = ["wandb", "tensorboard", "mlflow"];
@@ -952,19 +1310,35 @@ fn read_run(r: &mut Reader, s: &Script) {
             .unwrap_or_else(|| "none".into());
         if names.iter().any(|n| n == "all") {
             r.warn(
-                Diagnostic::info("not-expressible", "report_to = \"all\" logs to every installed tracker; the IR records none")
-                    .at(Some(span)),
+                Diagnostic::info(
+                    "not-expressible",
+                    "report_to = \"all\" logs to every installed tracker; the IR records none",
+                )
+                .at(Some(span)),
             );
         }
-        r.set_from("logging.tracker", json!(tracker), "SFTConfig.report_to", Some(span));
+        r.set_from(
+            "logging.tracker",
+            json!(tracker),
+            "SFTConfig.report_to",
+            Some(span),
+        );
     }
     // Checkpoint cadence.
     if let Some((v, span)) = arg(r, "SFTConfig.save_strategy") {
         match v.as_str() {
-            Some("epoch") => r.set_from("checkpoint.save_steps", json!(0), "SFTConfig.save_strategy", Some(span)),
+            Some("epoch") => r.set_from(
+                "checkpoint.save_steps",
+                json!(0),
+                "SFTConfig.save_strategy",
+                Some(span),
+            ),
             Some("no") => r.warn(
-                Diagnostic::info("not-expressible", "save_strategy = \"no\" writes no checkpoints; the IR has no field for that")
-                    .at(Some(span)),
+                Diagnostic::info(
+                    "not-expressible",
+                    "save_strategy = \"no\" writes no checkpoints; the IR has no field for that",
+                )
+                .at(Some(span)),
             ),
             _ => {}
         }
@@ -990,13 +1364,26 @@ fn read_run(r: &mut Reader, s: &Script) {
     }
     if let Some((v, span)) = arg(r, "SFTConfig.fsdp") {
         if v.as_str().is_some_and(|x| !x.is_empty()) || v == json!(true) {
-            r.set_from("parallel.strategy", json!("fsdp1"), "SFTConfig.fsdp", Some(span));
+            r.set_from(
+                "parallel.strategy",
+                json!("fsdp1"),
+                "SFTConfig.fsdp",
+                Some(span),
+            );
             if v.as_str().is_some_and(|x| x.contains("offload")) {
-                r.set_from("parallel.cpu_offload", json!(true), "SFTConfig.fsdp", Some(span));
+                r.set_from(
+                    "parallel.cpu_offload",
+                    json!(true),
+                    "SFTConfig.fsdp",
+                    Some(span),
+                );
             }
             r.warn(
-                Diagnostic::warning("unsupported-path", "Unsloth has no supported FSDP path (research/unsloth.md §6)")
-                    .at(Some(span)),
+                Diagnostic::warning(
+                    "unsupported-path",
+                    "Unsloth has no supported FSDP path (research/unsloth.md §6)",
+                )
+                .at(Some(span)),
             );
         }
     }

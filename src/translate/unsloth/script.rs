@@ -82,14 +82,12 @@ pub fn build<'m>(module: &'m Module, table: &Table) -> Script<'m> {
     // The trainer that trains: `trainer.train()`, `unsloth_train(trainer)`, else the last one.
     let train_call = calls.iter().position(|c| {
         (c.name == "train"
-            && c
-                .receiver
+            && c.receiver
                 .as_ref()
                 .and_then(|r| trainer_of(module, r, 0))
                 .is_some())
             || (c.name == "unsloth_train"
-                && c
-                    .positional(0)
+                && c.positional(0)
                     .and_then(|a| trainer_of(module, &a.value, 0))
                     .is_some())
     });
@@ -98,7 +96,9 @@ pub fn build<'m>(module: &'m Module, table: &Table) -> Script<'m> {
             let c = &calls[i];
             match &c.receiver {
                 Some(r) if c.name == "train" => trainer_of(module, r, 0),
-                _ => c.positional(0).and_then(|a| trainer_of(module, &a.value, 0)),
+                _ => c
+                    .positional(0)
+                    .and_then(|a| trainer_of(module, &a.value, 0)),
             }
         })
         .or_else(|| {
@@ -109,7 +109,10 @@ pub fn build<'m>(module: &'m Module, table: &Table) -> Script<'m> {
         chosen.insert("SFTTrainer".into(), t);
         let args = calls[t].kwarg("args").map(|a| a.value.clone());
         if let Some(Py::Call(k)) = args {
-            if data.call("SFTConfig").is_some_and(|s| matches(s, &calls[k])) {
+            if data
+                .call("SFTConfig")
+                .is_some_and(|s| matches(s, &calls[k]))
+            {
                 chosen.insert("SFTConfig".into(), k);
             }
         }
@@ -132,13 +135,19 @@ pub fn build<'m>(module: &'m Module, table: &Table) -> Script<'m> {
                 .and_then(|a| trainer_of(module, &a.value, 0))
                 == trainer
     });
-    let tor = tor.or_else(|| calls.iter().position(|c| c.name == "train_on_responses_only"));
+    let tor = tor.or_else(|| {
+        calls
+            .iter()
+            .position(|c| c.name == "train_on_responses_only")
+    });
     if let Some(i) = tor {
         chosen.insert("train_on_responses_only".into(), i);
     }
     // Every other kind: the first live call.
     for spec in &data.call {
-        if chosen.contains_key(&spec.key) || ["train", "SFTTrainer", "SFTConfig"].contains(&spec.key.as_str()) {
+        if chosen.contains_key(&spec.key)
+            || ["train", "SFTTrainer", "SFTConfig"].contains(&spec.key.as_str())
+        {
             continue;
         }
         let mut found = calls.iter().enumerate().filter(|(_, c)| matches(spec, c));
@@ -149,7 +158,10 @@ pub fn build<'m>(module: &'m Module, table: &Table) -> Script<'m> {
                     notes.push(
                         Diagnostic::info(
                             "repeated-call",
-                            format!("a second `{}` call is not read; the first one defines the run", again.name),
+                            format!(
+                                "a second `{}` call is not read; the first one defines the run",
+                                again.name
+                            ),
                         )
                         .at(Some(again.callee_span)),
                     );
@@ -309,8 +321,8 @@ pub struct DataSource {
     /// Formatting functions mapped over it, in order: the `def` or `lambda` span and the
     /// call's span.
     pub maps: Vec<(Span, Span)>,
-    /// `standardize_sharegpt` / `standardize_data_formats` was applied.
-    pub standardized: bool,
+    /// `standardize_sharegpt` or `standardize_data_formats`, when applied.
+    pub standardized: Option<String>,
     /// `rename_column(old, new)` pairs, in order.
     pub renames: Vec<(String, String)>,
 }
@@ -382,7 +394,7 @@ pub fn plan_of(s: &Script, v: &Py, at: Span, depth: usize) -> Result<Plan, Diagn
                     let (v, span) = first_arg().ok_or_else(|| cannot(s.text(c.span), c.span))?;
                     let mut p = plan_of(s, &v, span, depth + 1)?;
                     for src in &mut p.sources {
-                        src.standardized = true;
+                        src.standardized = Some(c.name.clone());
                     }
                     Ok(p)
                 }
@@ -524,13 +536,19 @@ fn load_dataset(s: &Script, c: &Call) -> Result<DataSource, Diagnostic> {
     };
     let files: Vec<String> = match c.kwarg("data_files").map(|a| &a.value) {
         Some(Py::Str(f)) => vec![f.clone()],
-        Some(Py::List(v) | Py::Tuple(v)) => v.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Py::List(v) | Py::Tuple(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(Py::Dict(kv)) => kv
             .iter()
             .filter(|(k, _)| k.as_str() == Some("train"))
             .flat_map(|(_, v)| match v {
                 Py::Str(f) => vec![f.clone()],
-                Py::List(v) => v.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                Py::List(v) => v
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 _ => vec![],
             })
             .collect(),
