@@ -7,3 +7,4 @@ mod diff;
 mod gen;
 mod harness;
 mod port;
+mod upstream;

@@ -154,7 +154,17 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
                 .into(),
         },
     );
-    r.finish(FW.name())
+    let mut parsed_out = r.finish(FW.name())?;
+    // Kept keys come back as written, `${…}` included, so they follow the values they name.
+    for (k, v) in parsed_out.resolved.spec.passthrough.iter_mut() {
+        let raw = k
+            .strip_prefix(&format!("{}.", FW.name()))
+            .and_then(|key| parsed.lookup(key));
+        if let Some(e) = raw {
+            *v = e.node.to_value();
+        }
+    }
+    Ok(parsed_out)
 }
 
 // ------------------------------------------------------------------- interpolation
@@ -649,20 +659,9 @@ fn read_model(r: &mut Reader) -> Result<Option<ModelInfo>, ReadError> {
         }
         let targets = hf_targets(&family, targets);
         let origin = r.origin_of("model.lora_attn_modules", target_span);
-        let all_linear = families::by_name(&family).is_some_and(|f| {
-            f.linear.len() == targets.len() && f.linear.iter().all(|m| targets.contains(m))
-        });
+        // TorchTune lists modules; it has no "every linear layer" switch, so
+        // target_all_linear stays false even when the list covers them all.
         r.set("adapter.target_modules", json!(targets), origin);
-        if all_linear {
-            r.set(
-                "adapter.target_all_linear",
-                json!(true),
-                derived(
-                    "adapter.target_modules",
-                    "every linear layer of the decoder is targeted",
-                ),
-            );
-        }
     }
     Ok(Some(ModelInfo {
         module,

@@ -302,6 +302,11 @@ impl Tables {
             .collect()
     }
 
+    /// The IR family a TorchTune reader gives a module's builders.
+    pub fn family_of_module(&self, module: &str) -> String {
+        crate::translate::families::by_name(module).map_or(module.to_string(), |f| f.name.clone())
+    }
+
     pub fn has_module(&self, module: &str) -> bool {
         self.builders.iter().any(|b| b.module == module)
     }

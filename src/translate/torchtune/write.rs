@@ -6,7 +6,7 @@
 //! value that changes the numbers explicitly, with `# parity:` comments where the source took a
 //! default TorchTune does not share. What TorchTune cannot say is reported, never dropped.
 
-use super::read::{ATTN_MODULES, MLP_MODULES};
+use super::read::{hf_targets, ATTN_MODULES, MLP_MODULES};
 use super::tables::{self, Recipe, Tables};
 use super::{FW, RANDOM_SEED_RULE};
 use crate::diag::Diagnostic;
@@ -104,6 +104,11 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
             if key.starts_with("model.") && !choice.size_free {
                 continue;
             }
+            // The source's own spelling replaces what was generated at that spot.
+            let child = format!("{key}.");
+            em.out.retain(|o| {
+                !(key.starts_with(&format!("{}.", o.key)) || o.key.starts_with(&child))
+            });
             em.put(key, v.clone(), &[], Status::Carried, "");
         }
     }
@@ -111,8 +116,12 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         em.put("device", json!("cuda"), &[], Status::Carried, "");
     }
     let command = command_for(spec, FW.default_file_name());
-    let (outs, report) = em.finish(from, &opts.source_name);
-    let text = render(
+    let (outs, mut report) = em.finish(from, &opts.source_name);
+    if native {
+        // Defaults of one framework cannot drift from themselves.
+        report.warnings.retain(|d| d.id != "default-differs");
+    }
+    let mut text = render(
         t,
         &outs,
         from,
@@ -121,6 +130,9 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         &command,
         base.download.as_deref(),
     );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     Written {
         text,
         command,
@@ -214,7 +226,20 @@ fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Ch
                 .with_help(note.clone()),
             );
         }
-        None => em.cover("model.family", Status::Carried, "model._component_", ""),
+        None => {
+            // The family the written builder reads back as (generic Llama → llama2 builders).
+            let read_back = t.family_of_module(&module);
+            if read_back != spec.model.family {
+                em.cover(
+                    "model.family",
+                    Status::Approximated,
+                    "model._component_",
+                    &format!("TorchTune builds this architecture with its `{module}` builders"),
+                );
+            } else {
+                em.cover("model.family", Status::Carried, "model._component_", "");
+            }
+        }
     }
     // QLoRA on a module without qlora_ builders: its lora_ builder with quantize_base.
     let has_qlora = t
@@ -255,6 +280,17 @@ fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Ch
             choice.tied = b.tied;
             choice.max_seq_len = Some(b.max_seq_len);
             choice.dora = b.dora;
+            if b.size != spec.model.size {
+                em.cover(
+                    "model.size",
+                    Status::Approximated,
+                    "model._component_",
+                    &format!(
+                        "the size is not in the model name; {} is the only {module} size",
+                        b.size
+                    ),
+                );
+            }
         }
         None => {
             let comp = t
@@ -276,18 +312,34 @@ fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Ch
         }
     }
     if method == "full" {
-        em.cover(
-            "adapter",
-            Status::Defaulted,
-            "",
-            "not used by a full fine-tune",
-        );
+        // No adapters: values equal to TorchTune's read back the same; others cannot.
+        let flat = spec.flat();
+        for (path, v) in flat
+            .iter()
+            .filter(|(p, _)| p.starts_with("adapter.") || p.starts_with("quantization."))
+        {
+            if path == "adapter.method" {
+                continue;
+            }
+            match em.defaults.get(path) {
+                Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
+                _ if path == "adapter.weight_dtype" && v.as_str() == Some(written_dtype(spec)) => {
+                    em.cover(path, Status::Carried, "dtype", "")
+                }
+                _ => em.cover(
+                    path,
+                    Status::NotExpressible,
+                    "",
+                    "a full fine-tune has no adapter; TorchTune has nowhere to keep this",
+                ),
+            }
+        }
         em.cover("adapter.method", Status::Carried, "model._component_", "");
-        em.cover("quantization", Status::Defaulted, "", "");
         return choice;
     }
     em.cover("adapter.method", Status::Carried, "model._component_", "");
-    write_lora(em, spec, &choice, quantize_arg);
+    // A size-free LoRA builder has no qlora_ twin: it quantizes through quantize_base.
+    write_lora(em, spec, &choice, quantize_arg || choice.size_free);
     choice
 }
 
@@ -393,12 +445,45 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             "",
         );
     }
-    em.cover(
-        "adapter.target_all_linear",
-        Status::Carried,
-        "model.lora_attn_modules",
-        "",
-    );
+    if a.target_all_linear {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Approximated,
+            "model.lora_attn_modules",
+            "TorchTune lists the modules; it has no \"every linear layer\" switch (the same layers are targeted)",
+        );
+    } else {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Carried,
+            "model.lora_attn_modules",
+            "",
+        );
+    }
+    // What a TorchTune reader will see: layer order, fused names where the family fuses.
+    let mut expanded: Vec<String> = attn
+        .iter()
+        .filter_map(|tt| {
+            ATTN_MODULES
+                .iter()
+                .find(|(t, _)| t == tt)
+                .map(|(_, hf)| hf.to_string())
+        })
+        .collect();
+    if mlp_count > 0 {
+        expanded.extend(MLP_MODULES.iter().map(|s| s.to_string()));
+    }
+    if lm_head && choice.output_lora {
+        expanded.push("lm_head".into());
+    }
+    if others.is_empty() && hf_targets(&spec.model.family, expanded) != a.target_modules {
+        em.cover(
+            "adapter.target_modules",
+            Status::Approximated,
+            "model.lora_attn_modules",
+            "the same layers, named as a TorchTune config reads back: in layer order, with the family's fused names (qkv_proj, gate_up_proj)",
+        );
+    }
     if mlp_count > 0 && mlp_count < 3 {
         em.cover("adapter.target_modules", Status::Approximated, "model.apply_lora_to_mlp", "apply_lora_to_mlp wraps gate, up and down projections together; all three get adapters");
     }
@@ -453,7 +538,7 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
                     "model.quantize_base",
                     json!(true),
                     &["quantization.base_weights"],
-                    "no qlora_ builder for this family: LoRA builder with an NF4 base",
+                    "NF4 base through the LoRA builder (no qlora_ builder fits)",
                 );
             } else {
                 em.cover(
@@ -710,6 +795,29 @@ fn write_checkpointer(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place
             "TorchTune reads weights from a local folder (see the download command in the header)",
         );
     }
+    let lower = spec.model.base.to_ascii_lowercase();
+    if lower.contains("bnb-4bit")
+        || lower.contains("-4bit")
+        || lower.ends_with("-awq")
+        || lower.contains("gptq")
+    {
+        em.cover(
+            "model.base",
+            Status::Approximated,
+            "checkpointer.checkpoint_dir",
+            "a pre-quantized checkpoint: TorchTune loads bf16/fp32 weights and quantizes them itself (QLoRA builders)",
+        );
+        em.warnings.push(
+            Diagnostic::warning(
+                "base-weights",
+                format!(
+                    "`{}` is a pre-quantized checkpoint TorchTune cannot load",
+                    spec.model.base
+                ),
+            )
+            .with_help("point checkpoint_dir at the original 16-bit weights of the same model"),
+        );
+    }
     let files = checkpoint_files(t, spec, &base.dir, choice).unwrap_or_else(|| {
         em.warnings.push(
             Diagnostic::warning(
@@ -865,8 +973,18 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
         let mut column_map = Map::new();
         match d.format.as_str() {
             "alpaca" => {
+                let accepted = builder.map(|b| b.columns.clone()).unwrap_or_default();
                 for (k, v) in &d.columns {
-                    column_map.insert(k.clone(), json!(v));
+                    if accepted.contains(k) {
+                        column_map.insert(k.clone(), json!(v));
+                    } else {
+                        em.cover(
+                            &format!("{p}.columns.{k}"),
+                            Status::NotExpressible,
+                            "",
+                            &format!("{component} reads only the columns {}", accepted.join(", ")),
+                        );
+                    }
                 }
                 m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
                 if d.prompt_style != "alpaca_chat_template" {
@@ -898,6 +1016,14 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
                 let only_assistant =
                     d.roles_to_train.is_empty() || d.roles_to_train == ["assistant"];
                 m.insert("train_on_input".into(), json!(all));
+                if all != spec.data.train_on_inputs {
+                    em.cover(
+                        "data.train_on_inputs",
+                        Status::Approximated,
+                        "train_on_input",
+                        "chat_dataset masks by role: train_on_input follows the dataset's roles_to_train",
+                    );
+                }
                 if !all && !only_assistant {
                     em.cover(&format!("{p}.roles_to_train"), Status::Approximated, "train_on_input", "TorchTune trains the assistant turns, or every turn (train_on_input); not a chosen set of roles");
                 }
@@ -918,16 +1044,28 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
                     m.insert("add_eos".into(), json!(false));
                     em.cover("data.add_eos", Status::Carried, "dataset.add_eos", "");
                 }
-                em.cover(
-                    "data.train_on_inputs",
-                    Status::Approximated,
-                    "",
-                    "text_completion_dataset trains every token; there is no prompt to mask",
-                );
+                if !spec.data.train_on_inputs {
+                    em.cover(
+                        "data.train_on_inputs",
+                        Status::Approximated,
+                        "",
+                        "text_completion_dataset trains every token; there is no prompt to mask",
+                    );
+                }
             }
             "instruct" => {
+                let accepted = builder.map(|b| b.columns.clone()).unwrap_or_default();
                 for (k, v) in &d.columns {
-                    column_map.insert(k.clone(), json!(v));
+                    if accepted.contains(k) {
+                        column_map.insert(k.clone(), json!(v));
+                    } else {
+                        em.cover(
+                            &format!("{p}.columns.{k}"),
+                            Status::NotExpressible,
+                            "",
+                            &format!("{component} reads only the columns {}", accepted.join(", ")),
+                        );
+                    }
                 }
                 m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
                 if !d.templates.is_empty() {
@@ -939,6 +1077,14 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
             }
             other => {
                 m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
+                for field in ["prompt_style", "columns", "templates"] {
+                    em.cover(
+                        &format!("{p}.{field}"),
+                        Status::NotExpressible,
+                        "dataset._component_",
+                        "the source format has no TorchTune builder; see the format",
+                    );
+                }
                 em.cover(
                     &format!("{p}.format"),
                     Status::NotExpressible,
@@ -971,14 +1117,34 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
             );
         }
         m.insert("packed".into(), json!(spec.data.packing));
-        nodes.push(Value::Object(m));
+        nodes.push((Value::Object(m), builder.map(|b| b.train_on_input)));
     }
-    let value = if nodes.len() == 1 {
-        nodes.remove(0)
+    if nodes.len() == 1 {
+        // One dataset: key by key, so parity comments sit beside the values they explain.
+        let (node, builder_toi) = nodes.remove(0);
+        let Value::Object(m) = node else {
+            return;
+        };
+        for (k, v) in m {
+            let comment = match k.as_str() {
+                "train_on_input" => parity_against(
+                    em,
+                    "data.train_on_inputs",
+                    &v,
+                    builder_toi.map(Value::Bool).as_ref(),
+                    "the builder",
+                ),
+                "packed" => {
+                    parity_against(em, "data.packing", &v, Some(&json!(false)), "TorchTune")
+                }
+                _ => String::new(),
+            };
+            carried(em, &format!("dataset.{k}"), v, &["data.datasets"], &comment);
+        }
     } else {
-        Value::Array(nodes)
-    };
-    carried(em, "dataset", value, &["data.datasets"], "");
+        let value = Value::Array(nodes.into_iter().map(|(n, _)| n).collect());
+        carried(em, "dataset", value, &["data.datasets"], "");
+    }
     em.cover(
         "data.train_on_inputs",
         Status::Carried,
@@ -1400,7 +1566,21 @@ fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
             &["memory.activation_offloading"],
             "",
         );
-        em.cover("memory.gradient_checkpointing", Status::Approximated, "enable_activation_offloading", "recomputation with CPU offload: TorchTune offloads the checkpointed activations (same math, different memory)");
+        let note = "recomputation with CPU offload: TorchTune offloads the checkpointed activations (same math, different memory)";
+        em.cover(
+            "memory.gradient_checkpointing",
+            Status::Approximated,
+            "enable_activation_offloading",
+            note,
+        );
+        if !spec.memory.activation_offloading {
+            em.cover(
+                "memory.activation_offloading",
+                Status::Approximated,
+                "enable_activation_offloading",
+                note,
+            );
+        }
     } else if spec.memory.activation_offloading && spec.memory.gradient_checkpointing == "off" {
         em.warnings.push(
             Diagnostic::warning(
@@ -1443,7 +1623,16 @@ fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) {
             &format!("`{other}` → FSDP2 (reshard after forward ≈ ZeRO-3 / FULL_SHARD)"),
         ),
     }
-    em.cover("parallel.zero_stage", Status::Carried, "", "");
+    if p.zero_stage == 0 {
+        em.cover("parallel.zero_stage", Status::Carried, "", "");
+    } else {
+        em.cover(
+            "parallel.zero_stage",
+            Status::Approximated,
+            "fsdp_reshard_after_forward",
+            "FSDP2 resharding after forward ≈ ZeRO-3; keeping parameters gathered ≈ ZeRO-2",
+        );
+    }
     if !p.deepspeed_config.is_empty() {
         em.cover(
             "parallel.deepspeed_config",
@@ -1469,6 +1658,14 @@ fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) {
             json!(false),
             &["parallel.reshard_after_forward"],
             "",
+        );
+    }
+    if reshard != p.reshard_after_forward {
+        em.cover(
+            "parallel.reshard_after_forward",
+            Status::Approximated,
+            "fsdp_reshard_after_forward",
+            "ZeRO-2 keeps parameters unsharded between forward and backward: FSDP2 without resharding",
         );
     }
 }

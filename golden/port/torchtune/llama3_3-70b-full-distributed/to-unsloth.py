@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+# Unsloth script written by tunebridge from fixtures/configs/torchtune/llama3_3-70b-full-distributed.yaml (torchtune).
+# Values that differ from Unsloth's defaults are explicit; `parity:` comments mark the ones
+# chosen so the run matches the source. Run: python train_unsloth.py
+# On several GPUs (DDP): torchrun --nproc_per_node 8 train_unsloth.py
+# NOTE: The source shards the model (fsdp2); Unsloth runs data-parallel only: each GPU needs memory for the whole model.
+
+from unsloth import FastLanguageModel
+from unsloth.chat_templates import get_chat_template, standardize_data_formats
+import torch
+
+max_seq_length = 8192
+dtype = None # None: bf16 where the GPU supports it
+load_in_4bit = False # parity: torchtune default; unsloth would use nf4
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name = "/tmp/Llama-3.3-70B-Instruct",
+    max_seq_length = max_seq_length,
+    dtype = dtype,
+    load_in_4bit = load_in_4bit,
+    full_finetuning = True,
+    use_gradient_checkpointing = True,
+)
+
+tokenizer = get_chat_template(
+    tokenizer,
+    chat_template = "llama-3",
+)
+
+from datasets import load_dataset
+
+alpaca_prompt = """Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.
+
+### Instruction:
+{}
+
+### Input:
+{}
+
+### Response:
+"""
+
+alpaca_prompt_no_input = """Below is an instruction that describes a task. Write a response that appropriately completes the request.
+
+### Instruction:
+{}
+
+### Response:
+"""
+
+def formatting_prompts_func(examples):
+    instructions = examples["instruction"]
+    inputs = examples["input"]
+    outputs = examples["output"]
+    texts = []
+    for instruction, input, output in zip(instructions, inputs, outputs):
+        if input:
+            prompt = alpaca_prompt.format(instruction, input)
+        else:
+            prompt = alpaca_prompt_no_input.format(instruction)
+        convo = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+        texts.append(tokenizer.apply_chat_template(convo, tokenize = False, add_generation_prompt = False))
+    return { "text" : texts, }
+
+
+dataset = load_dataset("tatsu-lab/alpaca", split = "train")
+dataset = standardize_data_formats(dataset)
+dataset = dataset.map(formatting_prompts_func, batched = True,)
+
+from trl import SFTConfig, SFTTrainer
+trainer = SFTTrainer(
+    model = model,
+    processing_class = tokenizer,
+    train_dataset = dataset,
+    args = SFTConfig(
+        dataset_text_field = "text",
+        max_seq_length = max_seq_length,
+        packing = False,
+        padding_free = False, # parity: torchtune default; unsloth would use true
+        per_device_train_batch_size = 2,
+        gradient_accumulation_steps = 1,
+        warmup_ratio = 0.0, # parity: no warmup; Unsloth would warm up over 10% of the steps
+        num_train_epochs = 1,
+        learning_rate = 2e-5,
+        logging_steps = 1,
+        optim = "adamw_torch_fused",
+        weight_decay = 0.01, # parity: torchtune default; unsloth would use 0.001
+        lr_scheduler_type = "constant", # parity: torchtune default; unsloth would use linear
+        seed = 0,
+        output_dir = "/tmp/torchtune/llama3_3_70B/full",
+        report_to = "none",
+        save_strategy = "epoch",
+        max_grad_norm = 0.0, # parity: torchtune default; unsloth would use 1.0
+    ),
+)
+
+trainer_stats = trainer.train()
+
+model.save_pretrained("model")
+tokenizer.save_pretrained("model")
