@@ -82,19 +82,30 @@ pub fn inline(v: &Value) -> String {
     match v {
         Value::Array(items) => format!(
             "[{}]",
-            items.iter().map(inline).collect::<Vec<_>>().join(", ")
+            items.iter().map(flow_item).collect::<Vec<_>>().join(", ")
         ),
         Value::Object(m) if m.is_empty() => "{}".into(),
         Value::Object(m) => {
             format!(
                 "{{{}}}",
                 m.iter()
-                    .map(|(k, v)| format!("{}: {}", key_text(k), inline(v)))
+                    .map(|(k, v)| format!("{}: {}", key_text(k), flow_item(v)))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
         }
         other => scalar(other),
+    }
+}
+
+/// An item inside a flow list or map: a plain string may not hold `,[]{}` there (they end the
+/// scalar), so such strings are quoted (`[^lm_head.weight$, "layers.4[4-9]+.gate"]`).
+fn flow_item(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.contains([',', '[', ']', '{', '}']) => {
+            serde_json::to_string(s).expect("strings serialise")
+        }
+        other => inline(other),
     }
 }
 
@@ -254,6 +265,14 @@ mod tests {
         assert_eq!(float(0.05), "0.05");
         assert_eq!(float(1.0), "1.0");
         assert_eq!(float(3e-3), "0.003");
+    }
+
+    #[test]
+    fn flow_lists_quote_strings_with_flow_indicators() {
+        let v = json!(["^lm_head.weight$", "model.layers.4[4-9]+.gate", "a,b", {"k": "x{y}"}]);
+        let text = format!("key: {}\n", inline(&v));
+        let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(back["key"], v, "{text}");
     }
 
     #[test]
