@@ -148,7 +148,8 @@ fn draw<DB: DrawingBackend>(
         .y_label_formatter(&|v| tick(*v))
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 15))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(248, 248, 248))
+        .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
     if cd.ema.is_some() {
         ch.draw_series(LineSeries::new(
@@ -221,7 +222,8 @@ fn draw<DB: DrawingBackend>(
         .y_label_formatter(&|v| tick(*v))
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 15))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(248, 248, 248))
+        .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
     if !rows.is_empty() {
         let mut poly: Vec<(f64, f64)> = rows.iter().map(|r| (r.x, r.band)).collect();
