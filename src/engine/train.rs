@@ -689,7 +689,7 @@ impl Recipe {
                 Normalization::MeanOfMicrobatchMeans => sum / (n_mb.max(1) as f64) / n_micro,
             };
             loss.f_backward()?;
-            running = running + loss.detach();
+            running += loss.detach();
         }
         let logged = match norm {
             Normalization::TokenWeightedUnshifted => {

@@ -8,3 +8,5 @@ mod gen;
 mod harness;
 mod port;
 mod upstream;
+#[cfg(feature = "engine")]
+mod run;

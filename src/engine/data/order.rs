@@ -120,9 +120,9 @@ fn seed_sequence_u64(seed: u64, n_words: usize) -> Vec<u64> {
         }
     }
     for &e in entropy.iter().skip(4) {
-        for i_dst in 0..4 {
+        for p in pool.iter_mut() {
             let h = hashmix(e, &mut hash_const);
-            pool[i_dst] = mix(pool[i_dst], h);
+            *p = mix(*p, h);
         }
     }
     let mut hc = INIT_B;
