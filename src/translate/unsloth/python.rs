@@ -34,7 +34,7 @@ pub enum Py {
     Call(usize),
     /// `value[index]` of something that is not a constant (`dataset["train"]`).
     Item(Box<Py>, Box<Py>),
-    /// A lambda; the span is the whole `lambda …` expression.
+    /// A function: a `lambda …` expression or a `def` (the span of either).
     Lambda(Span),
     /// No static value; the expression as written.
     Unknown(String),
@@ -386,7 +386,15 @@ impl<'t> Walker<'t> {
     fn define(&mut self, d: TsNode) {
         if let Some(name) = d.child_by_field_name("name") {
             let name = self.text_of(name).to_string();
-            self.env.remove(&name);
+            // The name holds this definition from here on (a later `def` of the same name
+            // does not change what an earlier `dataset.map(name)` used).
+            self.env.insert(
+                name.clone(),
+                Binding {
+                    value: Py::Lambda(span_of(d)),
+                    span: span_of(d),
+                },
+            );
             self.functions.insert(name, span_of(d));
         }
     }

@@ -567,6 +567,30 @@ fn read_data(r: &mut Reader, s: &Script) {
         );
         return;
     };
+    // A script that trains several times (continued pretraining, then instruction tuning):
+    // the IR holds one run, the first.
+    let trainers: Vec<usize> = s
+        .module
+        .calls
+        .iter()
+        .filter(|c| c.name == "train")
+        .filter_map(|c| match &c.receiver {
+            Some(Py::Call(k)) => Some(*k),
+            _ => None,
+        })
+        .collect();
+    let mut distinct = trainers.clone();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        r.warn(
+            Diagnostic::warning(
+                "several-runs",
+                format!("the script calls `train()` on {} trainers; only the first run is read", distinct.len()),
+            )
+            .at(Some(trainer.callee_span))
+            .with_help("split the stages into separate scripts to port each one"),
+        );
+    }
     let plan = match script::plan_of(s, &train.value, train.span, 0) {
         Ok(p) => p,
         Err(d) => {

@@ -333,6 +333,8 @@ pub struct Plan {
     /// `train_test_split(test_size=…)` before taking `["train"]`.
     pub val_size: Option<(f64, Span)>,
     pending_split: Option<(f64, Span)>,
+    /// `train_test_split(train_size=…)` before taking `["train"]`: a random subset.
+    pending_subsample: Option<(f64, Span)>,
     /// Steps that change the data in ways the IR cannot say.
     pub warnings: Vec<Diagnostic>,
 }
@@ -423,12 +425,17 @@ pub fn plan_of(s: &Script, v: &Py, at: Span, depth: usize) -> Result<Plan, Diagn
                 }
                 "train_test_split" if c.receiver.is_some() => {
                     let mut p = receiver_plan(s)?;
-                    let size = c.kwarg("test_size").or(c.positional(0)).and_then(|a| match a.value {
+                    let num = |a: &super::python::Arg| match a.value {
                         Py::Float(f) => Some((f, a.span)),
                         Py::Int(i) => Some((i as f64, a.span)),
                         _ => None,
-                    });
-                    p.pending_split = size.or(Some((0.25, c.span)));
+                    };
+                    let test = c.kwarg("test_size").or(c.positional(0)).and_then(num);
+                    let train = c.kwarg("train_size").and_then(num);
+                    match (test, train) {
+                        (None, Some(t)) => p.pending_subsample = Some(t),
+                        (t, _) => p.pending_split = t.or(Some((0.25, c.span))),
+                    }
                     Ok(p)
                 }
                 "select" if c.receiver.is_some() => {
@@ -502,6 +509,21 @@ pub fn plan_of(s: &Script, v: &Py, at: Span, depth: usize) -> Result<Plan, Diagn
         }
         Py::Item(base, idx) => {
             let mut p = plan_of(s, base, at, depth + 1)?;
+            if let (Py::Str(k), Some((frac, span))) = (idx.as_ref(), p.pending_subsample.take()) {
+                if k == "train" {
+                    let pct = (frac * 100.0).round().clamp(0.0, 100.0) as u32;
+                    for src in &mut p.sources {
+                        if !src.split.contains('[') {
+                            src.split = format!("{}[:{pct}%]", src.split);
+                        }
+                    }
+                    p.warnings.push(
+                        Diagnostic::warning("approximated", format!("`train_test_split(train_size = {frac})` keeps a random {pct}% of the rows; read as the first {pct}% (`split = \"train[:{pct}%]\"`)"))
+                            .at(Some(span)),
+                    );
+                    return Ok(p);
+                }
+            }
             match (idx.as_ref(), p.pending_split.take()) {
                 (Py::Str(k), Some(split)) if k == "train" => {
                     p.val_size = Some(split);
