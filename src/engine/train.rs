@@ -605,13 +605,18 @@ impl Recipe {
         for step_idx in start..end {
             let window = self.plan.windows[step_idx].clone();
             let global_step = step_idx as u64 + 1;
-            let m = self.train_step(global_step, &window)?;
-            if !m.loss.is_finite() {
-                return Err(EngineError::NonFiniteLoss {
-                    step: global_step,
-                    loss: m.loss,
-                });
-            }
+            let m = match self.train_step(global_step, &window) {
+                Ok(m) => m,
+                Err(e @ EngineError::NonFiniteLoss { .. }) => {
+                    // Keep the last good state as a checkpoint to inspect or resume from.
+                    let last_good = global_step - 1;
+                    if last_good > 0 && !checkpoint::dir_for(&self.output, last_good).is_dir() {
+                        self.save_checkpoint(last_good)?;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             losses.push(m.loss);
             let line = serde_json::to_string(&m).expect("metrics serialise");
             writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
@@ -700,6 +705,14 @@ impl Recipe {
             }
             _ => running.double_value(&[]),
         };
+        if !logged.is_finite() {
+            // Leave the weights as the last good step made them.
+            self.optimizer.zero_grad();
+            return Err(EngineError::NonFiniteLoss {
+                step: global_step,
+                loss: logged,
+            });
+        }
         let grad_norm = optim::clip_grad_norm(&self.trainable, self.spec.optimizer.max_grad_norm)?;
         let lr = self.schedule.lr_at(global_step);
         self.optimizer.step(lr)?;

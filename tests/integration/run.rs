@@ -333,3 +333,144 @@ fn a_failed_run_is_marked_failed() {
     assert!(failed.contains("not found"), "{failed}");
     assert!(!dir.path().join("adapter_model.safetensors").exists());
 }
+
+/// Tokenized samples and their order, as the engine builds them for a config.
+fn engine_batches(config: &str) -> Vec<Vec<engine::data::Sample>> {
+    let (fw, resolved) = read(config);
+    let spec = &resolved.spec;
+    let flavour = Flavour::from_framework(fw).unwrap();
+    let tok_dir = engine::model::locate(&spec.model.tokenizer).unwrap();
+    let tok = engine::data::Tokenizer::load(&tok_dir).unwrap();
+    let samples = engine::data::build_samples(spec, flavour, &tok).unwrap();
+    let plan = engine::train::plan(spec, flavour, samples.len(), spec.training.max_steps).unwrap();
+    plan.windows
+        .iter()
+        .flat_map(|w| w.micro_batches.iter())
+        .map(|mb| mb.iter().map(|&i| samples[i].clone()).collect())
+        .collect()
+}
+
+#[test]
+fn torchtune_samples_and_order_match_the_recipe() {
+    // samples.jsonl: every dataset row as TorchTune's alpaca_dataset tokenizes it (ChatML
+    // framing, final EOS masked by truncate()); data_order.json: the sampler's order per epoch.
+    let dir = repo().join("golden/runs/torchtune-lora-qwen2");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let order: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data_order.json")).unwrap())
+            .unwrap();
+    let expected: Vec<&serde_json::Value> = order["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e.as_array().unwrap())
+        .map(|i| &rows[i.as_u64().unwrap() as usize])
+        .collect();
+    let ids = |v: &serde_json::Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect()
+    };
+    let got: Vec<engine::data::Sample> =
+        engine_batches("golden/runs/torchtune-lora-qwen2/config.yaml")
+            .into_iter()
+            .flatten()
+            .collect();
+    assert_eq!(got.len(), expected.len());
+    for (k, (g, w)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(
+            g.input_ids,
+            ids(&w["tokens"]),
+            "sample {k} (row {}) tokens",
+            w["index"]
+        );
+        assert_eq!(
+            g.labels,
+            ids(&w["labels"]),
+            "sample {k} (row {}) labels",
+            w["index"]
+        );
+    }
+}
+
+#[test]
+fn hf_batches_match_the_recorded_collator_output() {
+    // batches.jsonl: every micro-batch the HF Trainer fed the model, in order (Axolotl: numpy
+    // dataset shuffle + torch.randperm per epoch; TRL: randperm only).
+    for (name, config) in [
+        (
+            "axolotl-lora-llama",
+            "golden/runs/axolotl-lora-llama/config.yaml",
+        ),
+        (
+            "axolotl-lora-llama-inputs",
+            "golden/runs/axolotl-lora-llama-inputs/config.yaml",
+        ),
+        (
+            "hf-trl-unsloth-style-llama",
+            "fixtures/engine/unsloth-alpaca-tiny-llama.py",
+        ),
+    ] {
+        let text =
+            std::fs::read_to_string(repo().join("golden/runs").join(name).join("batches.jsonl"))
+                .unwrap();
+        let recorded: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got = engine_batches(config);
+        assert_eq!(got.len(), recorded.len(), "{name}: micro-batch count");
+        let ids = |v: &serde_json::Value| -> Vec<i64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap())
+                .collect()
+        };
+        for (k, (g, r)) in got.iter().zip(&recorded).enumerate() {
+            let rows = r["rows"].as_array().unwrap();
+            assert_eq!(g.len(), rows.len(), "{name}: micro-batch {k} size");
+            for (s, row) in g.iter().zip(rows) {
+                assert_eq!(
+                    s.input_ids,
+                    ids(&row["input_ids"]),
+                    "{name}: micro-batch {k} input_ids"
+                );
+                assert_eq!(
+                    s.labels,
+                    ids(&row["labels"]),
+                    "{name}: micro-batch {k} labels"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
+    resolved.spec.optimizer.lr = 1e30; // one step blows the adapter up
+    resolved.spec.schedule.warmup_steps = 0;
+    let dir = tempfile::tempdir().unwrap();
+    let err = engine::run(&resolved, &options(fw, dir.path())).unwrap_err();
+    assert!(
+        matches!(err, engine::EngineError::NonFiniteLoss { step: 2, .. }),
+        "{err}"
+    );
+    assert!(dir.path().join("FAILED").is_file());
+    assert!(dir
+        .path()
+        .join("checkpoint-1/adapter_model.safetensors")
+        .is_file());
+    assert!(
+        !dir.path().join("adapter_model.safetensors").exists(),
+        "no final adapter"
+    );
+}
