@@ -8,5 +8,6 @@ mod gen;
 mod harness;
 mod port;
 mod upstream;
+mod validate;
 #[cfg(feature = "engine")]
 mod run;
