@@ -55,6 +55,8 @@ const LEGACY_ATTENTION: [(&str, &str); 6] = [
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Keys {
+    /// `chat_template` values Axolotl accepts (schemas/enums.py ChatTemplate).
+    chat_templates: Vec<String>,
     section: Vec<SectionSpec>,
     /// key → values that ask for Axolotl's own default (`"*"` = any value).
     noop: IndexMap<String, Value>,
@@ -283,6 +285,20 @@ fn read_model(r: &mut Reader) {
             )
             .at(Some(e.key_span)),
         );
+    }
+    if let Some(e) = r.get("chat_template").filter(|e| !e.node.is_null()) {
+        let t = e.node.to_value();
+        let known = t.as_str().is_some_and(|t| {
+            keys().chat_templates.iter().any(|k| k == t)
+                || t.starts_with("tokenizer_default_fallback_")
+        });
+        if !known {
+            r.warn(
+                Diagnostic::error("type-mismatch", format!("`chat_template: {}` is not one of Axolotl's templates", super::table::value_text(&t)))
+                    .at(Some(e.node.span()))
+                    .with_help("use a name from axolotl/utils/schemas/enums.py (llama3, chatml, qwen_25, …), tokenizer_default, or chat_template_jinja for your own"),
+            );
+        }
     }
     read_special_tokens(r);
     if r.value("chat_template_jinja").is_some() && r.value("chat_template").is_none() {
@@ -1347,6 +1363,28 @@ fn write_model(em: &mut Emitter, spec: &RunSpec) {
             &["model.special_tokens"],
             Status::Carried,
             "",
+        );
+    }
+    let template = spec.model.chat_template.as_str();
+    if keys().chat_templates.iter().any(|k| k == template) {
+        if template == "tokenizer_default" {
+            em.cover("model.chat_template", Status::Defaulted, "", "");
+        } else {
+            let comment = em.parity_comment("model.chat_template", &json!(template));
+            em.put(
+                "chat_template",
+                json!(template),
+                &["model.chat_template"],
+                Status::Carried,
+                &comment,
+            );
+        }
+    } else if template != "none" {
+        em.cover(
+            "model.chat_template",
+            Status::Approximated,
+            "",
+            &format!("Axolotl has no `{template}` template; the tokenizer's own template (tokenizer_default) frames the conversations"),
         );
     }
     if spec.model.chat_template == "none" {

@@ -21,14 +21,26 @@ use tunebridge::translate::{self, Framework, WriteOptions};
 /// written files and the fixtures that could not be translated (reader or writer missing).
 fn translate_all(to: Framework, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
     let sets = [
-        (Framework::Axolotl, "fixtures/configs/axolotl", &["yaml", "yml"][..]),
-        (Framework::Torchtune, "fixtures/configs/torchtune", &["yaml", "yml"][..]),
+        (
+            Framework::Axolotl,
+            "fixtures/configs/axolotl",
+            &["yaml", "yml"][..],
+        ),
+        (
+            Framework::Torchtune,
+            "fixtures/configs/torchtune",
+            &["yaml", "yml"][..],
+        ),
         (Framework::Unsloth, "fixtures/configs/unsloth", &["py"][..]),
     ];
     let (mut written, mut skipped) = (Vec::new(), Vec::new());
     for (from, folder, exts) in sets {
         for path in fixtures(folder, exts) {
-            let name = path.strip_prefix(repo()).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(repo())
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             let source = Source::new(name.clone(), std::fs::read_to_string(&path).unwrap());
             let out = catch_unwind(AssertUnwindSafe(|| {
                 let parsed = translate::read(from, &source).ok()?;
@@ -82,7 +94,9 @@ fn run_validator(python: &str, script: &str, files: &[PathBuf]) -> Vec<Value> {
 
 fn label(v: &Value) -> String {
     let f = v["file"].as_str().unwrap_or("");
-    Path::new(f).file_name().map_or(f.to_string(), |n| n.to_string_lossy().into_owned())
+    Path::new(f)
+        .file_name()
+        .map_or(f.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// The interpreter named by `var`, or None (after saying how to enable the test).
@@ -105,7 +119,11 @@ fn axolotl_accepts_every_translation() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (files, skipped) = translate_all(Framework::Axolotl, dir.path());
-    assert!(files.len() >= 13, "expected the Axolotl fixtures at least, got {}", files.len());
+    assert!(
+        files.len() >= 13,
+        "expected the Axolotl fixtures at least, got {}",
+        files.len()
+    );
     let results = run_validator(&python, "scripts/validate/axolotl_validate.py", &files);
     let failures: Vec<String> = results
         .iter()
@@ -116,9 +134,17 @@ fn axolotl_accepts_every_translation() {
         "Axolotl validated {} of {} translations{}",
         results.len() - failures.len(),
         results.len(),
-        if skipped.is_empty() { String::new() } else { format!("; not translated: {}", skipped.join(", ")) }
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; not translated: {}", skipped.join(", "))
+        }
     );
-    assert!(failures.is_empty(), "Axolotl rejects:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "Axolotl rejects:\n{}",
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -149,8 +175,23 @@ fn torchtune_resolves_every_translation() {
         "TorchTune resolved {} of {} translations{}{}",
         results.len() - failures.len(),
         results.len(),
-        if unverified.is_empty() { String::new() } else { format!("; unverified (optional package missing): {}", unverified.len()) },
-        if skipped.is_empty() { String::new() } else { format!("; not translated: {}", skipped.join(", ")) }
+        if unverified.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; unverified (optional package missing): {}",
+                unverified.len()
+            )
+        },
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; not translated: {}", skipped.join(", "))
+        }
     );
-    assert!(failures.is_empty(), "TorchTune rejects:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "TorchTune rejects:\n{}",
+        failures.join("\n\n")
+    );
 }

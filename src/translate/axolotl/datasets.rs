@@ -482,7 +482,21 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             "Axolotl frames samples with the tokenizer's BOS and appends EOS to responses",
         );
     }
+    // Axolotl flattens batches only with varlen attention (validation.py check_batch_flattening_fa).
+    let varlen = matches!(
+        spec.model.attention.as_str(),
+        "flash_attention_2" | "flash_attention_3" | "flex_attention" | "xformers" | "sage"
+    );
     match spec.data.padding_free {
+        true if !spec.data.packing && !varlen => em.cover(
+            "data.padding_free",
+            Status::Approximated,
+            "",
+            &format!(
+                "Axolotl flattens batches only with flash/flex attention, not `{}`; padded batches give the same loss",
+                spec.model.attention
+            ),
+        ),
         true if spec.data.packing => em.cover(
             "data.padding_free",
             Status::Carried,
