@@ -474,3 +474,63 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         "no final adapter"
     );
 }
+
+/// A fixture model folder with config.json edits (as fixtures/engine/forward_logits.py makes it).
+fn model_variant(base: &str, edit: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("fixtures/models").join(base);
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let cfg_path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let edit: serde_json::Value = serde_json::from_str(edit).unwrap();
+    for (k, v) in edit.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn every_family_forward_matches_transformers() {
+    // Logits of transformers 5.16 (fixtures/engine/forward_logits.py) for Llama, Mistral (incl.
+    // a sliding window shorter than the sequence), Qwen2 (q/k/v bias, tied), Qwen3 (q/k norm)
+    // and Llama 3 RoPE scaling, with eager and SDPA attention.
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let want = tensors(&repo().join("fixtures/engine/forward_logits.safetensors"));
+    let ids = &want["input_ids"];
+    let llama3 = r#"{"rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}"#;
+    let variants = [
+        ("llama", "tiny-llama", "{}"),
+        ("mistral", "tiny-mistral", "{}"),
+        ("qwen2", "tiny-qwen2", "{}"),
+        ("qwen3", "tiny-qwen3", "{}"),
+        ("llama_rope_llama3", "tiny-llama", llama3),
+        ("mistral_window", "tiny-mistral", r#"{"sliding_window": 8}"#),
+    ];
+    let mut checked = 0;
+    for (name, base, edit) in variants {
+        let dir = model_variant(base, edit);
+        for (attn, imp) in [
+            ("sdpa", engine::model::AttentionImpl::Sdpa),
+            ("eager", engine::model::AttentionImpl::Eager),
+        ] {
+            let Some(expected) = want.get(&format!("{name}.{attn}")) else {
+                continue;
+            };
+            let model =
+                engine::model::load(dir.path(), tch::Kind::Float, tch::Device::Cpu, imp).unwrap();
+            let got = tch::no_grad(|| model.forward(ids, false));
+            let err = (&got - expected).abs().max().double_value(&[]);
+            // bit-identical on this machine; 1e-5 leaves room for other BLAS builds
+            assert!(err < 1e-5, "{name} ({attn}): max |Δlogit| = {err:.3e}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, want.len() - 1, "every reference was compared");
+}

@@ -17,12 +17,16 @@ pub use llama::{AttentionImpl, Config, ModelForCausalLM};
 /// Where a model name points to: `name` itself when it is a folder, else the snapshot of
 /// `models--org--name` in the Hugging Face hub cache.
 pub fn locate(name: &str) -> Result<PathBuf> {
+    locate_in(name, &hub_cache_dirs())
+}
+
+fn locate_in(name: &str, hubs: &[PathBuf]) -> Result<PathBuf> {
     let direct = PathBuf::from(name);
     if direct.join("config.json").is_file() {
         return Ok(direct);
     }
     let mut looked = vec![direct.clone()];
-    for hub in hub_cache_dirs() {
+    for hub in hubs {
         let repo = hub.join(format!("models--{}", name.replace('/', "--")));
         looked.push(repo.clone());
         if let Some(snap) = snapshot(&repo) {
@@ -177,4 +181,69 @@ pub fn load(
         ));
     }
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids_resolve_in_the_cache_layout() {
+        let hub = tempfile::tempdir().unwrap();
+        let repo = hub.path().join("models--org--tiny");
+        let snap = repo.join("snapshots").join("abc123");
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::write(snap.join("config.json"), "{}").unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs").join("main"), "abc123\n").unwrap();
+        let hubs = vec![hub.path().join("missing"), hub.path().to_path_buf()];
+        assert_eq!(locate_in("org/tiny", &hubs).unwrap(), snap);
+    }
+
+    #[test]
+    fn a_missing_model_says_where_it_looked() {
+        let hub = tempfile::tempdir().unwrap();
+        let e = locate_in("org/absent", &[hub.path().to_path_buf()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model `org/absent` not found"), "{e}");
+        assert!(e.contains("models--org--absent"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_architectures_are_named() {
+        let raw: llama::RawConfig = serde_json::from_str(
+            r#"{"model_type": "gpt2", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 1}"#,
+        )
+        .unwrap();
+        let e = raw.into_config().unwrap_err().to_string();
+        assert!(e.contains("unsupported architecture `gpt2`"), "{e}");
+    }
+
+    #[test]
+    fn config_reads_both_rope_spellings() {
+        let v4: llama::RawConfig = serde_json::from_str(
+            r#"{"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "rope_theta": 500000.0,
+                "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+                "tie_word_embeddings": true}"#,
+        )
+        .unwrap();
+        let c = v4.into_config().unwrap();
+        assert_eq!(c.rope_theta, 500000.0);
+        assert_eq!(c.llama3_scaling.as_ref().unwrap().factor, 32.0);
+        assert!(c.tie_word_embeddings && !c.qkv_bias);
+        let v5: llama::RawConfig = serde_json::from_str(
+            r#"{"model_type": "qwen2", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}}"#,
+        )
+        .unwrap();
+        let c = v5.into_config().unwrap();
+        assert_eq!(c.rope_theta, 1e6);
+        assert!(c.qkv_bias && !c.o_bias && c.llama3_scaling.is_none());
+        assert_eq!((c.num_key_value_heads, c.head_dim), (1, 4));
+    }
 }
