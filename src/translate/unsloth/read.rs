@@ -1278,7 +1278,7 @@ fn read_precision(r: &mut Reader) {
     let flag = |r: &Reader, k: &str| arg(r, &format!("SFTConfig.{k}"));
     let auto = |v: &Value| {
         v.as_str()
-            .is_some_and(|s| s.contains("is_bfloat16_supported"))
+            .is_some_and(|s| s.contains("is_bfloat16_supported") || s.contains("is_bf16_supported"))
     };
     let (bf16, fp16) = (flag(r, "bf16"), flag(r, "fp16"));
     let dtype = arg(r, "from_pretrained.dtype");
