@@ -534,3 +534,76 @@ fn every_family_forward_matches_transformers() {
     }
     assert_eq!(checked, want.len() - 1, "every reference was compared");
 }
+
+/// Python with transformers + PEFT (`TUNEBRIDGE_REF_PYTHON`, e.g. the `ax` env of
+/// scripts/reference/setup_envs.sh); the PEFT round trip is skipped without it.
+fn reference_python() -> Option<PathBuf> {
+    std::env::var_os("TUNEBRIDGE_REF_PYTHON")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+#[test]
+fn our_adapter_loads_in_peft() {
+    let Some(python) = reference_python() else {
+        eprintln!("skipped: set TUNEBRIDGE_REF_PYTHON to a Python with transformers + peft");
+        return;
+    };
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
+    resolved.spec.training.max_steps = 6;
+    let dir = tempfile::tempdir().unwrap();
+    train(&resolved, &options(fw, dir.path()));
+    // Our logits with the adapter we wrote, read back as a pinned init.
+    let mut model = engine::model::load(
+        &repo().join("fixtures/models/tiny-llama"),
+        tch::Kind::Float,
+        tch::Device::Cpu,
+        engine::model::AttentionImpl::Eager,
+    )
+    .unwrap();
+    let spec = engine::lora::LoraSpec {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        use_rslora: false,
+        target_modules: resolved.spec.adapter.target_modules.clone(),
+        kind: tch::Kind::Float,
+    };
+    engine::lora::attach(
+        &mut model,
+        &spec,
+        &engine::lora::Init::Pinned(dir.path().to_path_buf()),
+    )
+    .unwrap();
+    let ids: Vec<i64> = vec![506, 366, 265, 280, 354, 285, 370, 256, 368];
+    let input = Tensor::from_slice(&ids).view([1, -1]);
+    let ours = tch::no_grad(|| model.forward(&input, false));
+    let script = format!(
+        "import json, torch\nfrom transformers import AutoModelForCausalLM\nfrom peft import PeftModel\n\
+         m = AutoModelForCausalLM.from_pretrained('fixtures/models/tiny-llama', dtype=torch.float32, attn_implementation='eager')\n\
+         m = PeftModel.from_pretrained(m, {:?})\n\
+         with torch.no_grad():\n    print(json.dumps(m(input_ids=torch.tensor([{:?}])).logits.flatten().tolist()))\n",
+        dir.path().display().to_string(),
+        ids
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(repo())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let peft: Vec<f32> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let peft = Tensor::from_slice(&peft).view_as(&ours);
+    let err = (&ours - &peft).abs().max().double_value(&[]);
+    assert!(
+        err < 1e-5,
+        "PEFT's logits with our adapter differ by {err:.3e}"
+    );
+}
