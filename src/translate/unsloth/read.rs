@@ -1055,7 +1055,11 @@ fn shape(
                 .find(|(v, _)| v == name)
                 .map(|(_, c)| original(c))
         };
-        if let (None, Some(input), Some(output)) = (col, var_col("input"), var_col("output")) {
+        // Turns built from two columns read in user-then-assistant order (Granite notebook).
+        let pair = (f.columns_read.len() == 2)
+            .then(|| (original(&f.columns_read[0]), original(&f.columns_read[1])));
+        let named = var_col("input").zip(var_col("output"));
+        if let (None, Some((input, output))) = (col, named.or(pair)) {
             ds["format"] = json!("instruct");
             ds["prompt_style"] = json!("chat_template");
             ds["columns"] = json!({"input": input, "output": output});
