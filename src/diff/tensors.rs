@@ -209,7 +209,32 @@ impl TensorSet {
 }
 
 /// Decode little-endian elements into f32.
+#[inline(always)]
 fn decode(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
+    // Fast paths when the bytes happen to be aligned (the usual case: safetensors writers pad
+    // the header to 8 bytes): reinterpret as u16/f32 so the loop vectorises.
+    #[cfg(target_endian = "little")]
+    match dtype {
+        Dtype::BF16 => {
+            // SAFETY: every bit pattern is a valid u16; align_to only takes the aligned middle.
+            let (pre, mid, post) = unsafe { bytes.align_to::<u16>() };
+            if pre.is_empty() && post.is_empty() {
+                for (o, &x) in out.iter_mut().zip(mid) {
+                    *o = f32::from_bits((x as u32) << 16);
+                }
+                return;
+            }
+        }
+        Dtype::F32 => {
+            // SAFETY: every bit pattern is a valid f32.
+            let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+            if pre.is_empty() && post.is_empty() {
+                out[..mid.len()].copy_from_slice(mid);
+                return;
+            }
+        }
+        _ => {}
+    }
     match dtype {
         Dtype::F32 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
@@ -286,7 +311,7 @@ impl PairStats {
 }
 
 /// Accumulate one block of f32 pairs; 8 lanes so the compiler vectorises it.
-#[inline]
+#[inline(always)]
 fn accumulate(a: &[f32], b: &[f32], s: &mut PairStats) {
     let mut d2 = [0f32; 8];
     let mut a2 = [0f32; 8];
@@ -342,6 +367,55 @@ fn accumulate(a: &[f32], b: &[f32], s: &mut PairStats) {
     }
 }
 
+/// One work unit: the same element range of two tensors.
+struct Unit<'a> {
+    da: Dtype,
+    db: Dtype,
+    bytes_a: &'a [u8],
+    bytes_b: &'a [u8],
+}
+
+impl Unit<'_> {
+    /// Decode and accumulate block by block; with AVX2+FMA when the CPU has them.
+    fn run(&self, ba: &mut [f32], bb: &mut [f32], acc: &mut PairStats) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were detected at run time.
+            unsafe { self.run_avx2(ba, bb, acc) };
+            return;
+        }
+        self.run_generic(ba, bb, acc);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, ba: &mut [f32], bb: &mut [f32], acc: &mut PairStats) {
+        self.run_generic(ba, bb, acc);
+    }
+
+    #[inline(always)]
+    fn run_generic(&self, ba: &mut [f32], bb: &mut [f32], acc: &mut PairStats) {
+        let n = self.bytes_a.len() / self.da.size();
+        let mut i = 0;
+        while i < n {
+            let j = (i + BLOCK).min(n);
+            let m = j - i;
+            decode(
+                self.da,
+                &self.bytes_a[i * self.da.size()..j * self.da.size()],
+                &mut ba[..m],
+            );
+            decode(
+                self.db,
+                &self.bytes_b[i * self.db.size()..j * self.db.size()],
+                &mut bb[..m],
+            );
+            accumulate(&ba[..m], &bb[..m], acc);
+            i = j;
+        }
+    }
+}
+
 /// Statistics of `pairs` (index into `a.tensors`, index into `b.tensors`; equal element
 /// counts, checked by the caller), computed on `threads` threads. Returns one entry per pair.
 pub fn stream_pairs(
@@ -388,16 +462,13 @@ pub fn stream_pairs(
                                 b.prefetch(nb, nlo * y.size(), nhi * y.size());
                             }
                         }
-                        let (bytes_a, bytes_b) = (a.bytes(ta), b.bytes(tb));
-                        let mut i = lo;
-                        while i < hi {
-                            let j = (i + BLOCK).min(hi);
-                            let m = j - i;
-                            decode(da, &bytes_a[i * da.size()..j * da.size()], &mut ba[..m]);
-                            decode(db, &bytes_b[i * db.size()..j * db.size()], &mut bb[..m]);
-                            accumulate(&ba[..m], &bb[..m], &mut acc[pi]);
-                            i = j;
-                        }
+                        let unit = Unit {
+                            da,
+                            db,
+                            bytes_a: &a.bytes(ta)[lo * da.size()..hi * da.size()],
+                            bytes_b: &b.bytes(tb)[lo * db.size()..hi * db.size()],
+                        };
+                        unit.run(&mut ba, &mut bb, &mut acc[pi]);
                         a.release(ta, lo * da.size(), hi * da.size());
                         b.release(tb, lo * db.size(), hi * db.size());
                     }
