@@ -150,6 +150,11 @@ pub struct Data {
     pub val_size: f64,
     /// Drop rows whose labels are all masked (Unsloth `train_on_responses_only`).
     pub drop_fully_masked: bool,
+    /// Drop each epoch's last incomplete micro-batch (TorchTune's DataLoader and Axolotl's
+    /// multipack sampler do; HF Trainer's default `dataloader_drop_last` does not). Changes the
+    /// step count and which samples train. Written to `run.toml` only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_last: bool,
 }
 
 /// One dataset and how its rows become token sequences.

@@ -1151,6 +1151,14 @@ fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, native: bool) {
         "dataset.train_on_input",
         "",
     );
+    if !spec.data.drop_last {
+        em.cover(
+            "data.drop_last",
+            Status::NotExpressible,
+            "",
+            "TorchTune's recipes always drop each epoch's last incomplete batch",
+        );
+    }
     if spec.data.packing && !native {
         em.cover("data.packing", Status::Approximated, "dataset.packed", "TorchTune packs greedily in dataset order with a block-causal mask; 0.6.1 also shifts labels across packed samples (a sample's last token learns the next sample's first)");
     } else {

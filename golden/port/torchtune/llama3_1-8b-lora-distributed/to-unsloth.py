@@ -6,7 +6,7 @@
 # NOTE: The source shards the model (fsdp2); Unsloth runs data-parallel only: each GPU needs memory for the whole model.
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats, train_on_responses_only
+from unsloth.chat_templates import get_chat_template, train_on_responses_only
 import torch
 
 max_seq_length = 4096
@@ -74,7 +74,6 @@ def formatting_prompts_func(examples):
 
 
 dataset = load_dataset("yahma/alpaca-cleaned", split = "train")
-dataset = standardize_data_formats(dataset)
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
 from trl import SFTConfig, SFTTrainer

@@ -4,7 +4,7 @@
 # chosen so the run matches the source. Run: python train_unsloth.py
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats
+from unsloth.chat_templates import get_chat_template
 import torch
 
 max_seq_length = 4096
@@ -62,7 +62,6 @@ def formatting_prompts_func(examples):
 
 
 dataset = load_dataset("tatsu-lab/alpaca", split = "train")
-dataset = standardize_data_formats(dataset)
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
 from trl import SFTConfig, SFTTrainer

@@ -6,7 +6,7 @@
 # NOTE: The source shards the model (fsdp2); Unsloth runs data-parallel only: each GPU needs memory for the whole model.
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats
+from unsloth.chat_templates import get_chat_template
 import torch
 
 max_seq_length = 8192
@@ -64,7 +64,6 @@ def formatting_prompts_func(examples):
 
 
 dataset = load_dataset("tatsu-lab/alpaca", split = "train")
-dataset = standardize_data_formats(dataset)
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
 from trl import SFTConfig, SFTTrainer

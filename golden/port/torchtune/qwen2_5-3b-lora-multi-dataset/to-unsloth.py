@@ -6,7 +6,7 @@
 # NOTE: The source shards the model (fsdp2); Unsloth runs data-parallel only: each GPU needs memory for the whole model.
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats, train_on_responses_only
+from unsloth.chat_templates import get_chat_template, train_on_responses_only
 import torch
 
 max_seq_length = 2048
@@ -74,7 +74,6 @@ def formatting_prompts_func_0(examples):
 
 
 dataset_0 = load_dataset("tatsu-lab/alpaca", split = "train")
-dataset_0 = standardize_data_formats(dataset_0)
 dataset_0 = dataset_0.map(formatting_prompts_func_0, batched = True, remove_columns = dataset_0.column_names,)
 
 def formatting_prompts_func_1(examples):
@@ -88,7 +87,6 @@ def formatting_prompts_func_1(examples):
 
 
 dataset_1 = load_dataset("json", data_files = "data/qa_pairs.jsonl", split = "train")
-dataset_1 = standardize_data_formats(dataset_1)
 dataset_1 = dataset_1.map(formatting_prompts_func_1, batched = True, remove_columns = dataset_1.column_names,)
 dataset = concatenate_datasets([dataset_0, dataset_1])
 
