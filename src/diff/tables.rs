@@ -13,30 +13,33 @@ pub fn curve_frame(cd: &CurveDiff) -> PolarsResult<DataFrame> {
     let o = |g: &dyn Fn(&super::curves::CurveRow) -> Option<f64>| {
         r.iter().map(g).collect::<Vec<Option<f64>>>()
     };
-    DataFrame::new(vec![
-        Column::new("x".into(), f(&|r| r.x)),
-        Column::new(
-            "step_a".into(),
-            r.iter().map(|r| r.step_a).collect::<Vec<u64>>(),
-        ),
-        Column::new(
-            "step_b".into(),
-            r.iter().map(|r| r.step_b).collect::<Vec<u64>>(),
-        ),
-        Column::new("loss_a".into(), f(&|r| r.loss_a)),
-        Column::new("loss_b".into(), f(&|r| r.loss_b)),
-        Column::new("abs_diff".into(), f(&|r| r.abs)),
-        Column::new("rel_diff".into(), f(&|r| r.rel)),
-        Column::new("band".into(), f(&|r| r.band)),
-        Column::new(
-            "within".into(),
-            r.iter().map(|r| r.within).collect::<Vec<bool>>(),
-        ),
-        Column::new("lr_a".into(), o(&|r| r.lr_a)),
-        Column::new("lr_b".into(), o(&|r| r.lr_b)),
-        Column::new("grad_norm_a".into(), o(&|r| r.grad_norm_a)),
-        Column::new("grad_norm_b".into(), o(&|r| r.grad_norm_b)),
-    ])
+    DataFrame::new(
+        r.len(),
+        vec![
+            Column::new("x".into(), f(&|r| r.x)),
+            Column::new(
+                "step_a".into(),
+                r.iter().map(|r| r.step_a).collect::<Vec<u64>>(),
+            ),
+            Column::new(
+                "step_b".into(),
+                r.iter().map(|r| r.step_b).collect::<Vec<u64>>(),
+            ),
+            Column::new("loss_a".into(), f(&|r| r.loss_a)),
+            Column::new("loss_b".into(), f(&|r| r.loss_b)),
+            Column::new("abs_diff".into(), f(&|r| r.abs)),
+            Column::new("rel_diff".into(), f(&|r| r.rel)),
+            Column::new("band".into(), f(&|r| r.band)),
+            Column::new(
+                "within".into(),
+                r.iter().map(|r| r.within).collect::<Vec<bool>>(),
+            ),
+            Column::new("lr_a".into(), o(&|r| r.lr_a)),
+            Column::new("lr_b".into(), o(&|r| r.lr_b)),
+            Column::new("grad_norm_a".into(), o(&|r| r.grad_norm_a)),
+            Column::new("grad_norm_b".into(), o(&|r| r.grad_norm_b)),
+        ],
+    )
 }
 
 /// Write the aligned rows as Parquet.
