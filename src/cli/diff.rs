@@ -119,3 +119,95 @@ pub fn run(a: DiffArgs) -> anyhow::Result<u8> {
         super::EXIT_DIFFERS
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: DiffArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<DiffArgs, clap::Error> {
+        T::try_parse_from(std::iter::once("diff").chain(args.iter().copied())).map(|t| t.a)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&["x", "y"]).unwrap();
+        assert_eq!(
+            (a.by, a.last_k, a.format, a.json),
+            (Axis::Step, 10, None, false)
+        );
+        let o = a.options();
+        assert!(o.curves && o.weights && o.rtol.is_none());
+    }
+
+    #[test]
+    fn format_spellings_and_per_side_override() {
+        for (flag, want) in [
+            ("hf", Format::Hf),
+            ("axolotl", Format::Hf),
+            ("unsloth", Format::Hf),
+            ("trl", Format::Hf),
+            ("torchtune", Format::Torchtune),
+            ("tunebridge", Format::Tunebridge),
+            ("csv", Format::Csv),
+            ("jsonl", Format::Jsonl),
+            ("weights", Format::Weights),
+        ] {
+            assert_eq!(
+                parse(&["x", "y", "--format", flag]).unwrap().format,
+                Some(want),
+                "{flag}"
+            );
+            assert_eq!(
+                parse(&["x", "y", &format!("--format={flag}")])
+                    .unwrap()
+                    .format,
+                Some(want)
+            );
+        }
+        let a = parse(&["x", "y", "--format", "hf", "--format-b", "torchtune"]).unwrap();
+        assert_eq!(
+            (a.format_a.or(a.format), a.format_b.or(a.format)),
+            (Some(Format::Hf), Some(Format::Torchtune))
+        );
+        assert!(parse(&["x", "y", "--format", "wandb"]).is_err());
+    }
+
+    #[test]
+    fn tolerances_axis_ema_and_halves() {
+        let a = parse(&[
+            "x", "y", "--rtol", "1e-3", "--atol=0", "--wtol", "0.1", "--by", "tokens", "--ema",
+            "0.9",
+        ])
+        .unwrap();
+        let o = a.options();
+        assert_eq!(
+            (o.rtol, o.atol, o.wtol, o.by, o.ema),
+            (Some(1e-3), Some(0.0), Some(0.1), Axis::Tokens, Some(0.9))
+        );
+        let o = parse(&["x", "y", "--curves-only"]).unwrap().options();
+        assert!(o.curves && !o.weights);
+        let o = parse(&["x", "y", "--weights-only"]).unwrap().options();
+        assert!(!o.curves && o.weights);
+        assert!(parse(&["x", "y", "--curves-only", "--weights-only"]).is_err());
+        assert!(parse(&["x", "y", "--by", "epoch"]).is_err());
+        assert!(parse(&["x"]).is_err(), "two runs are required");
+    }
+
+    #[test]
+    fn negative_tolerance_is_bad_input() {
+        let a = parse(&["x", "y", "--rtol=-1"]).unwrap();
+        let e = run(a).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--rtol -1: a tolerance must be a finite number ≥ 0"),
+            "{e}"
+        );
+    }
+}

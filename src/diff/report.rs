@@ -202,6 +202,8 @@ fn fmt_x(by: Axis, r: &CurveRow) -> String {
 }
 
 fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
+    // Sub-lines are indented in the terminal and separate items in Markdown.
+    let ind = if bullet.is_empty() { "  " } else { "" };
     let _ = writeln!(
         s,
         "{bullet}loss curves by {}: A {} points (last step {}), B {} points (last step {}), {} compared{}",
@@ -219,7 +221,7 @@ fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
     let at = |i: Option<usize>| i.map(|i| fmt_x(cd.by, &cd.rows[i])).unwrap_or_default();
     let _ = writeln!(
         s,
-        "{bullet}  max |Δ| {}  mean |Δ| {}  max rel {} (at {} {})  mean rel {}",
+        "{bullet}{ind}max |Δ| {}  mean |Δ| {}  max rel {} (at {} {})  mean rel {}",
         sci(cd.max_abs),
         sci(cd.mean_abs),
         sci(cd.max_rel),
@@ -234,7 +236,7 @@ fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
         .unwrap_or_default();
     let _ = writeln!(
         s,
-        "{bullet}  final loss A {} B {} (B − A {});  mean of last {}: A {} B {} (B − A {})",
+        "{bullet}{ind}final loss A {} B {} (B − A {});  mean of last {}: A {} B {} (B − A {})",
         num(last.0),
         num(last.1),
         sci(cd.final_delta),
@@ -247,7 +249,7 @@ fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
         Some(r) => {
             let _ = writeln!(
                 s,
-                "{bullet}  first {} outside the band: {} ({} of {} outside)",
+                "{bullet}{ind}first {} outside the band: {} ({} of {} outside)",
                 x_name(cd.by),
                 fmt_x(cd.by, r),
                 cd.outside,
@@ -255,12 +257,13 @@ fn curve_summary(s: &mut String, cd: &CurveDiff, bullet: &str) {
             );
         }
         None => {
-            let _ = writeln!(s, "{bullet}  every compared point is inside the band");
+            let _ = writeln!(s, "{bullet}{ind}every compared point is inside the band");
         }
     }
 }
 
 fn weight_summary(s: &mut String, w: &WeightDiff, bullet: &str) {
+    let ind = if bullet.is_empty() { "  " } else { "" };
     let sm = &w.summary;
     let what = match w.kind {
         WeightKind::Adapter => "adapter modules (ΔW = s·B·A)",
@@ -291,7 +294,7 @@ fn weight_summary(s: &mut String, w: &WeightDiff, bullet: &str) {
     };
     let _ = writeln!(
         s,
-        "{bullet}  {speed}only in A: {}, only in B: {}, mismatched: {}",
+        "{bullet}{ind}{speed}only in A: {}, only in B: {}, mismatched: {}",
         w.only_in_a.len(),
         w.only_in_b.len(),
         w.mismatched.len()
