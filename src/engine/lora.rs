@@ -189,7 +189,7 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
     let mut attached = Vec::new();
     let mut tt_pairs: Vec<(String, Tensor, Tensor)> = Vec::new();
     if let Init::TorchTuneReplay { .. } = init {
-        tt_pairs = torchtune_replay(model, spec, &cfg, tied);
+        tt_pairs = torchtune_replay(spec, &cfg, tied);
     }
     for (name, lin) in model.linears_mut() {
         if !spec.targets(&name) {
@@ -250,7 +250,6 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
 /// norms and RoPE draw nothing. After the layers: `nn.Embedding` (normal_(0, 1)), then the
 /// output `nn.Linear` unless tied.
 fn torchtune_replay(
-    model: &ModelForCausalLM,
     spec: &LoraSpec,
     cfg: &super::model::Config,
     tied: bool,
@@ -259,7 +258,6 @@ fn torchtune_replay(
     let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
     let d = cfg.hidden_size / cfg.num_attention_heads; // TorchTune: head_dim = embed_dim // num_heads
     let (h, kv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-    let _ = model;
     let mut pairs = Vec::new();
     let mut module = |name: String, d_in: i64, d_out: i64, bias: bool| {
         draw_linear(d_in, d_out, bias, kind);

@@ -142,7 +142,6 @@ pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) 
             let mut carry: Vec<Vec<usize>> = Vec::new();
             for epoch in 0..epochs {
                 let mbs = epoch_micro_batches(epoch);
-                let mut done = 0u64;
                 for (idx, b) in mbs.into_iter().enumerate() {
                     carry.push(b);
                     if (idx + 1) % ga == 0 {
@@ -150,14 +149,12 @@ pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) 
                             epoch,
                             micro_batches: std::mem::take(&mut carry),
                         });
-                        done += 1;
                     }
                     let cap = spec.training.max_steps_per_epoch;
                     if cap > 0 && ((idx + 1) / ga) as u64 == cap {
                         break;
                     }
                 }
-                let _ = done;
             }
         }
         Flavour::Axolotl | Flavour::Unsloth => {
@@ -197,8 +194,14 @@ pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) 
             }
         }
     }
+    // TorchTune has no max_steps; an explicit one (`--max-steps`) stops the run and, as in
+    // the HF stacks, becomes the schedule's horizon.
     if max_steps > 0 && flavour == Flavour::TorchTune {
         windows.truncate(max_steps as usize);
+        return Ok(Plan {
+            windows,
+            total_steps: max_steps,
+        });
     }
     Ok(Plan {
         windows,

@@ -607,3 +607,34 @@ fn our_adapter_loads_in_peft() {
         "PEFT's logits with our adapter differ by {err:.3e}"
     );
 }
+
+#[test]
+fn a_ported_run_toml_runs_with_its_frameworks_semantics() {
+    // `tunebridge port X --to ir` then `tunebridge run run.toml`: the flavour comes from the
+    // provenance the port recorded, and the curve is the framework's.
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    for (name, config, flavour) in [
+        (
+            "torchtune-lora-qwen2",
+            "golden/runs/torchtune-lora-qwen2/config.yaml",
+            Flavour::TorchTune,
+        ),
+        (
+            "axolotl-lora-llama",
+            "golden/runs/axolotl-lora-llama/config.yaml",
+            Flavour::Axolotl,
+        ),
+    ] {
+        let (fw, resolved) = read(config);
+        let written = translate::write(Framework::Ir, &resolved, fw.name(), &Default::default());
+        let source = Source::new("run.toml", written.text);
+        let back = translate::read(Framework::Ir, &source).unwrap().resolved;
+        assert_eq!(Flavour::of_spec(&back), flavour, "{name}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = RunOptions::new(Flavour::of_spec(&back));
+        opts.output = Some(dir.path().to_path_buf());
+        opts.max_steps = Some(golden_losses(name).len() as u64);
+        let summary = train(&back, &opts);
+        assert_curve(name, &summary.losses);
+    }
+}
