@@ -458,3 +458,103 @@ fn full_checkpoint_against_its_base() {
     assert!(same.verdict.pass);
     assert_eq!(same.weights.unwrap().summary.max_rel, 0.0);
 }
+
+/// The golden TorchTune run laid out as `tune run` leaves it: `logs/log_<ts>.txt`,
+/// `epoch_0/` and `epoch_1/` with the PEFT export and `adapter_config.json`, and
+/// `torchtune_config.yaml`. The newest epoch is read, the export's q/k rows are un-permuted
+/// (Qwen2), and the run equals the flattened golden.
+#[test]
+fn torchtune_output_dir_layout_reads_the_newest_epoch() {
+    let g = golden("torchtune-lora-qwen2");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("logs")).unwrap();
+    std::fs::copy(g.join("log.txt"), out.join("logs/log_1764355200.txt")).unwrap();
+    std::fs::write(out.join("logs/log_1700000000.txt"), "Step 1 | loss:9.0 \n").unwrap(); // an older run
+    std::fs::copy(g.join("config.yaml"), out.join("torchtune_config.yaml")).unwrap();
+    for (epoch, src) in [("epoch_0", g.join("init_adapter")), ("epoch_1", g.clone())] {
+        std::fs::create_dir_all(out.join(epoch)).unwrap();
+        for f in ["adapter_model.safetensors", "adapter_config.json"] {
+            std::fs::copy(src.join(f), out.join(epoch).join(f)).unwrap();
+        }
+        std::fs::write(out.join(epoch).join("adapter_model.pt"), b"pickle").unwrap();
+    }
+    let run = ingest::read_run(&out, None).unwrap();
+    assert_eq!(run.format, Format::Torchtune);
+    assert_eq!(
+        run.curve.as_ref().unwrap().points.len(),
+        32,
+        "the newest log, not the older one"
+    );
+    let w = run.weights.as_ref().unwrap();
+    assert!(
+        w.files[0].ends_with("epoch_1/adapter_model.safetensors"),
+        "{:?}",
+        w.files
+    );
+    assert_eq!(w.origin, WeightOrigin::TorchtunePeftExport);
+    let o = tunebridge(&["diff", g.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        text(&o.stdout).contains("permutation is undone"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// The golden Axolotl run laid out as `axolotl train` leaves it: `trainer_state.json` only in
+/// `checkpoint-32/` (Axolotl never calls save_state), the final adapter at the root.
+#[test]
+fn hf_output_dir_layout_reads_the_newest_checkpoint() {
+    let g = golden("axolotl-lora-llama");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for ck in ["checkpoint-16", "checkpoint-32"] {
+        std::fs::create_dir_all(out.join(ck)).unwrap();
+    }
+    std::fs::copy(
+        g.join("trainer_state.json"),
+        out.join("checkpoint-32/trainer_state.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        out.join("checkpoint-16/trainer_state.json"),
+        "{\"log_history\": [{\"loss\": 9.0, \"step\": 1}]}",
+    )
+    .unwrap();
+    for f in ["adapter_model.safetensors", "adapter_config.json"] {
+        std::fs::copy(g.join(f), out.join(f)).unwrap();
+    }
+    let run = ingest::read_run(&out, None).unwrap();
+    assert_eq!(run.format, Format::Hf);
+    assert!(run
+        .curve
+        .as_ref()
+        .unwrap()
+        .source
+        .ends_with("checkpoint-32/trainer_state.json"));
+    assert!(run.weights.as_ref().unwrap().files[0].ends_with("out/adapter_model.safetensors"));
+    let o = tunebridge(&["diff", g.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+}
+
+/// Curves on their own, in every plain format: the golden trainer_state.json against the
+/// golden metrics.jsonl and a CSV of the same numbers.
+#[test]
+fn plain_curve_files_compare_with_the_native_logs() {
+    let g = golden("axolotl-lora-llama");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = ingest::read_run(&g, None).unwrap();
+    let mut csv = String::from("step,loss,learning_rate\n");
+    for p in &run.curve.as_ref().unwrap().points {
+        csv.push_str(&format!("{},{},{}\n", p.step, p.loss, p.lr.unwrap()));
+    }
+    let csv_path = tmp.path().join("curve.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let state = g.join("trainer_state.json");
+    for other in [g.join("metrics.jsonl"), csv_path] {
+        let o = tunebridge(&["diff", state.to_str().unwrap(), other.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        assert!(text(&o.stdout).contains("32 compared"), "{}", show(&o));
+    }
+}
