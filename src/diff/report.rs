@@ -724,34 +724,33 @@ fn split_md_row(line: &str) -> Vec<String> {
 
 /// `code`, **bold** and <br> in a line of our own Markdown.
 fn inline(s: &str) -> String {
-    let s = html_escape(s).replace("&lt;br&gt;", "<br>");
+    let s = html_escape(s)
+        .replace("&lt;br&gt;", "<br>")
+        .replace("\\|", "|");
     let mut out = String::new();
-    let mut code = false;
-    for (i, part) in s.split('`').enumerate() {
-        if i > 0 {
+    let (mut code, mut bold) = (false, false);
+    let mut rest = s.as_str();
+    while let Some(c) = rest.chars().next() {
+        if c == '`' {
             out.push_str(if code { "</code>" } else { "<code>" });
             code = !code;
-        }
-        if code {
-            out.push_str(part);
+            rest = &rest[1..];
+        } else if !code && rest.starts_with("**") {
+            out.push_str(if bold { "</b>" } else { "<b>" });
+            bold = !bold;
+            rest = &rest[2..];
         } else {
-            let mut bold = false;
-            for (j, p) in part.split("**").enumerate() {
-                if j > 0 {
-                    out.push_str(if bold { "</b>" } else { "<b>" });
-                    bold = !bold;
-                }
-                out.push_str(p);
-            }
-            if bold {
-                out.push_str("</b>");
-            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
         }
     }
     if code {
         out.push_str("</code>");
     }
-    out.replace("\\|", "|")
+    if bold {
+        out.push_str("</b>");
+    }
+    out
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ReportError> {
@@ -808,4 +807,18 @@ pub fn write_report(c: &Comparison, dir: &Path) -> Result<Vec<PathBuf>, ReportEr
     )?;
     written.push(p);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_markdown() {
+        assert_eq!(
+            inline("- **`id`** a `x` b"),
+            "- <b><code>id</code></b> a <code>x</code> b"
+        );
+        assert_eq!(inline("a \\| b <c>"), "a | b &lt;c&gt;");
+    }
 }
