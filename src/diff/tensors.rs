@@ -596,6 +596,42 @@ mod tests {
     }
 
     #[test]
+    fn f16_and_unaligned_data_decode() {
+        let d = tempfile::tempdir().unwrap();
+        let vals: Vec<f32> = (0..1001).map(|i| (i as f32 - 500.0) / 64.0).collect(); // exact in f16
+        let f16: Vec<u8> = vals
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes())
+            .collect();
+        // A 1-byte tensor first, so the F16 data starts at an odd offset (the slow path).
+        write_raw(
+            &d.path().join("h.safetensors"),
+            vec![
+                ("pad".into(), "U8", vec![1], vec![0]),
+                ("w".into(), "F16", vec![1001], f16),
+            ],
+        )
+        .unwrap();
+        write_f32(
+            &d.path().join("f.safetensors"),
+            &[("w", vec![1001], vals.clone())],
+        )
+        .unwrap();
+        let sh = TensorSet::open(&[d.path().join("h.safetensors")]).unwrap();
+        let sf = TensorSet::open(&[d.path().join("f.safetensors")]).unwrap();
+        let iw = sh.tensors.iter().position(|t| t.name == "w").unwrap();
+        assert!(
+            sh.tensors
+                .iter()
+                .any(|t| t.name == "pad" && t.dtype.is_err()),
+            "U8 is reported, not decoded"
+        );
+        let s = stream_pairs(&sh, &sf, &[(iw, 0)], 2)[0];
+        assert_eq!((s.n, s.sum_d2, s.max_abs), (1001, 0.0, 0.0));
+        assert_eq!(sh.read_f64(&sh.tensors[iw]).unwrap()[1000], 500.0 / 64.0);
+    }
+
+    #[test]
     fn truncated_file_is_an_error() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.safetensors");
