@@ -633,8 +633,16 @@ fn a_ported_run_toml_runs_with_its_frameworks_semantics() {
         let dir = tempfile::tempdir().unwrap();
         let mut opts = RunOptions::new(Flavour::of_spec(&back));
         opts.output = Some(dir.path().to_path_buf());
-        opts.max_steps = Some(golden_losses(name).len() as u64);
+        opts.stop_after = Some(8); // the first steps suffice here; the full curves are tested above
         let summary = train(&back, &opts);
-        assert_curve(name, &summary.losses);
+        let want = golden_losses(name);
+        for (k, (g, w)) in summary.losses.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() / w.abs() <= LOSS_RTOL,
+                "{name}: step {} {g} vs {w}",
+                k + 1
+            );
+        }
+        assert_eq!(summary.losses.len(), 8);
     }
 }
