@@ -100,6 +100,32 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// The corner of the plot area with the fewest data points, for the legend.
+fn emptiest_corner(
+    points: &[(f64, f64)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let frac = |v: f64, lo: f64, hi: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let mut count = [0usize; 4]; // upper right, upper left, lower right, lower left
+    for &(x, y) in points {
+        let (fx, fy) = (frac(x, x0, x1), frac(y, y0, y1));
+        let (right, left, upper, lower) = (fx > 0.55, fx < 0.45, fy > 0.6, fy < 0.4);
+        for (i, hit) in [right && upper, left && upper, right && lower, left && lower]
+            .into_iter()
+            .enumerate()
+        {
+            count[i] += hit as usize;
+        }
+    }
+    match (0..4).min_by_key(|&i| count[i]).unwrap_or(0) {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
+    }
+}
+
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw<DB: DrawingBackend>(
@@ -188,7 +214,11 @@ fn draw<DB: DrawingBackend>(
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_BAD.stroke_width(2)));
     }
     ch.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(emptiest_corner(
+            &all().copied().collect::<Vec<_>>(),
+            (x0, x1),
+            (y0, y1),
+        ))
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(180, 180, 180))
         .label_font((FAMILY, 14))
@@ -275,7 +305,14 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
     ch.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(emptiest_corner(
+            &rows
+                .iter()
+                .map(|r| (r.x, r.loss_b - r.loss_a))
+                .collect::<Vec<_>>(),
+            (x0, x1),
+            (-dmax, dmax),
+        ))
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(180, 180, 180))
         .label_font((FAMILY, 14))

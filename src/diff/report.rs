@@ -653,8 +653,11 @@ pub fn html(c: &Comparison, svg: Option<&str>) -> String {
             } else {
                 body.push_str("<tr>");
                 for c in &cells {
+                    let numeric = c == "—" || (!c.is_empty() && c.parse::<f64>().is_ok());
                     let cls = if c.contains("**outside**") {
                         " class=\"bad\""
+                    } else if numeric {
+                        " class=\"num\""
                     } else {
                         ""
                     };
@@ -697,8 +700,8 @@ pub fn html(c: &Comparison, svg: Option<&str>) -> String {
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 h1.pass{color:#1a7f37}h1.fail{color:#c62828}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}td.bad{background:#fde8e8}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}td.bad{background:#fde8e8}
 code{background:#f4f4f4;padding:0 3px;border-radius:3px}.plot svg{max-width:100%;height:auto}
 ";
 
