@@ -23,10 +23,10 @@ pub struct DiffArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Layout of A only (overrides --format).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub format_a: Option<Format>,
     /// Layout of B only (overrides --format).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub format_b: Option<Format>,
     /// Relative loss tolerance (default from precision: fp32 1e-4, bf16 2e-2).
     #[arg(long)]
