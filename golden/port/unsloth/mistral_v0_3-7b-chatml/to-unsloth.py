@@ -4,7 +4,7 @@
 # chosen so the run matches the source. Run: python train_unsloth.py
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats
+from unsloth.chat_templates import get_chat_template, standardize_sharegpt
 import torch
 
 max_seq_length = 2048
@@ -46,7 +46,7 @@ def formatting_prompts_func(examples):
 
 
 dataset = load_dataset("philschmid/guanaco-sharegpt-style", split = "train")
-dataset = standardize_data_formats(dataset)
+dataset = standardize_sharegpt(dataset)
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
 from trl import SFTConfig, SFTTrainer
@@ -70,9 +70,11 @@ trainer = SFTTrainer(
         seed = 3407,
         output_dir = "outputs",
         report_to = "none",
+        dataset_num_proc = 2,
     ),
 )
 
 trainer_stats = trainer.train()
 
-model.SFTTrainer(dataset_num_proc = 2)
+model.save_pretrained("lora_model")
+tokenizer.save_pretrained("lora_model")

@@ -40,7 +40,6 @@ def formatting_prompts_func(examples):
 dataset = load_dataset("roneneldan/TinyStories", split = "train[:2500]")
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
-from trl import SFTTrainer
 from unsloth import UnslothTrainer, UnslothTrainingArguments
 trainer = UnslothTrainer(
     model = model,
@@ -62,10 +61,12 @@ trainer = UnslothTrainer(
         seed = 3407,
         output_dir = "outputs",
         report_to = "none",
+        dataset_num_proc = 8,
         embedding_learning_rate = 5e-6,
     ),
 )
 
 trainer_stats = trainer.train()
 
-model.SFTTrainer(dataset_num_proc = 8)
+model.save_pretrained("lora_model")
+tokenizer.save_pretrained("lora_model")

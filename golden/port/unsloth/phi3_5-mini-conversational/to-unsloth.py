@@ -4,7 +4,7 @@
 # chosen so the run matches the source. Run: python train_unsloth.py
 
 from unsloth import FastLanguageModel
-from unsloth.chat_templates import get_chat_template, standardize_data_formats, train_on_responses_only
+from unsloth.chat_templates import get_chat_template, standardize_sharegpt, train_on_responses_only
 import torch
 
 max_seq_length = 2048
@@ -44,7 +44,7 @@ def formatting_prompts_func(examples):
 
 
 dataset = load_dataset("mlabonne/FineTome-100k", split = "train")
-dataset = standardize_data_formats(dataset)
+dataset = standardize_sharegpt(dataset)
 dataset = dataset.map(formatting_prompts_func, batched = True,)
 
 from trl import SFTConfig, SFTTrainer

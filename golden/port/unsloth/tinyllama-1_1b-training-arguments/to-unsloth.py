@@ -79,9 +79,11 @@ trainer = SFTTrainer(
         seed = 3407,
         output_dir = "outputs",
         report_to = "none",
+        dataset_num_proc = 2,
     ),
 )
 
 trainer_stats = trainer.train()
 
-model.SFTTrainer(dataset_num_proc = 2)
+model.save_pretrained("lora_model")
+tokenizer.save_pretrained("lora_model")
