@@ -11,6 +11,8 @@ pub mod mappings;
 mod port;
 #[cfg(feature = "engine")]
 mod run;
+#[cfg(feature = "engine")]
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +43,8 @@ enum Command {
     Gen(gen::GenArgs),
     #[cfg(feature = "engine")]
     Run(run::RunArgs),
+    #[cfg(feature = "engine")]
+    Verify(verify::VerifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -54,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::Gen(a) => gen::gen(a),
         #[cfg(feature = "engine")]
         Command::Run(a) => run::run(a),
+        #[cfg(feature = "engine")]
+        Command::Verify(a) => verify::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

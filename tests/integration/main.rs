@@ -9,5 +9,6 @@ mod harness;
 mod port;
 mod upstream;
 mod validate;
+mod verify;
 #[cfg(feature = "engine")]
 mod run;
