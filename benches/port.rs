@@ -11,28 +11,20 @@ use std::path::Path;
 use tunebridge::diag::Source;
 use tunebridge::translate::{self, Framework, WriteOptions};
 
-/// One typical config per source framework (the first that exists).
+/// One typical config per source framework: a LoRA/QLoRA run on a Llama 3.x model with a
+/// chat or alpaca dataset, the shape most ports have (the first file that exists is used).
 const TYPICAL: &[(Framework, &[&str])] = &[
     (
         Framework::Axolotl,
-        &[
-            "fixtures/configs/axolotl/llama3_1-8b-qlora-chat.yaml",
-            "fixtures/configs/axolotl/llama3_2-1b-lora-alpaca.yaml",
-        ],
+        &["fixtures/configs/axolotl/llama3_1-8b-qlora-chat.yaml"],
     ),
     (
         Framework::Torchtune,
-        &[
-            "fixtures/configs/torchtune/llama3_2-1b-lora.yaml",
-            "fixtures/configs/torchtune/llama3_2_1B_lora_single_device.yaml",
-        ],
+        &["fixtures/configs/torchtune/llama3_2-1b-lora-single-device.yaml"],
     ),
     (
         Framework::Unsloth,
-        &[
-            "fixtures/configs/unsloth/llama3_2-1b-lora.py",
-            "fixtures/configs/unsloth/llama3_1-8b-alpaca.py",
-        ],
+        &["fixtures/configs/unsloth/llama3_1-8b-alpaca-qlora.py"],
     ),
 ];
 
