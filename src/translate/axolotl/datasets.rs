@@ -341,7 +341,7 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             }
             match d.format.as_str() {
                 "alpaca" => {
-                    let known = keys.datasets.alpaca_styles.iter().any(|s| *s == d.prompt_style);
+                    let known = keys.datasets.alpaca_styles.contains(&d.prompt_style);
                     let style = if known { d.prompt_style.clone() } else { "alpaca".into() };
                     if !known && !d.prompt_style.is_empty() {
                         notes.push((

@@ -145,7 +145,7 @@ fn other_adapters_are_refused() {
 fn bnb_config_kwargs_type_and_double_quant_are_read_the_rest_kept() {
     let y = format!("{LORA}load_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n  bnb_4bit_quant_type: fp4\n  llm_int8_threshold: 5.0\n");
     let p = ok(&y);
-    assert_eq!(p.resolved.spec.quantization.double_quant, false);
+    assert!(!p.resolved.spec.quantization.double_quant);
     assert_eq!(p.resolved.spec.quantization.base_weights, "fp4");
     assert_eq!(
         pass(&y, "bnb_config_kwargs.llm_int8_threshold"),
