@@ -314,13 +314,13 @@ impl Analyzer<'_> {
                 let col = args.first().and_then(|a| self.column_of(*a));
                 self.out.chat_messages = Some(col);
             }
-            "removeprefix" | "lstrip" => {
+            "removeprefix" | "lstrip"
                 if args.first().is_some_and(|a| {
                     let t = self.text(*a);
                     t.contains("<bos>") || t.ends_with("bos_token")
-                }) {
-                    self.out.strips_bos = true;
-                }
+                }) =>
+            {
+                self.out.strips_bos = true;
             }
             _ => {}
         }

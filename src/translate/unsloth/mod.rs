@@ -118,9 +118,7 @@ impl ScriptData {
     /// A chat template by any of its Unsloth names.
     pub fn template_by_unsloth(&self, name: &str) -> Option<&ChatTemplate> {
         let n = name.to_ascii_lowercase();
-        self.chat_template
-            .iter()
-            .find(|t| t.unsloth.iter().any(|u| *u == n))
+        self.chat_template.iter().find(|t| t.unsloth.contains(&n))
     }
 
     pub fn template_by_ir(&self, ir: &str) -> Option<&ChatTemplate> {

@@ -585,7 +585,10 @@ fn read_data(r: &mut Reader, s: &Script) {
         r.warn(
             Diagnostic::warning(
                 "several-runs",
-                format!("the script calls `train()` on {} trainers; only the first run is read", distinct.len()),
+                format!(
+                    "the script calls `train()` on {} trainers; only the first run is read",
+                    distinct.len()
+                ),
             )
             .at(Some(trainer.callee_span))
             .with_help("split the stages into separate scripts to port each one"),
@@ -830,12 +833,13 @@ fn slot_roles(vars: &[String], n: usize) -> Vec<String> {
     }
 }
 
+/// A prompt text with `{role}` placeholders and, per template slot, its role and the column it
+/// reads (`None`: a slot filled by something other than a dataset column).
+type Prompt = (String, Vec<(String, Option<String>)>);
+
 /// A template with `{}` slots as the IR's prompt (placeholders by role, response slot
 /// dropped). `None` when the text does not end at the response slot.
-fn prompt_of(
-    t: &format::TemplateUse,
-    has_output: bool,
-) -> Option<(String, Vec<(String, Option<String>)>)> {
+fn prompt_of(t: &format::TemplateUse, has_output: bool) -> Option<Prompt> {
     let parts = split_slots(&t.template)?;
     let n = parts.len() - 1;
     if n != t.slots.len() || (has_output && !parts[n].is_empty()) {
@@ -864,9 +868,6 @@ fn prompt_of(
             prompt.push_str(&parts[i + 1]);
         }
         cols.push((role.clone(), t.slots[i].column.clone()));
-    }
-    if !has_output {
-        return Some((prompt, cols));
     }
     // With the response slot last, `prompt` already ends right before it.
     Some((prompt, cols))
@@ -960,7 +961,7 @@ fn shape(
     };
     if !f.templates.is_empty() {
         let chat_wrapped = f.chat_messages.is_some();
-        let prompts: Option<Vec<(String, Vec<(String, Option<String>)>)>> = f
+        let prompts: Option<Vec<Prompt>> = f
             .templates
             .iter()
             .map(|t| prompt_of(t, !chat_wrapped))

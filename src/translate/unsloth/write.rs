@@ -524,7 +524,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     } else {
         em.cover("adapter.fused_kernels", Status::Carried, "", "");
     }
-    if spec.memory.compile != !fast_path {
+    if spec.memory.compile == fast_path {
         em.cover(
             "memory.compile",
             Status::NotExpressible,
@@ -1037,7 +1037,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
             | "SFTConfig"
             | "get_chat_template"
             | "train_on_responses_only" => {
-                let kw = key.splitn(3, '.').nth(1).unwrap_or("");
+                let kw = key.split('.').nth(1).unwrap_or("");
                 if key.matches('.').count() == 1 {
                     em.put(key, v.clone(), &[], Status::Carried, "");
                 } else {
@@ -1066,7 +1066,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
             }
             _ => {
                 // Save and export calls, rebuilt below.
-                let arg = key.splitn(2, '.').nth(1).unwrap_or("").to_string();
+                let arg = key.split_once('.').map_or("", |(_, a)| a).to_string();
                 match saves.iter_mut().find(|(c, _)| c == call) {
                     Some((_, args)) => args.push((arg, v.clone())),
                     None => saves.push((call.to_string(), vec![(arg, v.clone())])),
