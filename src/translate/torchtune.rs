@@ -10,7 +10,8 @@
 //! Alpaca framed as a chat turn with the prompt trained, the first step at LR 0 and the logged
 //! LR being the next step's, token-sum loss normalisation across accumulation and ranks.
 //!
-//! - [`read`] / [`write`]: the translator pair.
+//! - [`read`] / [`write`]: the translator pair (`read.rs`, `read_model.rs`, `read_data.rs`;
+//!   `write.rs`, `write_model.rs`, `write_data.rs`), over the tables in `tables.rs`.
 //! - [`apply_overrides`]: `tune run … key=value` overrides, applied to the config text.
 //! - [`recipe_for`] / [`command_for`]: the recipe and `tune run` command for a spec.
 //!
@@ -21,8 +22,12 @@
 mod launch;
 mod overrides;
 mod read;
+mod read_data;
+mod read_model;
 mod tables;
 mod write;
+mod write_data;
+mod write_model;
 
 pub use overrides::apply_overrides;
 pub use read::read;

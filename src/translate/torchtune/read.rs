@@ -13,13 +13,15 @@
 //! naming the ones it does; RL, distillation, vision, evaluation, generation and quantisation
 //! configs are refused (`not supported`).
 
-use super::tables::{self, Builder, Component};
+use super::read_data::read_datasets;
+use super::read_model::{read_checkpointer, read_model, read_tokenizer};
+use super::tables;
 use super::{launch, FW};
 use crate::diag::{did_you_mean, Diagnostic, Source, Span};
 use crate::ir::Origin;
 use crate::translate::node::{Entry, Node};
 use crate::translate::reader::{Parsed, ReadError, Reader};
-use crate::translate::{data, families, yaml};
+use crate::translate::{data, yaml};
 use indexmap::IndexMap;
 use serde_json::{json, Value};
 
@@ -53,7 +55,7 @@ const DISTRIBUTED_KEYS: [&str; 4] = [
 ];
 
 /// LoRA builder keywords and what they set.
-const LORA_ARGS: [&str; 8] = [
+pub(super) const LORA_ARGS: [&str; 8] = [
     "lora_attn_modules",
     "apply_lora_to_mlp",
     "apply_lora_to_output",
@@ -85,11 +87,11 @@ pub const TARGET_ORDER: [&str; 8] = [
 ];
 
 /// What the model builder tells the rest of the config.
-struct ModelInfo {
-    module: String,
-    method: String,
+pub(super) struct ModelInfo {
+    pub(super) module: String,
+    pub(super) method: String,
     /// max_seq_len of the builder (sized) or its `max_seq_len` argument (size-free).
-    max_seq_len: Option<u64>,
+    pub(super) max_seq_len: Option<u64>,
 }
 
 pub fn read(source: &Source) -> Result<Parsed, ReadError> {
@@ -305,7 +307,10 @@ fn check_components(r: &Reader, root: &Node) -> Result<(), ReadError> {
 // ------------------------------------------------------------------- helpers
 
 /// A component node: its map and `_component_` path. Errors are reported and give None.
-fn component<'a>(r: &mut Reader<'a>, key: &str) -> Option<(&'a IndexMap<String, Entry>, String)> {
+pub(super) fn component<'a>(
+    r: &mut Reader<'a>,
+    key: &str,
+) -> Option<(&'a IndexMap<String, Entry>, String)> {
     let entry = r.get(key)?;
     let Some(map) = entry.node.as_map() else {
         r.warn(
@@ -331,7 +336,7 @@ fn component<'a>(r: &mut Reader<'a>, key: &str) -> Option<(&'a IndexMap<String, 
     Some((map, path.to_string()))
 }
 
-fn unknown_component(r: &mut Reader, key: &str, path: &str, known: &[&str]) {
+pub(super) fn unknown_component(r: &mut Reader, key: &str, path: &str, known: &[&str]) {
     let span = r.get(&format!("{key}._component_")).map(|e| e.node.span());
     let help = match did_you_mean(path, known.iter().copied()) {
         Some(s) => s,
@@ -348,7 +353,14 @@ fn unknown_component(r: &mut Reader, key: &str, path: &str, known: &[&str]) {
 }
 
 /// A keyword of a component that is not one tunebridge reads: TorchTune would pass it on.
-fn unknown_arg(r: &mut Reader, key: &str, arg: &str, e: &Entry, known: &[&str], error: bool) {
+pub(super) fn unknown_arg(
+    r: &mut Reader,
+    key: &str,
+    arg: &str,
+    e: &Entry,
+    known: &[&str],
+    error: bool,
+) {
     let d = if error {
         Diagnostic::error(
             "unknown-key",
@@ -366,7 +378,7 @@ fn unknown_arg(r: &mut Reader, key: &str, arg: &str, e: &Entry, known: &[&str], 
     r.consume(&format!("{key}.{arg}"));
 }
 
-fn bool_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<bool> {
+pub(super) fn bool_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<bool> {
     match e.node.to_value() {
         Value::Bool(b) => Some(b),
         Value::Null => None,
@@ -383,7 +395,7 @@ fn bool_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<bool> {
     }
 }
 
-fn num_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<f64> {
+pub(super) fn num_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<f64> {
     match e.node.to_value() {
         Value::Number(n) => n.as_f64(),
         Value::String(s) if s.trim().parse::<f64>().is_ok() => s.trim().parse::<f64>().ok(),
@@ -401,7 +413,7 @@ fn num_arg(r: &mut Reader, key: &str, e: &Entry) -> Option<f64> {
     }
 }
 
-fn add_passthrough(r: &mut Reader, key: &str, value: Value, reason: &str, span: Span) {
+pub(super) fn add_passthrough(r: &mut Reader, key: &str, value: Value, reason: &str, span: Span) {
     let mut pt =
         r.ir.get("passthrough")
             .cloned()
@@ -419,871 +431,20 @@ fn add_passthrough(r: &mut Reader, key: &str, value: Value, reason: &str, span: 
     );
 }
 
-fn derived(from: &str, rule: impl Into<String>) -> Origin {
+pub(super) fn derived(from: &str, rule: impl Into<String>) -> Origin {
     Origin::Derived {
         from: vec![from.to_string()],
         rule: rule.into(),
     }
 }
 
-fn default_origin(note: impl Into<String>) -> Origin {
+pub(super) fn default_origin(note: impl Into<String>) -> Origin {
     let d = data::defaults(FW);
     Origin::Default {
         framework: d.framework.clone(),
         version: d.version.clone(),
         note: note.into(),
     }
-}
-
-// ------------------------------------------------------------------- model
-
-fn read_model(r: &mut Reader) -> Result<Option<ModelInfo>, ReadError> {
-    let t = tables::get();
-    let Some((map, path)) = component(r, "model") else {
-        return Ok(None);
-    };
-    let span = map.get("_component_").map(|e| e.node.span());
-    let builder: Option<&Builder> = t.builder(&path);
-    let size_free: Option<&Component> = if builder.is_none() {
-        t.component(&path)
-    } else {
-        None
-    };
-    let (module, mut method, allowed_dims): (String, String, Vec<String>) = match (
-        builder, size_free,
-    ) {
-        (Some(b), _) => (b.module.clone(), b.method.clone(), Vec::new()),
-        (None, Some(c)) => (c.module.clone(), c.method.clone(), c.args.clone()),
-        (None, None) => {
-            let d = match tables::split_model_path(&path) {
-                    Some((module, name)) if t.has_module(module) => {
-                        let names = t.builder_names(module);
-                        let help = did_you_mean(name, names.iter().map(String::as_str))
-                            .unwrap_or_else(|| {
-                                format!("TorchTune 0.6.1 builders of {module}: {}", names.join(", "))
-                            });
-                        Diagnostic::error(
-                            "unknown-component",
-                            format!("`{path}` is not a TorchTune 0.6.1 model builder"),
-                        )
-                        .with_help(help)
-                    }
-                    Some((module, _)) => Diagnostic::error(
-                        "unknown-component",
-                        format!("TorchTune 0.6.1 has no `torchtune.models.{module}` builders"),
-                    )
-                    .with_help("0.6.1 ships llama2, code_llama2, llama3, llama3_1, llama3_2, llama3_3, mistral, gemma, gemma2, phi3, phi4, qwen2 and qwen2_5 (Qwen3 and Llama 4 came after the release)"),
-                    None => Diagnostic::error(
-                        "unknown-component",
-                        format!("`{path}` is not a TorchTune model builder"),
-                    )
-                    .with_help("use a builder from torchtune.models, e.g. torchtune.models.llama3_2.lora_llama3_2_1b"),
-                };
-            r.warn(d.at(span));
-            return Ok(None);
-        }
-    };
-    let origin = r.origin_of("model._component_", r.get("model").map(|e| e.key_span));
-    let family = families::by_name(&module)
-        .map(|f| f.name.clone())
-        .unwrap_or(module.clone());
-    r.set("model.family", json!(family), origin.clone());
-    r.set(
-        "model.size",
-        json!(builder.map(|b| b.size.clone()).unwrap_or_default()),
-        origin.clone(),
-    );
-    r.set("adapter.method", json!(method), origin.clone());
-    if method == "qlora" {
-        r.set("quantization.base_weights", json!("nf4"), origin.clone());
-    }
-    let lora = method != "full";
-    let mut max_seq_len = builder.map(|b| b.max_seq_len);
-
-    let mut attn: Option<Vec<String>> = None;
-    let (mut mlp, mut output) = (false, false);
-    let target_span = map.get("lora_attn_modules").map(|e| e.key_span);
-    let allowed: Vec<&str> = if lora {
-        LORA_ARGS
-            .iter()
-            .copied()
-            .chain(allowed_dims.iter().map(String::as_str))
-            .collect()
-    } else {
-        allowed_dims.iter().map(String::as_str).collect()
-    };
-    for (arg, e) in map {
-        if arg == "_component_" {
-            continue;
-        }
-        let key = format!("model.{arg}");
-        if !allowed.contains(&arg.as_str()) {
-            let why_not = if LORA_ARGS.contains(&arg.as_str()) {
-                Some(format!(
-                    "`{path}` builds a full model; LoRA arguments need a lora_ builder"
-                ))
-            } else {
-                None
-            };
-            match why_not {
-                Some(msg) => {
-                    r.warn(
-                        Diagnostic::error("conflict", msg)
-                            .at(Some(e.key_span))
-                            .with_help("use the lora_/qlora_ builder of this model, or remove the LoRA arguments"),
-                    );
-                    r.consume(&key);
-                }
-                None => unknown_arg(r, "model", arg, e, &allowed, true),
-            }
-            continue;
-        }
-        r.consume(&key);
-        let span = Some(e.key_span);
-        match arg.as_str() {
-            "lora_attn_modules" => {
-                let items = match e.node.to_value() {
-                    Value::Array(a) => a,
-                    Value::String(s) => vec![Value::String(s)],
-                    _ => Vec::new(),
-                };
-                let mut names = Vec::new();
-                for item in items {
-                    let name = item.as_str().unwrap_or("").to_string();
-                    match ATTN_MODULES.iter().find(|(tt, _)| *tt == name) {
-                        Some((_, hf)) => names.push(hf.to_string()),
-                        None => r.warn(
-                            Diagnostic::error(
-                                "type-mismatch",
-                                format!("`model.lora_attn_modules` has `{name}`"),
-                            )
-                            .at(Some(e.node.span()))
-                            .with_help("use a subset of q_proj, k_proj, v_proj, output_proj"),
-                        ),
-                    }
-                }
-                attn = Some(names);
-            }
-            "apply_lora_to_mlp" => mlp = bool_arg(r, &key, e).unwrap_or(false),
-            "apply_lora_to_output" => {
-                output = bool_arg(r, &key, e).unwrap_or(false);
-                let can = builder.map_or_else(
-                    || size_free.is_some_and(|c| c.output_lora),
-                    |b| b.output_lora,
-                );
-                if output && !can {
-                    r.warn(
-                        Diagnostic::error(
-                            "conflict",
-                            format!("`{path}` cannot put LoRA on the output projection"),
-                        )
-                        .at(span)
-                        .with_help("its output is tied to the token embeddings (or the builder has no such option); set apply_lora_to_output: False"),
-                    );
-                }
-            }
-            "lora_rank" => {
-                if let Some(v) = num_arg(r, &key, e) {
-                    r.set_from("adapter.rank", json!(v as u64), &key, span);
-                }
-            }
-            "lora_alpha" => {
-                if let Some(v) = num_arg(r, &key, e) {
-                    r.set_from("adapter.alpha", json!(v), &key, span);
-                }
-            }
-            "lora_dropout" => {
-                if let Some(v) = num_arg(r, &key, e) {
-                    r.set_from("adapter.dropout", json!(v), &key, span);
-                }
-            }
-            "use_dora" => {
-                let on = bool_arg(r, &key, e).unwrap_or(false);
-                let can = builder.map_or_else(|| size_free.is_some_and(|c| c.dora), |b| b.dora);
-                if on && !can {
-                    r.warn(
-                        Diagnostic::error("conflict", format!("`{path}` has no DoRA option"))
-                            .at(span)
-                            .with_help("remove use_dora"),
-                    );
-                }
-                r.set_from("adapter.use_dora", json!(on), &key, span);
-            }
-            "quantize_base" => {
-                if bool_arg(r, &key, e) == Some(true) {
-                    method = "qlora".into();
-                    r.set_from("adapter.method", json!("qlora"), &key, span);
-                    r.set_from("quantization.base_weights", json!("nf4"), &key, span);
-                }
-            }
-            dim => {
-                // Size-free builder: the architecture is in the config; keep it verbatim.
-                let v = e.node.to_value();
-                if dim == "max_seq_len" {
-                    max_seq_len = v.as_u64();
-                }
-                add_passthrough(
-                    r,
-                    &key,
-                    v,
-                    "architecture of a size-free builder; the model folder's config.json holds it",
-                    e.key_span,
-                );
-            }
-        }
-    }
-    if lora {
-        for required in [
-            "lora_attn_modules",
-            "apply_lora_to_mlp",
-            "lora_rank",
-            "lora_alpha",
-        ] {
-            if !map.contains_key(required) {
-                r.warn(
-                    Diagnostic::error(
-                        "missing-key",
-                        format!("`model.{required}` is missing: the LoRA recipes read it (cfg.model.{required}) even though the builder has a default"),
-                    )
-                    .at(r.get("model").map(|e| e.key_span))
-                    .with_help(format!("add `{required}:` under `model`")),
-                );
-            }
-        }
-        let mut targets: Vec<String> = attn.unwrap_or_default();
-        if mlp {
-            targets.extend(MLP_MODULES.iter().map(|s| s.to_string()));
-        }
-        if output {
-            targets.push("lm_head".into());
-        }
-        let targets = hf_targets(&family, targets);
-        let origin = r.origin_of("model.lora_attn_modules", target_span);
-        // TorchTune lists modules; it has no "every linear layer" switch, so
-        // target_all_linear stays false even when the list covers them all.
-        r.set("adapter.target_modules", json!(targets), origin);
-    }
-    Ok(Some(ModelInfo {
-        module,
-        method,
-        max_seq_len,
-    }))
-}
-
-/// TorchTune module names in layer order, fused into the family's Hugging Face names where
-/// its checkpoints fuse projections (Phi-3's qkv_proj and gate_up_proj).
-pub fn hf_targets(family: &str, mut targets: Vec<String>) -> Vec<String> {
-    targets.sort_by_key(|t| TARGET_ORDER.iter().position(|o| o == t).unwrap_or(99));
-    targets.dedup();
-    let Some(f) = families::by_name(family) else {
-        return targets;
-    };
-    for (fused, parts) in [
-        ("qkv_proj", &["q_proj", "k_proj", "v_proj"][..]),
-        ("gate_up_proj", &["gate_proj", "up_proj"][..]),
-    ] {
-        if f.linear.iter().any(|l| l == fused)
-            && parts.iter().all(|p| targets.iter().any(|t| t == p))
-        {
-            let at = targets.iter().position(|t| t == parts[0]).unwrap_or(0);
-            targets.retain(|t| !parts.contains(&t.as_str()));
-            targets.insert(at.min(targets.len()), fused.to_string());
-        }
-    }
-    targets
-}
-
-// ------------------------------------------------------------------- tokenizer
-
-fn read_tokenizer(r: &mut Reader, model: &ModelInfo) {
-    let t = tables::get();
-    let Some((map, path)) = component(r, "tokenizer") else {
-        return;
-    };
-    let Some(tok) = t.tokenizer(&path) else {
-        let known: Vec<&str> = t.c.tokenizer.iter().map(|t| t.component.as_str()).collect();
-        unknown_component(r, "tokenizer", &path, &known);
-        return;
-    };
-    if !tok.modules.contains(&model.module) {
-        let span = map.get("_component_").map(|e| e.node.span());
-        r.warn(
-            Diagnostic::warning(
-                "conflict",
-                format!(
-                    "tokenizer `{path}` belongs to {}, the model builder to {}",
-                    tok.modules.join("/"),
-                    model.module
-                ),
-            )
-            .at(span)
-            .with_help("TorchTune will tokenize with this tokenizer anyway; check the pairing"),
-        );
-    }
-    // The tokenizer folder: the main file's path minus its place inside a model folder.
-    let (main_arg, main_file) = tok
-        .files
-        .first()
-        .map(|(a, f)| (a.as_str(), f.as_str()))
-        .unwrap_or(("path", ""));
-    match map.get(main_arg).map(|e| (e.node.to_value(), e.key_span)) {
-        Some((Value::String(p), span)) => {
-            r.consume(&format!("tokenizer.{main_arg}"));
-            let dir = folder_of(&p, main_file);
-            r.set_from(
-                "model.tokenizer",
-                json!(dir),
-                &format!("tokenizer.{main_arg}"),
-                Some(span),
-            );
-        }
-        _ => r.warn(
-            Diagnostic::error("missing-key", format!("`tokenizer.{main_arg}` is missing"))
-                .at(r.get("tokenizer").map(|e| e.key_span))
-                .with_help(format!("point it at the model folder's {main_file}")),
-        ),
-    }
-    for arg in tok.files.keys().skip(1) {
-        r.consume(&format!("tokenizer.{arg}"));
-    }
-    // Sequence length: the tokenizer truncates to max_seq_len; null means no truncation.
-    match map.get("max_seq_len") {
-        Some(e) if !e.node.is_null() => {
-            r.consume("tokenizer.max_seq_len");
-            match e.node.to_value().as_u64() {
-                Some(n) => r.set_from(
-                    "data.sequence_len",
-                    json!(n),
-                    "tokenizer.max_seq_len",
-                    Some(e.key_span),
-                ),
-                None => r.warn(
-                    Diagnostic::error(
-                        "type-mismatch",
-                        "`tokenizer.max_seq_len` must be an integer or null",
-                    )
-                    .at(Some(e.node.span())),
-                ),
-            }
-        }
-        other => {
-            r.consume("tokenizer.max_seq_len");
-            match model.max_seq_len {
-                Some(n) => r.set(
-                    "data.sequence_len",
-                    json!(n),
-                    Origin::Derived {
-                        from: vec!["model.family".into(), "model.size".into()],
-                        rule: format!(
-                            "tokenizer.max_seq_len is {}: no truncation; samples are bounded only by the model's max_seq_len {n}",
-                            if other.is_some() { "null" } else { "unset" }
-                        ),
-                    },
-                ),
-                None => r.warn(
-                    Diagnostic::error("missing-key", "no sequence length: `tokenizer.max_seq_len` is null and the builder has none")
-                        .at(r.get("tokenizer").map(|e| e.key_span))
-                        .with_help("set `tokenizer.max_seq_len`"),
-                ),
-            }
-        }
-    }
-    // Chat framing.
-    let framing = match map.get("prompt_template") {
-        None if !tok.prompt_template.is_empty() => {
-            let ct =
-                t.c.prompt_template
-                    .iter()
-                    .find(|p| p.component == tok.prompt_template)
-                    .map_or(tok.framing.clone(), |p| p.chat_template.clone());
-            r.set(
-                "model.chat_template",
-                json!(ct),
-                default_origin(format!(
-                    "{path} default prompt_template {}",
-                    tok.prompt_template
-                )),
-            );
-            None
-        }
-        None => Some((tok.framing.clone(), None)),
-        Some(e) => {
-            r.consume("tokenizer.prompt_template");
-            match e.node.to_value() {
-                Value::Null => Some((tok.framing.clone(), Some(e.key_span))),
-                Value::String(s) => match t.c.prompt_template.iter().find(|p| p.component == s) {
-                    Some(p) => Some((p.chat_template.clone(), Some(e.key_span))),
-                    None => {
-                        add_passthrough(
-                            r,
-                            "tokenizer.prompt_template",
-                            json!(s),
-                            "a prompt template with no IR spelling",
-                            e.key_span,
-                        );
-                        Some((tok.framing.clone(), None))
-                    }
-                },
-                v => {
-                    add_passthrough(
-                        r,
-                        "tokenizer.prompt_template",
-                        v,
-                        "a custom prompt template (role → prefix/suffix)",
-                        e.key_span,
-                    );
-                    Some((tok.framing.clone(), None))
-                }
-            }
-        }
-    };
-    if let Some((ct, span)) = framing {
-        let origin = match span {
-            Some(s) => r.origin_of("tokenizer.prompt_template", Some(s)),
-            None => derived(
-                "model.tokenizer",
-                format!("{path} frames chats itself ({})", tok.note),
-            ),
-        };
-        r.set("model.chat_template", json!(ct), origin);
-    }
-}
-
-/// The model folder a tokenizer file sits in: `/m/original/tokenizer.model` → `/m`.
-fn folder_of(path: &str, file_in_folder: &str) -> String {
-    let trimmed = path.trim_end_matches('/');
-    if let Some(dir) = trimmed.strip_suffix(file_in_folder) {
-        return dir.trim_end_matches('/').to_string();
-    }
-    match trimmed.rfind('/') {
-        Some(i) => trimmed[..i].to_string(),
-        None => ".".to_string(),
-    }
-}
-
-// ------------------------------------------------------------------- checkpointer
-
-fn read_checkpointer(r: &mut Reader) {
-    let t = tables::get();
-    let Some((map, path)) = component(r, "checkpointer") else {
-        return;
-    };
-    let Some(ck) = t.c.checkpointer.iter().find(|c| c.component == path) else {
-        let known: Vec<&str> =
-            t.c.checkpointer
-                .iter()
-                .map(|c| c.component.as_str())
-                .collect();
-        unknown_component(r, "checkpointer", &path, &known);
-        return;
-    };
-    match map.get("checkpoint_dir") {
-        Some(e) if e.node.as_str().is_some() => {
-            r.consume("checkpointer.checkpoint_dir");
-            let dir = e
-                .node
-                .as_str()
-                .unwrap_or("")
-                .trim_end_matches('/')
-                .to_string();
-            let stripped = (!ck.strip_dir.is_empty())
-                .then(|| dir.strip_suffix(&format!("/{}", ck.strip_dir)))
-                .flatten();
-            match stripped {
-                Some(base) => r.set(
-                    "model.base",
-                    json!(base),
-                    derived(
-                        "checkpointer.checkpoint_dir",
-                        format!(
-                            "{} reads Meta weights from <model>/{}/",
-                            path.rsplit('.').next().unwrap_or(""),
-                            ck.strip_dir
-                        ),
-                    ),
-                ),
-                None => r.set_from(
-                    "model.base",
-                    json!(dir),
-                    "checkpointer.checkpoint_dir",
-                    Some(e.key_span),
-                ),
-            }
-            if r.ir_value("model.tokenizer").is_none() {
-                r.set(
-                    "model.tokenizer",
-                    json!(dir),
-                    derived("model.base", "tokenizer = checkpoint_dir"),
-                );
-            }
-        }
-        _ => r.warn(
-            Diagnostic::error("missing-key", "`checkpointer.checkpoint_dir` is missing")
-                .at(r.get("checkpointer").map(|e| e.key_span))
-                .with_help("point it at the folder holding the base model's weights"),
-        ),
-    }
-    if let Some(e) = map.get("model_type") {
-        r.consume("checkpointer.model_type");
-        let family = r
-            .ir_value("model.family")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let expected = families::by_name(&family).map(|f| f.torchtune_model_type.clone());
-        let given = e.node.as_str().unwrap_or("");
-        if let Some(exp) = expected.filter(|x| x != given) {
-            r.warn(
-                Diagnostic::warning(
-                    "conflict",
-                    format!(
-                        "`checkpointer.model_type` is {given}, the {family} builders use {exp}"
-                    ),
-                )
-                .at(Some(e.node.span()))
-                .with_help(
-                    "the model type picks the weight conversion; a mismatch loads the wrong layout",
-                ),
-            );
-        }
-    }
-    if let Some(e) = map.get("output_dir") {
-        r.consume("checkpointer.output_dir");
-        let top = r.value("output_dir");
-        if top.is_some() && Some(e.node.to_value()) != top {
-            r.warn(
-                Diagnostic::warning(
-                    "conflict",
-                    "`checkpointer.output_dir` differs from `output_dir`",
-                )
-                .at(Some(e.key_span))
-                .with_help("tunebridge carries `output_dir`; use `${output_dir}` here"),
-            );
-        }
-    }
-}
-
-// ------------------------------------------------------------------- datasets
-
-fn read_datasets(r: &mut Reader) {
-    let Some(entry) = r.get("dataset") else {
-        return;
-    };
-    let items: Vec<(String, &Node)> = match &entry.node {
-        Node::Seq { items, .. } => {
-            r.consume("dataset");
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (format!("dataset.{i}"), n))
-                .collect()
-        }
-        n => vec![("dataset".to_string(), n)],
-    };
-    let mut out = Vec::new();
-    let mut train_on: Vec<(bool, Origin)> = Vec::new();
-    let mut packed: Vec<(bool, Span)> = Vec::new();
-    for (key, node) in items {
-        if let Some(ds) = read_dataset(r, &key, node, &mut train_on, &mut packed) {
-            out.push(ds);
-        }
-    }
-    if out.is_empty() {
-        return;
-    }
-    r.set_from(
-        "data.datasets",
-        Value::Array(out),
-        "dataset",
-        Some(entry.key_span),
-    );
-    if let Some((first, origin)) = train_on.first().cloned() {
-        if train_on.iter().any(|(v, _)| *v != first) {
-            r.warn(
-                Diagnostic::warning("not-expressible", "the datasets disagree on train_on_input; the IR has one setting, the first dataset's is kept")
-                    .at(Some(entry.key_span)),
-            );
-        }
-        r.set("data.train_on_inputs", json!(first), origin);
-    }
-    if let Some((p, span)) = packed.iter().find(|(p, _)| *p).or(packed.first()).copied() {
-        if packed.iter().any(|(q, _)| *q != p) {
-            r.warn(
-                Diagnostic::warning(
-                    "not-expressible",
-                    "only some datasets are packed; the IR packs all or none",
-                )
-                .at(Some(span)),
-            );
-        }
-        r.set_from("data.packing", json!(p), "dataset.packed", Some(span));
-        let has_len = r.value("tokenizer.max_seq_len").is_some();
-        if p && !has_len {
-            r.warn(
-                Diagnostic::error("conflict", "`packed: True` needs `tokenizer.max_seq_len`")
-                    .at(Some(span))
-                    .with_help("TorchTune packs samples into rows of max_seq_len tokens; set it on the tokenizer"),
-            );
-        }
-    }
-}
-
-const LOADERS: [&str; 6] = ["json", "csv", "parquet", "text", "arrow", "webdataset"];
-
-fn read_dataset(
-    r: &mut Reader,
-    key: &str,
-    node: &Node,
-    train_on: &mut Vec<(bool, Origin)>,
-    packed: &mut Vec<(bool, Span)>,
-) -> Option<Value> {
-    let t = tables::get();
-    let in_list = key != "dataset";
-    let Some(map) = node.as_map() else {
-        r.warn(
-            Diagnostic::error(
-                "type-mismatch",
-                format!("`{key}` must be a mapping with a `_component_`"),
-            )
-            .at(Some(node.span())),
-        );
-        return None;
-    };
-    let Some(path) = map
-        .get("_component_")
-        .and_then(|e| e.node.as_str())
-        .map(str::to_string)
-    else {
-        r.warn(
-            Diagnostic::error("missing-key", format!("`{key}` has no `_component_`"))
-                .at(Some(node.span()))
-                .with_help("name a dataset builder such as torchtune.datasets.alpaca_dataset"),
-        );
-        return None;
-    };
-    let consume = |r: &mut Reader, arg: &str| {
-        if !in_list {
-            r.consume(&format!("dataset.{arg}"));
-        }
-    };
-    consume(r, "_component_");
-    let Some(spec) = t.dataset(&path) else {
-        let known: Vec<&str> = t.c.dataset.iter().map(|d| d.component.as_str()).collect();
-        let span = map.get("_component_").map(|e| e.node.span());
-        let help = did_you_mean(&path, known.iter().copied())
-            .unwrap_or_else(|| format!("tunebridge reads: {}", known.join(", ")));
-        r.warn(
-            Diagnostic::error(
-                "unknown-component",
-                format!("`{key}._component_` `{path}` is not a dataset builder tunebridge knows"),
-            )
-            .at(span)
-            .with_help(help),
-        );
-        return None;
-    };
-    let s = |k: &str| map.get(k).and_then(|e| e.node.as_str()).map(str::to_string);
-    let mut ds = serde_json::Map::new();
-    // Where the rows come from.
-    let source = s("source").unwrap_or_else(|| spec.source.clone());
-    if source.is_empty() {
-        r.warn(
-            Diagnostic::error("missing-key", format!("`{key}.source` is missing"))
-                .at(Some(node.span()))
-                .with_help("give a Hub dataset id, or `json` with `data_files`"),
-        );
-    }
-    let files: Vec<String> = match map.get("data_files").map(|e| e.node.to_value()) {
-        Some(Value::String(f)) => vec![f],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    if LOADERS.contains(&source.as_str()) {
-        ds.insert(
-            "path".into(),
-            json!(files.first().cloned().unwrap_or_default()),
-        );
-        ds.insert("loader".into(), json!(source));
-        if files.len() > 1 {
-            ds.insert("data_files".into(), json!(files));
-        }
-    } else {
-        ds.insert("path".into(), json!(source));
-        if !files.is_empty() {
-            ds.insert("data_files".into(), json!(files));
-        }
-    }
-    let name = s("name").unwrap_or_else(|| spec.name.clone());
-    if !name.is_empty() {
-        ds.insert("name".into(), json!(name));
-    }
-    ds.insert(
-        "split".into(),
-        json!(s("split").unwrap_or_else(|| "train".into())),
-    );
-    ds.insert("format".into(), json!(spec.format));
-    if !spec.prompt_style.is_empty() {
-        ds.insert("prompt_style".into(), json!(spec.prompt_style));
-    }
-    // train_on_input: explicit, or the builder's own default.
-    let toi = match map.get("train_on_input") {
-        Some(e) if !e.node.is_null() => {
-            let v = bool_arg(r, &format!("{key}.train_on_input"), e).unwrap_or(spec.train_on_input);
-            (
-                v,
-                r.origin_of(&format!("{key}.train_on_input"), Some(e.key_span)),
-            )
-        }
-        _ => (
-            spec.train_on_input,
-            default_origin(format!(
-                "{} default train_on_input={}{}",
-                spec.short(),
-                if spec.train_on_input { "True" } else { "False" },
-                if spec.note.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", spec.note)
-                }
-            )),
-        ),
-    };
-    let mut columns = serde_json::Map::new();
-    match spec.format.as_str() {
-        "chat_template" => {
-            let col = s("conversation_column").unwrap_or_else(|| spec.conversation_column.clone());
-            let style = s("conversation_style").unwrap_or_else(|| spec.conversation_style.clone());
-            if col.is_empty() || style.is_empty() {
-                r.warn(
-                    Diagnostic::error(
-                        "missing-key",
-                        format!("`{key}` needs `conversation_column` and `conversation_style`"),
-                    )
-                    .at(Some(node.span()))
-                    .with_help("e.g. conversation_column: messages, conversation_style: openai"),
-                );
-            }
-            if col != "messages" && !col.is_empty() {
-                columns.insert("messages".into(), json!(col));
-            }
-            match style.as_str() {
-                "sharegpt" => {
-                    columns.insert("role".into(), json!("from"));
-                    columns.insert("content".into(), json!("value"));
-                }
-                "openai" | "" => {}
-                other => r.warn(
-                    Diagnostic::error(
-                        "type-mismatch",
-                        format!("`{key}.conversation_style` is `{other}`"),
-                    )
-                    .at(map.get("conversation_style").map(|e| e.node.span()))
-                    .with_help("TorchTune reads `sharegpt` or `openai`"),
-                ),
-            }
-            let roles: Vec<&str> = if toi.0 {
-                vec!["system", "user", "assistant"]
-            } else {
-                vec!["assistant"]
-            };
-            ds.insert("roles_to_train".into(), json!(roles));
-        }
-        "completion" => {
-            let col = s("column").unwrap_or_else(|| spec.column.clone());
-            columns.insert("text".into(), json!(col));
-        }
-        _ => {}
-    }
-    if let Some(e) = map.get("column_map") {
-        match e.node.to_value() {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    if !spec.columns.contains(&k) {
-                        r.warn(
-                            Diagnostic::warning(
-                                "unknown-key",
-                                format!(
-                                    "`{key}.column_map.{k}` is not a column {} reads",
-                                    spec.short()
-                                ),
-                            )
-                            .at(Some(e.key_span))
-                            .with_help(format!("it reads {}", spec.columns.join(", "))),
-                        );
-                    }
-                    columns.insert(k, v);
-                }
-            }
-            Value::Null => {}
-            _ => r.warn(
-                Diagnostic::error(
-                    "type-mismatch",
-                    format!("`{key}.column_map` must be a mapping"),
-                )
-                .at(Some(e.node.span())),
-            ),
-        }
-    }
-    if !columns.is_empty() {
-        ds.insert("columns".into(), Value::Object(columns));
-    }
-    if spec.format != "completion" {
-        train_on.push(toi);
-    }
-    match map.get("packed") {
-        Some(e) => {
-            let p = bool_arg(r, &format!("{key}.packed"), e).unwrap_or(false);
-            packed.push((p, e.key_span));
-        }
-        None => packed.push((false, node.span())),
-    }
-    if let Some(e) = map.get("add_eos") {
-        if bool_arg(r, &format!("{key}.add_eos"), e) == Some(false) {
-            r.set_from(
-                "data.add_eos",
-                json!(false),
-                &format!("{key}.add_eos"),
-                Some(e.key_span),
-            );
-        }
-    }
-    // Everything else: read above, or keywords TorchTune hands to datasets.load_dataset.
-    const READ: [&str; 14] = [
-        "_component_",
-        "source",
-        "data_files",
-        "split",
-        "name",
-        "train_on_input",
-        "column_map",
-        "conversation_column",
-        "conversation_style",
-        "column",
-        "packed",
-        "add_eos",
-        "split_across_pack",
-        "subset",
-    ];
-    for (k, e) in map {
-        consume(r, k);
-        if READ.contains(&k.as_str()) {
-            continue;
-        }
-        let (id, msg, help) = match k.as_str() {
-            "new_system_prompt" => ("not-expressible", format!("`{key}.new_system_prompt` replaces every sample's system prompt; the IR cannot say it"), "the ported run keeps the samples' own system prompts"),
-            "filter_fn" => ("not-expressible", format!("`{key}.filter_fn` filters rows with Python code; the IR cannot say it"), "the ported run trains on every row"),
-            _ => ("not-expressible", format!("`{key}.{k}` is passed to datasets.load_dataset and has no IR field"), "check that the other framework loads the same rows"),
-        };
-        r.warn(
-            Diagnostic::warning(id, msg)
-                .at(Some(e.key_span))
-                .with_help(help),
-        );
-    }
-    Some(Value::Object(ds))
 }
 
 // ------------------------------------------------------------------- training keys

@@ -1,0 +1,745 @@
+//! Writing the model builder, tokenizer and checkpointer of a TorchTune config.
+
+use super::read::{ATTN_MODULES, MLP_MODULES};
+use super::read_model::hf_targets;
+use super::tables::{self, Tables};
+use super::write::{
+    carried, json_path, number, place, read_config_json, written_dtype, Choice, Place,
+};
+use crate::diag::Diagnostic;
+use crate::ir::{Origin, RunSpec};
+use crate::translate::emitter::{values_equal, Emitter};
+use crate::translate::families;
+use crate::translate::report::Status;
+use serde_json::{json, Value};
+use std::path::Path;
+
+// ------------------------------------------------------------------- model
+
+pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Choice {
+    let method = spec.adapter.method.as_str();
+    let family =
+        families::by_name(&spec.model.family).or_else(|| families::detect(&spec.model.base));
+    let wanted = family.map_or("unknown".to_string(), |f| f.torchtune_module.clone());
+    // A family 0.6.1 does not ship is written as its stand-in, and said so.
+    let (module, stand_in_note) = if t.has_module(&wanted) {
+        (wanted.clone(), None)
+    } else {
+        match t.stand_in(&wanted) {
+            Some(m) => (m.stand_in.clone(), Some(m.note.clone())),
+            None => (
+                "llama3".to_string(),
+                Some(format!("TorchTune 0.6.1 has no `{wanted}` builders")),
+            ),
+        }
+    };
+    let model_type = families::all()
+        .iter()
+        .find(|f| f.torchtune_module == module)
+        .map(|f| f.torchtune_model_type.clone())
+        .unwrap_or_else(|| "LLAMA3".into());
+    match &stand_in_note {
+        Some(note) => {
+            em.cover(
+                "model.family",
+                Status::NotExpressible,
+                "model._component_",
+                note,
+            );
+            em.warnings.push(
+                Diagnostic::warning(
+                    "not-expressible",
+                    format!(
+                        "no TorchTune 0.6.1 builder for family `{}`",
+                        spec.model.family
+                    ),
+                )
+                .with_help(note.clone()),
+            );
+        }
+        None => {
+            // The family the written builder reads back as (generic Llama → llama2 builders).
+            let read_back = t.family_of_module(&module);
+            if read_back != spec.model.family {
+                em.cover(
+                    "model.family",
+                    Status::Approximated,
+                    "model._component_",
+                    &format!("TorchTune builds this architecture with its `{module}` builders"),
+                );
+            } else {
+                em.cover("model.family", Status::Carried, "model._component_", "");
+            }
+        }
+    }
+    // QLoRA on a module without qlora_ builders: its lora_ builder with quantize_base.
+    let has_qlora = t
+        .builders
+        .iter()
+        .any(|b| b.module == module && b.method == "qlora");
+    let (builder_method, quantize_arg) = match method {
+        "qlora" if !has_qlora => ("lora", true),
+        m => (m, false),
+    };
+    let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
+    let sized = if stand_in_note.is_some() {
+        None
+    } else if spec.model.size.is_empty() {
+        t.only_size(&module, builder_method)
+    } else {
+        t.sized(&module, builder_method, &spec.model.size, instruct)
+    };
+    let mut choice = Choice {
+        module: module.clone(),
+        size_free: sized.is_none(),
+        output_lora: false,
+        tied: false,
+        dora: false,
+        model_type,
+        max_seq_len: None,
+    };
+    match sized {
+        Some(b) => {
+            carried(
+                em,
+                "model._component_",
+                json!(b.path()),
+                &["model.size"],
+                "",
+            );
+            choice.output_lora = b.output_lora;
+            choice.tied = b.tied;
+            choice.max_seq_len = Some(b.max_seq_len);
+            choice.dora = b.dora;
+            if b.size != spec.model.size {
+                em.cover(
+                    "model.size",
+                    Status::Approximated,
+                    "model._component_",
+                    &format!(
+                        "the size is not in the model name; {} is the only {module} size",
+                        b.size
+                    ),
+                );
+            }
+        }
+        None => {
+            let comp = t
+                .size_free(&module, method)
+                .or_else(|| t.size_free("llama3", method));
+            let Some(comp) = comp else {
+                return choice;
+            };
+            choice.output_lora = comp.output_lora;
+            choice.dora = comp.dora;
+            carried(
+                em,
+                "model._component_",
+                json!(comp.path()),
+                &["model.size"],
+                "",
+            );
+            write_dimensions(em, t, spec, base, comp);
+        }
+    }
+    if method == "full" {
+        // No adapters: values equal to TorchTune's read back the same; others cannot.
+        let flat = spec.flat();
+        for (path, v) in flat
+            .iter()
+            .filter(|(p, _)| p.starts_with("adapter.") || p.starts_with("quantization."))
+        {
+            if path == "adapter.method" {
+                continue;
+            }
+            match em.defaults.get(path) {
+                Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
+                _ if path == "adapter.weight_dtype" && v.as_str() == Some(written_dtype(spec)) => {
+                    em.cover(path, Status::Carried, "dtype", "")
+                }
+                _ => em.cover(
+                    path,
+                    Status::NotExpressible,
+                    "",
+                    "a full fine-tune has no adapter; TorchTune has nowhere to keep this",
+                ),
+            }
+        }
+        em.cover("adapter.method", Status::Carried, "model._component_", "");
+        return choice;
+    }
+    em.cover("adapter.method", Status::Carried, "model._component_", "");
+    // A size-free LoRA builder has no qlora_ twin: it quantizes through quantize_base.
+    write_lora(em, spec, &choice, quantize_arg || choice.size_free);
+    choice
+}
+
+/// Architecture keywords of a size-free builder, from the model folder's config.json.
+fn write_dimensions(
+    em: &mut Emitter,
+    t: &Tables,
+    spec: &RunSpec,
+    base: &Place,
+    comp: &tables::Component,
+) {
+    let Some(cfg) = read_config_json(&base.dir) else {
+        let has_passthrough = spec
+            .passthrough
+            .keys()
+            .any(|k| k.starts_with("torchtune.model."));
+        if !has_passthrough {
+            em.cover(
+                "model.size",
+                Status::NotExpressible,
+                "model._component_",
+                &format!("no TorchTune 0.6.1 builder for this size, and no {}/config.json to read the architecture from", base.dir),
+            );
+        }
+        return;
+    };
+    let mut missing = Vec::new();
+    for arg in &comp.args {
+        let keys = t.c.hf_config.get(arg).cloned().unwrap_or_default();
+        let v = keys
+            .iter()
+            .find_map(|k| json_path(&cfg, k).filter(|v| !v.is_null()).cloned());
+        match v {
+            Some(v) => carried(em, &format!("model.{arg}"), v, &[], ""),
+            None if comp.defaults.contains_key(arg)
+                || arg == "intermediate_dim" && comp.name.contains("llama") => {}
+            None => missing.push(arg.clone()),
+        }
+    }
+    if missing.is_empty() {
+        em.cover("model.size", Status::Carried, "model._component_", "");
+    } else {
+        em.cover(
+            "model.size",
+            Status::NotExpressible,
+            "model._component_",
+            &format!("{}/config.json lacks {}", base.dir, missing.join(", ")),
+        );
+    }
+}
+
+fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: bool) {
+    let a = &spec.adapter;
+    // Fused Hugging Face names (Phi-3) stand for their parts.
+    let mut names: Vec<String> = Vec::new();
+    for m in &a.target_modules {
+        match m.as_str() {
+            "qkv_proj" => names.extend(["q_proj", "k_proj", "v_proj"].map(String::from)),
+            "gate_up_proj" => names.extend(["gate_proj", "up_proj"].map(String::from)),
+            other => names.push(other.to_string()),
+        }
+    }
+    let attn: Vec<String> = ATTN_MODULES
+        .iter()
+        .filter(|(_, hf)| names.iter().any(|n| n == hf))
+        .map(|(tt, _)| tt.to_string())
+        .collect();
+    let mlp_count = MLP_MODULES
+        .iter()
+        .filter(|m| names.iter().any(|n| n == *m))
+        .count();
+    let lm_head = names.iter().any(|n| n == "lm_head");
+    let known: Vec<&str> = ATTN_MODULES
+        .iter()
+        .map(|(_, hf)| *hf)
+        .chain(MLP_MODULES)
+        .chain(["lm_head"])
+        .collect();
+    let others: Vec<&String> = names
+        .iter()
+        .filter(|n| !known.contains(&n.as_str()))
+        .collect();
+    carried(
+        em,
+        "model.lora_attn_modules",
+        json!(attn),
+        &["adapter.target_modules"],
+        "",
+    );
+    carried(
+        em,
+        "model.apply_lora_to_mlp",
+        json!(mlp_count > 0),
+        &["adapter.target_modules"],
+        "",
+    );
+    if lm_head && choice.output_lora {
+        carried(
+            em,
+            "model.apply_lora_to_output",
+            json!(true),
+            &["adapter.target_modules"],
+            "",
+        );
+    }
+    if a.target_all_linear {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Approximated,
+            "model.lora_attn_modules",
+            "TorchTune lists the modules; it has no \"every linear layer\" switch (the same layers are targeted)",
+        );
+    } else {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Carried,
+            "model.lora_attn_modules",
+            "",
+        );
+    }
+    // What a TorchTune reader will see: layer order, fused names where the family fuses.
+    let mut expanded: Vec<String> = attn
+        .iter()
+        .filter_map(|tt| {
+            ATTN_MODULES
+                .iter()
+                .find(|(t, _)| t == tt)
+                .map(|(_, hf)| hf.to_string())
+        })
+        .collect();
+    if mlp_count > 0 {
+        expanded.extend(MLP_MODULES.iter().map(|s| s.to_string()));
+    }
+    if lm_head && choice.output_lora {
+        expanded.push("lm_head".into());
+    }
+    if others.is_empty() && hf_targets(&spec.model.family, expanded) != a.target_modules {
+        em.cover(
+            "adapter.target_modules",
+            Status::Approximated,
+            "model.lora_attn_modules",
+            "the same layers, named as a TorchTune config reads back: in layer order, with the family's fused names (qkv_proj, gate_up_proj)",
+        );
+    }
+    if mlp_count > 0 && mlp_count < 3 {
+        em.cover("adapter.target_modules", Status::Approximated, "model.apply_lora_to_mlp", "apply_lora_to_mlp wraps gate, up and down projections together; all three get adapters");
+    }
+    if lm_head && !choice.output_lora {
+        let why = if choice.tied {
+            "its output projection is tied to the token embeddings"
+        } else {
+            "the builder has no apply_lora_to_output"
+        };
+        em.cover(
+            "adapter.target_modules",
+            Status::NotExpressible,
+            "",
+            &format!("lm_head gets no adapter: {why}"),
+        );
+    }
+    if !others.is_empty() {
+        em.cover(
+            "adapter.target_modules",
+            Status::NotExpressible,
+            "",
+            &format!("TorchTune LoRA wraps attention, MLP and output projections only; {} get no adapters", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+        );
+    }
+    // Written in a TorchTune-shaped order; the values the recipes require always.
+    let rank = json!(a.rank);
+    let c = em.parity_comment("adapter.rank", &rank);
+    carried(em, "model.lora_rank", rank, &["adapter.rank"], &c);
+    let alpha = number(a.alpha);
+    let c = em.parity_comment("adapter.alpha", &json!(a.alpha));
+    carried(em, "model.lora_alpha", alpha, &["adapter.alpha"], &c);
+    let dropout = json!(a.dropout);
+    let c = em.parity_comment("adapter.dropout", &dropout);
+    carried(em, "model.lora_dropout", dropout, &["adapter.dropout"], &c);
+    if a.use_dora {
+        if choice.dora {
+            carried(em, "model.use_dora", json!(true), &["adapter.use_dora"], "");
+        } else {
+            em.cover(
+                "adapter.use_dora",
+                Status::NotExpressible,
+                "",
+                "this builder has no DoRA option",
+            );
+        }
+    }
+    match spec.quantization.base_weights.as_str() {
+        "nf4" => {
+            if quantize_arg {
+                carried(
+                    em,
+                    "model.quantize_base",
+                    json!(true),
+                    &["quantization.base_weights"],
+                    "NF4 base through the LoRA builder (no qlora_ builder fits)",
+                );
+            } else {
+                em.cover(
+                    "quantization.base_weights",
+                    Status::Carried,
+                    "model._component_",
+                    "",
+                );
+            }
+            if !spec.quantization.double_quant {
+                em.cover(
+                    "quantization.double_quant",
+                    Status::NotExpressible,
+                    "",
+                    "torchao's NF4 always quantizes the block scalers too",
+                );
+            }
+        }
+        "none" => {}
+        other => em.cover(
+            "quantization.base_weights",
+            Status::NotExpressible,
+            "",
+            &format!("TorchTune quantizes LoRA bases to NF4 only; `{other}` has no equivalent"),
+        ),
+    }
+    if !spec.quantization.skip_modules.is_empty() {
+        em.cover("quantization.skip_modules", Status::Approximated, "", "TorchTune keeps the output projection and embeddings unquantized and quantizes every other linear layer");
+    }
+    if a.bias != "none" {
+        em.cover(
+            "adapter.bias",
+            Status::NotExpressible,
+            "",
+            "TorchTune LoRA trains no biases",
+        );
+    }
+    if a.use_rslora {
+        em.cover(
+            "adapter.use_rslora",
+            Status::NotExpressible,
+            "",
+            "TorchTune scales LoRA by alpha/rank; there is no rsLoRA option",
+        );
+    }
+    if !a.modules_to_save.is_empty() {
+        em.cover(
+            "adapter.modules_to_save",
+            Status::NotExpressible,
+            "",
+            "the LoRA recipes train adapter parameters only",
+        );
+    }
+    if a.init != "kaiming_uniform" {
+        em.cover(
+            "adapter.init",
+            Status::NotExpressible,
+            "",
+            "TorchTune initialises A Kaiming-uniform and B zero",
+        );
+    }
+    if a.init_seed.is_some_and(|s| s != spec.training.seed) {
+        em.cover(
+            "adapter.init_seed",
+            Status::NotExpressible,
+            "",
+            "TorchTune seeds LoRA init with `seed` (+ rank)",
+        );
+    }
+    if !a.init_from.is_empty() {
+        em.cover(
+            "adapter.init_from",
+            Status::NotExpressible,
+            "",
+            "TorchTune starts adapters from scratch unless resuming its own run",
+        );
+    }
+    if a.fused_kernels {
+        em.cover(
+            "adapter.fused_kernels",
+            Status::Approximated,
+            "",
+            "TorchTune has no fused LoRA kernels; the reference LoRA path runs (numerically close)",
+        );
+    }
+    if a.weight_dtype != spec.precision.compute_dtype && a.weight_dtype != written_dtype(spec) {
+        em.cover(
+            "adapter.weight_dtype",
+            Status::NotExpressible,
+            "",
+            &format!(
+                "TorchTune keeps adapters in the recipe dtype ({}), not {}",
+                written_dtype(spec),
+                a.weight_dtype
+            ),
+        );
+        em.warnings.push(
+            Diagnostic::warning(
+                "adapter-dtype",
+                format!("adapters train in {} under TorchTune, {} in the source", written_dtype(spec), a.weight_dtype),
+            )
+            .with_help("PEFT-based stacks keep LoRA weights and their optimizer state in fp32; expect small drifts in the loss curve"),
+        );
+    } else {
+        em.cover("adapter.weight_dtype", Status::Carried, "dtype", "");
+    }
+}
+
+// ------------------------------------------------------------------- tokenizer, checkpointer
+
+pub(super) fn write_tokenizer(
+    em: &mut Emitter,
+    t: &Tables,
+    spec: &RunSpec,
+    base: &Place,
+    choice: &Choice,
+) {
+    let Some(tok) = t.tokenizer_for_module(&choice.module) else {
+        return;
+    };
+    carried(em, "tokenizer._component_", json!(tok.component), &[], "");
+    let tok_place = if spec.model.tokenizer == spec.model.base || spec.model.tokenizer.is_empty() {
+        Place {
+            dir: base.dir.clone(),
+            download: base.download.clone(),
+        }
+    } else {
+        place(&spec.model.tokenizer)
+    };
+    for (arg, rel) in &tok.files {
+        let file = format!("{}/{rel}", tok_place.dir);
+        if Path::new(&tok_place.dir).is_dir() && !Path::new(&file).exists() {
+            em.warnings.push(
+                Diagnostic::warning("missing-file", format!("{file} does not exist: `{}` needs it", tok.component))
+                    .with_help("TorchTune reads the original tokenizer files; download them with `tune download`"),
+            );
+        }
+        carried(
+            em,
+            &format!("tokenizer.{arg}"),
+            json!(file),
+            &["model.tokenizer"],
+            "",
+        );
+    }
+    if tok_place.download.is_some() {
+        em.cover("model.tokenizer", Status::Approximated, "tokenizer.path", "TorchTune reads tokenizer files from a local folder (see the download command in the header)");
+    }
+    // Sequence length: null keeps a TorchTune source's "no truncation".
+    let from_null = matches!(
+        em.resolved.provenance.get("data.sequence_len"),
+        Some(Origin::Derived { rule, .. }) if rule.starts_with("tokenizer.max_seq_len is")
+    );
+    let builder_max = choice.max_seq_len.or_else(|| {
+        em.out
+            .iter()
+            .find(|o| o.key == "model.max_seq_len")
+            .map(|o| o.value.clone())
+            .or_else(|| spec.passthrough.get("torchtune.model.max_seq_len").cloned())
+            .and_then(|v| v.as_u64())
+    });
+    let unbounded =
+        from_null && !spec.data.packing && builder_max == Some(spec.data.sequence_len as u64);
+    let len = if unbounded {
+        Value::Null
+    } else {
+        json!(spec.data.sequence_len)
+    };
+    carried(em, "tokenizer.max_seq_len", len, &["data.sequence_len"], "");
+    // Chat framing: the tokenizer's own, or a prompt template, or reported.
+    let natural = if tok.prompt_template.is_empty() {
+        tok.framing.clone()
+    } else {
+        t.c.prompt_template
+            .iter()
+            .find(|p| p.component == tok.prompt_template)
+            .map_or(tok.framing.clone(), |p| p.chat_template.clone())
+    };
+    let ct = spec.model.chat_template.as_str();
+    let has_template_passthrough = spec
+        .passthrough
+        .contains_key("torchtune.tokenizer.prompt_template");
+    if ct == natural || has_template_passthrough {
+        em.cover(
+            "model.chat_template",
+            Status::Carried,
+            "tokenizer._component_",
+            "",
+        );
+    } else if ct == tok.framing {
+        carried(
+            em,
+            "tokenizer.prompt_template",
+            Value::Null,
+            &["model.chat_template"],
+            "",
+        );
+    } else if let Some(p) =
+        t.c.prompt_template
+            .iter()
+            .find(|p| p.chat_template == ct && tok.framing == "none")
+    {
+        carried(
+            em,
+            "tokenizer.prompt_template",
+            json!(p.component),
+            &["model.chat_template"],
+            "",
+        );
+    } else {
+        let note = if ct == "tokenizer_default" {
+            format!("TorchTune frames chats with its own {natural} tokenizer code, not the Hugging Face tokenizer's Jinja template (no default system prompt)")
+        } else {
+            format!(
+                "TorchTune's {} frames chats as {natural}; `{ct}` has no TorchTune spelling",
+                tok.component.rsplit('.').next().unwrap_or("")
+            )
+        };
+        em.cover(
+            "model.chat_template",
+            Status::Approximated,
+            "tokenizer._component_",
+            &note,
+        );
+    }
+    if !spec.model.special_tokens.is_empty() {
+        em.cover(
+            "model.special_tokens",
+            Status::NotExpressible,
+            "",
+            "TorchTune tokenizers take special tokens from their own tables (pad id included)",
+        );
+    }
+    if spec.model.attention != "sdpa" {
+        em.cover("model.attention", Status::Approximated, "", "TorchTune always calls scaled_dot_product_attention, which picks the flash kernel on GPUs that have it");
+    }
+}
+
+pub(super) fn write_checkpointer(
+    em: &mut Emitter,
+    t: &Tables,
+    spec: &RunSpec,
+    base: &Place,
+    choice: &Choice,
+) {
+    let ck =
+        t.c.checkpointer
+            .iter()
+            .find(|c| c.write)
+            .map_or("torchtune.training.FullModelHFCheckpointer", |c| {
+                c.component.as_str()
+            });
+    carried(em, "checkpointer._component_", json!(ck), &[], "");
+    carried(
+        em,
+        "checkpointer.checkpoint_dir",
+        json!(base.dir),
+        &["model.base"],
+        "",
+    );
+    if base.download.is_some() {
+        em.cover(
+            "model.base",
+            Status::Approximated,
+            "checkpointer.checkpoint_dir",
+            "TorchTune reads weights from a local folder (see the download command in the header)",
+        );
+    }
+    let lower = spec.model.base.to_ascii_lowercase();
+    if lower.contains("bnb-4bit")
+        || lower.contains("-4bit")
+        || lower.ends_with("-awq")
+        || lower.contains("gptq")
+    {
+        em.cover(
+            "model.base",
+            Status::Approximated,
+            "checkpointer.checkpoint_dir",
+            "a pre-quantized checkpoint: TorchTune loads bf16/fp32 weights and quantizes them itself (QLoRA builders)",
+        );
+        em.warnings.push(
+            Diagnostic::warning(
+                "base-weights",
+                format!(
+                    "`{}` is a pre-quantized checkpoint TorchTune cannot load",
+                    spec.model.base
+                ),
+            )
+            .with_help("point checkpoint_dir at the original 16-bit weights of the same model"),
+        );
+    }
+    let files = checkpoint_files(t, spec, &base.dir, choice).unwrap_or_else(|| {
+        em.warnings.push(
+            Diagnostic::warning(
+                "checkpoint-files",
+                "the checkpoint file names are not known; `model.safetensors` is assumed",
+            )
+            .with_help(
+                "list the weight files of the model folder in checkpointer.checkpoint_files",
+            ),
+        );
+        json!(["model.safetensors"])
+    });
+    carried(em, "checkpointer.checkpoint_files", files, &[], "");
+    carried(em, "checkpointer.recipe_checkpoint", Value::Null, &[], "");
+    carried(
+        em,
+        "checkpointer.output_dir",
+        json!("${output_dir}"),
+        &[],
+        "",
+    );
+    carried(
+        em,
+        "checkpointer.model_type",
+        json!(choice.model_type),
+        &[],
+        "",
+    );
+    let resume = !spec.checkpoint.resume_from.is_empty();
+    carried(
+        em,
+        "resume_from_checkpoint",
+        json!(resume),
+        &["checkpoint.resume_from"],
+        "",
+    );
+    if resume
+        && spec.checkpoint.resume_from.trim_end_matches('/')
+            != spec.checkpoint.output_dir.trim_end_matches('/')
+    {
+        em.cover(
+            "checkpoint.resume_from",
+            Status::Approximated,
+            "resume_from_checkpoint",
+            "TorchTune resumes from the newest epoch in output_dir, not from a given folder",
+        );
+    }
+}
+
+/// The weight files: the local folder's, else the shipped configs' for this builder.
+fn checkpoint_files(t: &Tables, spec: &RunSpec, dir: &str, choice: &Choice) -> Option<Value> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let st: Vec<&String> = names
+            .iter()
+            .filter(|n| n.ends_with(".safetensors") && !n.starts_with("adapter"))
+            .collect();
+        let bin: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with("pytorch_model") && n.ends_with(".bin"))
+            .collect();
+        if !st.is_empty() {
+            return Some(json!(st));
+        }
+        if !bin.is_empty() {
+            return Some(json!(bin));
+        }
+    }
+    let method = if spec.adapter.method == "qlora" {
+        "lora"
+    } else {
+        spec.adapter.method.as_str()
+    };
+    let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
+    t.sized(&choice.module, method, &spec.model.size, instruct)
+        .or_else(|| t.sized(&choice.module, "full", &spec.model.size, instruct))
+        .and_then(|b| b.checkpoint_files.clone())
+}
