@@ -249,7 +249,8 @@ fn draw<DB: DrawingBackend>(
         .x_desc(by)
         .y_desc("Δ loss")
         .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
+        // A tick at zero can come out as ±1e-17 from the axis arithmetic: print it as 0.
+        .y_label_formatter(&|v| tick(if v.abs() < dmax * 1e-9 { 0.0 } else { *v }))
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 15))
         .light_line_style(RGBColor(248, 248, 248))
