@@ -162,6 +162,7 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
     let kernels = read_adapter(&mut r)?;
     datasets::read(&mut r, keys())?;
     read_flattening(&mut r);
+    read_drop_last(&mut r);
     read_batch(&mut r);
     read_schedule(&mut r);
     read_precision(&mut r);
@@ -673,6 +674,55 @@ fn ir_str(r: &Reader, path: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string()
+}
+
+/// The last incomplete batch of an epoch: the multipack sampler always drops it
+/// (utils/samplers/multipack.py, drop_last=True); without packing `dataloader_drop_last`
+/// decides (HF default false).
+fn read_drop_last(r: &mut Reader) {
+    let packing = r.ir_value("data.packing") == Some(&json!(true));
+    let given = r.get("dataloader_drop_last").filter(|e| !e.node.is_null());
+    r.consume("dataloader_drop_last");
+    match given {
+        Some(e) if packing => {
+            let (v, span) = (e.node.to_value(), Some(e.key_span));
+            keep(
+                r,
+                "dataloader_drop_last",
+                v,
+                span,
+                "with sample_packing the multipack sampler drops the last batch anyway",
+            );
+        }
+        Some(e) => match e.node.to_value() {
+            Value::Bool(b) => r.set_from(
+                "data.drop_last",
+                json!(b),
+                "dataloader_drop_last",
+                Some(e.key_span),
+            ),
+            other => r.warn(
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!("`dataloader_drop_last` must be true or false, found `{other}`"),
+                )
+                .at(Some(e.node.span())),
+            ),
+        },
+        None => {}
+    }
+    if packing {
+        r.set(
+            "data.drop_last",
+            json!(true),
+            Origin::Derived {
+                from: vec!["data.packing".into()],
+                rule:
+                    "sample_packing: the multipack sampler drops each epoch's last incomplete batch"
+                        .into(),
+            },
+        );
+    }
 }
 
 /// `batch_flattening`: padding-free batches without packing; `auto` turns it on where it can

@@ -482,6 +482,17 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             "Axolotl frames samples with the tokenizer's BOS and appends EOS to responses",
         );
     }
+    match (spec.data.drop_last, spec.data.packing) {
+        (true, true) => em.cover("data.drop_last", Status::Carried, "sample_packing", "the multipack sampler drops the last incomplete batch"),
+        (false, false) => em.cover("data.drop_last", Status::Defaulted, "", ""),
+        (true, false) => em.put("dataloader_drop_last", json!(true), &["data.drop_last"], Status::Carried, ""),
+        (false, true) => em.cover(
+            "data.drop_last",
+            Status::NotExpressible,
+            "",
+            "with sample_packing Axolotl's multipack sampler always drops each epoch's last incomplete batch",
+        ),
+    }
     // Axolotl flattens batches only with varlen attention (validation.py check_batch_flattening_fa).
     let varlen = matches!(
         spec.model.attention.as_str(),

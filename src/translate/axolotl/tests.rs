@@ -1096,6 +1096,27 @@ fn output_layout_is_stable_and_sectioned() {
 }
 
 #[test]
+fn drop_last_follows_packing_or_dataloader_drop_last() {
+    let drop_last = |y: &str| ok(y).resolved.spec.data.drop_last;
+    assert!(!drop_last(""));
+    assert!(drop_last("sample_packing: true\n"));
+    assert!(drop_last("dataloader_drop_last: true\n"));
+    assert_eq!(
+        pass(
+            "sample_packing: true\ndataloader_drop_last: false\n",
+            "dataloader_drop_last"
+        ),
+        Some(json!(false))
+    );
+    assert_eq!(
+        yaml_of("dataloader_drop_last: true\n")["dataloader_drop_last"],
+        json!(true)
+    );
+    round_trips("dataloader_drop_last: true\n");
+    round_trips("sample_packing: true\n");
+}
+
+#[test]
 fn yaml_1_1_integers_with_underscores() {
     assert_eq!(
         ir("sequence_len: 8_192\n", "data.sequence_len"),
