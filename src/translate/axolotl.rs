@@ -1772,7 +1772,7 @@ fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     }
     let m = &spec.memory;
     // Under FSDP2, activation checkpointing belongs to fsdp_config (parallel::write).
-    let fsdp = spec.parallel.strategy == "fsdp2";
+    let fsdp = spec.parallel.strategy == "fsdp2" && m.gradient_checkpointing == "on";
     if !fsdp || m.gradient_checkpointing == "off" {
         let gc = match m.gradient_checkpointing.as_str() {
             "on" | "offload" => json!(true),

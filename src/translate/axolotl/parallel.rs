@@ -307,19 +307,13 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                 "parallel.cpu_offload",
                 "parallel.reshard_after_forward",
             ];
-            if spec.memory.gradient_checkpointing != "off" {
+            // Offloaded checkpoints stay HF gradient checkpointing + activation_offloading
+            // (as examples/alst/llama3-8b-fsdp2-alst.yaml does).
+            if spec.memory.gradient_checkpointing == "on" {
                 cfg.insert("activation_checkpointing".into(), json!(true));
                 irs.push("memory.gradient_checkpointing");
             }
             em.put("fsdp_config", Value::Object(cfg), &irs, Status::Carried, "");
-            if spec.memory.gradient_checkpointing == "offload" {
-                em.cover(
-                    "memory.gradient_checkpointing",
-                    Status::Approximated,
-                    "fsdp_config.activation_checkpointing",
-                    "FSDP checkpoints activations without offloading the checkpoints to CPU",
-                );
-            }
             em.cover("parallel.zero_stage", Status::Defaulted, "", "");
         }
         "fsdp1" => {
