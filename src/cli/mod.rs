@@ -3,6 +3,8 @@
 //! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
 //! fields, 2 bad input, 3 a feature tunebridge does not support.
 
+#[cfg(feature = "engine")]
+mod bench;
 mod diff;
 mod gen;
 mod input;
@@ -44,6 +46,8 @@ enum Command {
     #[cfg(feature = "engine")]
     Run(run::RunArgs),
     #[cfg(feature = "engine")]
+    Bench(bench::BenchArgs),
+    #[cfg(feature = "engine")]
     Verify(verify::VerifyArgs),
 }
 
@@ -58,6 +62,8 @@ pub fn main() -> ExitCode {
         Command::Gen(a) => gen::gen(a),
         #[cfg(feature = "engine")]
         Command::Run(a) => run::run(a),
+        #[cfg(feature = "engine")]
+        Command::Bench(a) => bench::run(a),
         #[cfg(feature = "engine")]
         Command::Verify(a) => verify::run(a),
     };

@@ -22,16 +22,21 @@
 //! (the recipe: setup → train → save), [`io`] (safetensors), [`checkpoint`].
 //!
 //! Numerics follow PyTorch because the engine is libtorch: the same kernels, and
-//! `tch::manual_seed` drives the same CPU generator as `torch.manual_seed`. Left out for now:
-//! QLoRA (NF4), packing, multi-GPU, activation recomputation, fused kernels.
+//! `tch::manual_seed` drives the same CPU generator as `torch.manual_seed`. Memory:
+//! [`recompute`] (layer-wise activation recomputation, chunked lm_head + cross-entropy).
+//! Left out for now: packing, multi-GPU, CPU offload, fused kernels.
 
+pub mod bench;
 pub mod checkpoint;
+pub mod cuda_mem;
 pub mod data;
 pub mod error;
 pub mod io;
 pub mod lora;
 pub mod model;
 pub mod optim;
+pub mod quant;
+pub mod recompute;
 pub mod schedule;
 pub mod train;
 

@@ -24,13 +24,14 @@ use super::error::{EngineError, Result};
 use super::lora::{self, Init, LoraSpec};
 use super::model::{self, AttentionImpl, ModelForCausalLM};
 use super::optim::{self, AdamW, AdamWConfig};
+use super::recompute;
 use super::schedule::{self, Schedule};
 use super::Flavour;
 use crate::ir::{Origin, Resolved, RunSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// How to run a spec (what the CLI flags override).
 #[derive(Debug, Clone)]
@@ -301,6 +302,8 @@ struct Recipe {
     plan: Plan,
     output: PathBuf,
     model_dir: PathBuf,
+    /// Layer-wise activation recomputation (`memory.gradient_checkpointing` ≠ `off`).
+    recompute: bool,
 }
 
 /// Run a spec end to end. On failure the run directory gets a `FAILED` file with the reason.
@@ -350,12 +353,32 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
     let flavour = opts.flavour;
     let device = opts.device;
     // 1. precision: the model's math dtype, and the adapter's own dtype
-    if spec.quantization.base_weights != "none" || spec.adapter.method == "qlora" {
-        return Err(EngineError::unsupported(
-            "quantization.base_weights",
-            &spec.quantization.base_weights,
-            "QLoRA (NF4 base weights) is not implemented in the engine yet",
-        ));
+    // QLoRA: NF4 base weights (bitsandbytes-compatible), block 64, with or without double
+    // quantisation; FP4 and 8-bit bases are not implemented.
+    let q = &spec.quantization;
+    let qlora = spec.adapter.method == "qlora" || q.base_weights != "none";
+    if qlora {
+        if !matches!(q.base_weights.as_str(), "nf4" | "none") {
+            return Err(EngineError::unsupported(
+                "quantization.base_weights",
+                &q.base_weights,
+                "the engine quantises base weights as NF4 only",
+            ));
+        }
+        if q.block_size != 64 {
+            return Err(EngineError::unsupported(
+                "quantization.block_size",
+                q.block_size,
+                "the engine's NF4 uses bitsandbytes' default block of 64",
+            ));
+        }
+        if spec.adapter.method == "full" {
+            return Err(EngineError::unsupported(
+                "adapter.method",
+                "full",
+                "a full fine-tune cannot train quantised base weights",
+            ));
+        }
     }
     let compute = kind_of(&spec.precision.compute_dtype, "precision.compute_dtype")?;
     // HF autocast keeps fp32 master weights for trainable params; pure bf16 (TorchTune) does not.
@@ -403,7 +426,12 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
     }
     let (lora, named_trainable): (Option<LoraSpec>, Vec<(String, Tensor)>) =
         match spec.adapter.method.as_str() {
-            "lora" => {
+            "lora" | "qlora" => {
+                if qlora {
+                    // quantise before attaching: the adapters wrap the NF4 layers
+                    let q = &spec.quantization;
+                    model.quantize_linears(q.double_quant, &q.skip_modules)?;
+                }
                 if spec.adapter.use_dora {
                     return Err(EngineError::unsupported(
                         "adapter.use_dora",
@@ -438,7 +466,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
                 return Err(EngineError::unsupported(
                     "adapter.method",
                     other,
-                    "the engine runs lora and full",
+                    "the engine runs lora, qlora and full",
                 ))
             }
         };
@@ -498,6 +526,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
     if flavour != Flavour::TorchTune {
         tch::manual_seed(spec.training.seed as i64);
     }
+    let recompute = spec.memory.gradient_checkpointing != "off";
     Ok(Recipe {
         spec,
         flavour,
@@ -512,26 +541,21 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         plan,
         output: output.to_path_buf(),
         model_dir,
+        recompute,
     })
 }
 
 impl Recipe {
-    /// Forward one micro-batch and return Σ token CE (fp32) over its shifted labels.
-    fn loss_sum(&self, batch: &data::Batch) -> Tensor {
-        let logits = self.model.forward(&batch.input_ids, true); // (B, T, V)
-        let (b, t, v) = logits.size3().expect("logits are (B, T, V)");
-        // labels[..., 1:] then one -100 column: position i predicts token i+1 (no logit slicing)
-        let shifted = Tensor::cat(
+    /// labels[..., 1:] then one −100 column: position i predicts token i+1 (no logit slicing).
+    fn shifted_labels(batch: &data::Batch) -> Tensor {
+        let (b, t) = batch.labels.size2().expect("labels are (B, T)");
+        Tensor::cat(
             &[
                 batch.labels.narrow(1, 1, t - 1),
                 Tensor::full([b, 1], -100, (Kind::Int64, batch.labels.device())),
             ],
             1,
-        ); // (B, T)
-        logits
-            .to_kind(Kind::Float)
-            .view([b * t, v])
-            .cross_entropy_loss::<Tensor>(&shifted.view([b * t]), None, Reduction::Sum, -100, 0.0)
+        ) // (B, T)
     }
 
     /// Replay the RNG draws LoRA dropout made in the windows a resumed run skips, so the
@@ -678,9 +702,8 @@ impl Recipe {
         let n_micro = batches.len() as f64;
         let mut running = Tensor::zeros([], (Kind::Float, self.device));
         for b in &batches {
-            let sum = self.loss_sum(b);
             let n_mb = b.label_tokens_shifted;
-            let loss = match norm {
+            let scale = |sum: Tensor| match norm {
                 // TorchTune: CEWithChunkedOutputLoss = Σ CE / n_shifted(mb); the recipe
                 // multiplies by n_unshifted(mb) and scales the grads by 1/Σ n_unshifted later.
                 Normalization::TokenWeightedUnshifted => {
@@ -696,8 +719,15 @@ impl Recipe {
                 // micro-batch count (`current_gradient_accumulation_steps`).
                 Normalization::MeanOfMicrobatchMeans => sum / (n_mb.max(1) as f64) / n_micro,
             };
-            loss.f_backward()?;
-            running += loss.detach();
+            // forward → Σ CE (fp32) → scale → backward, by layer recomputation when asked
+            let loss = recompute::forward_backward(
+                &self.model,
+                &b.input_ids,
+                &Self::shifted_labels(b),
+                self.recompute,
+                &scale,
+            )?;
+            running += loss;
         }
         let logged = match norm {
             Normalization::TokenWeightedUnshifted => {

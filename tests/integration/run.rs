@@ -646,3 +646,284 @@ fn a_ported_run_toml_runs_with_its_frameworks_semantics() {
         assert_eq!(summary.losses.len(), 8);
     }
 }
+
+/// Loss and every trainable gradient of one micro-batch through `recompute::forward_backward_chunked`.
+fn loss_and_grads(
+    model: &engine::model::ModelForCausalLM,
+    ids: &Tensor,
+    labels: &Tensor,
+    recompute: bool,
+    chunk_elements: i64,
+) -> (f64, Vec<(String, Tensor)>) {
+    let params: Vec<(String, Tensor)> = model
+        .named_parameters()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    for (_, t) in &params {
+        let mut t = t.shallow_clone();
+        t.zero_grad();
+    }
+    tch::manual_seed(5); // the same dropout masks in every variant
+    let n = labels.ne(-100).sum(tch::Kind::Int64).double_value(&[]);
+    let scale = |sum: Tensor| sum / n;
+    let loss = engine::recompute::forward_backward_chunked(
+        model,
+        ids,
+        labels,
+        recompute,
+        &scale,
+        chunk_elements,
+    )
+    .unwrap();
+    let grads = params
+        .iter()
+        .map(|(k, t)| (k.clone(), t.grad().copy()))
+        .collect();
+    (loss.double_value(&[]), grads)
+}
+
+fn max_rel_grad_error(got: &[(String, Tensor)], want: &[(String, Tensor)]) -> (f64, String) {
+    assert_eq!(got.len(), want.len());
+    let mut worst = (0.0, String::new());
+    for ((k, g), (_, w)) in got.iter().zip(want) {
+        assert!(g.defined() && w.defined(), "`{k}` has no gradient");
+        let rel = rel_frobenius(g, w);
+        if rel > worst.0 {
+            worst = (rel, k.clone());
+        }
+    }
+    worst
+}
+
+#[test]
+fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
+    // LoRA with dropout on tiny-llama (untied head) and a full fine-tune of tiny-qwen2 (tied
+    // head: the embedding gets gradients from the head and from the input side), fp32 CPU.
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let ids = Tensor::from_slice(&[
+        506i64, 366, 265, 280, 354, 285, 370, 256, 368, 301, 411, 12, 77, 5, 290, 300, 301, 302, 9,
+        33, 44, 55, 66, 77,
+    ])
+    .view([2, 12]);
+    let labels = ids.roll([-1], [1]);
+    let _ = labels.narrow(1, 11, 1).fill_(-100);
+    let _ = labels.narrow(1, 0, 3).fill_(-100); // an untrained prompt
+    for (base, method) in [("tiny-llama", "lora"), ("tiny-qwen2", "full")] {
+        let mut model = engine::model::load(
+            &repo().join("fixtures/models").join(base),
+            tch::Kind::Float,
+            tch::Device::Cpu,
+            engine::model::AttentionImpl::Sdpa,
+        )
+        .unwrap();
+        for (_, p) in model.named_parameters() {
+            let _ = p.set_requires_grad(method == "full");
+        }
+        if method == "lora" {
+            let spec = engine::lora::LoraSpec {
+                rank: 4,
+                alpha: 8.0,
+                dropout: 0.1,
+                use_rslora: false,
+                target_modules: [
+                    "q_proj",
+                    "k_proj",
+                    "v_proj",
+                    "o_proj",
+                    "gate_proj",
+                    "up_proj",
+                    "down_proj",
+                ]
+                .map(String::from)
+                .to_vec(),
+                kind: tch::Kind::Float,
+            };
+            engine::lora::attach(
+                &mut model,
+                &spec,
+                &engine::lora::Init::PeftReplay { seed: 3 },
+            )
+            .unwrap();
+            // B = 0 at init would make the A gradients vanish: give B values.
+            tch::no_grad(|| {
+                for (k, t) in model.named_parameters() {
+                    if k.contains("lora_B") {
+                        let mut t = t;
+                        let _ = t.uniform_(-0.1, 0.1);
+                    }
+                }
+            });
+        }
+        let v = model.config.vocab_size;
+        let (loss0, grads0) = loss_and_grads(&model, &ids, &labels, false, i64::MAX);
+        for (k, g) in &grads0 {
+            assert!(
+                g.norm().double_value(&[]) > 0.0,
+                "{base}: `{k}` has a zero gradient"
+            );
+        }
+        eprintln!(
+            "{base} {method}: loss {loss0}, {} trainable tensors",
+            grads0.len()
+        );
+        for (recompute, chunk_rows) in [(true, i64::MAX / v), (false, 5), (true, 5), (true, 24)] {
+            let (loss, grads) = loss_and_grads(&model, &ids, &labels, recompute, chunk_rows * v);
+            let loss_rel = (loss - loss0).abs() / loss0.abs();
+            let (rel, worst) = max_rel_grad_error(&grads, &grads0);
+            eprintln!(
+                "{base} {method} recompute={recompute} chunk={chunk_rows}: loss {loss_rel:.2e}, grads {rel:.2e} (`{worst}`)"
+            );
+            assert!(
+                loss_rel <= 1e-6,
+                "{base} recompute={recompute} chunk={chunk_rows}: loss {loss} vs {loss0}"
+            );
+            assert!(
+                rel <= 1e-6,
+                "{base} recompute={recompute} chunk={chunk_rows}: `{worst}` off by {rel:.3e}"
+            );
+        }
+    }
+}
+
+/// Bit pattern equality of two tensors (same dtype, shape and bytes).
+fn same_bits(a: &Tensor, b: &Tensor) -> bool {
+    a.kind() == b.kind() && a.size() == b.size() && {
+        let (a, b) = (a.contiguous(), b.contiguous());
+        let n = a.numel() * a.kind().elt_size_in_bytes();
+        let (mut x, mut y) = (vec![0u8; n], vec![0u8; n]);
+        a.reshape([-1])
+            .view_dtype(tch::Kind::Uint8)
+            .copy_data_u8(&mut x, n);
+        b.reshape([-1])
+            .view_dtype(tch::Kind::Uint8)
+            .copy_data_u8(&mut y, n);
+        x == y
+    }
+}
+
+#[test]
+fn nf4_reproduces_bitsandbytes_byte_for_byte() {
+    // golden/nf4: bitsandbytes 0.50.2 on CPU, `quantize_4bit(W, 64, compress_statistics=True,
+    // "nf4")`, made by scripts/reference/nf4_golden.py.
+    use engine::quant::nf4::{Absmax, Nf4Tensor, DYNAMIC_MAP, NF4};
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let g = tensors(&repo().join("golden/nf4/nf4_golden.safetensors"));
+    let table = |bits: &[u32]| {
+        Tensor::from_slice(&bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>())
+    };
+    assert!(same_bits(&table(&NF4), &g["quant_map"]), "NF4 code table");
+    assert!(
+        same_bits(&table(&DYNAMIC_MAP), &g["nested_quant_map"]),
+        "dynamic map"
+    );
+    let mut cases = 0;
+    for case in [
+        "linear_fp32",
+        "linear_bf16",
+        "ragged_fp32",
+        "odd_fp32",
+        "edges_fp32",
+    ] {
+        let w = &g[&format!("{case}.input")];
+        let q = Nf4Tensor::quantize(w, true).unwrap();
+        assert!(
+            same_bits(&q.packed, &g[&format!("{case}.packed")]),
+            "{case}: packed codes"
+        );
+        let Absmax::Double {
+            q: qa,
+            nested_absmax,
+            offset,
+        } = &q.absmax
+        else {
+            panic!("double quantisation asked for")
+        };
+        assert!(
+            same_bits(qa, &g[&format!("{case}.absmax")]),
+            "{case}: 8-bit absmax"
+        );
+        assert!(
+            same_bits(nested_absmax, &g[&format!("{case}.nested_absmax")]),
+            "{case}: nested absmax"
+        );
+        assert!(
+            same_bits(offset, &g[&format!("{case}.offset")]),
+            "{case}: offset"
+        );
+        let back = q.dequantize();
+        assert!(
+            same_bits(&back, &g[&format!("{case}.dequantized")]),
+            "{case}: dequantized"
+        );
+        // without double quantisation the absmax is bnb's fp32 one
+        let plain = Nf4Tensor::quantize(w, false).unwrap();
+        assert!(
+            same_bits(&plain.absmax_fp32(), &g[&format!("{case}.absmax_fp32")]),
+            "{case}: fp32 absmax"
+        );
+        assert!(
+            same_bits(&plain.packed, &q.packed),
+            "{case}: packing does not depend on DQ"
+        );
+        cases += 1;
+    }
+    assert_eq!(cases, 5);
+}
+
+#[test]
+fn a_qlora_run_trains_and_starts_where_lora_over_the_dequantized_weights_does() {
+    // QLoRA on tiny-llama: the base linears become NF4 (double quantisation). Step 1 must equal
+    // a LoRA run whose checkpoint holds the same weights quantised then dequantised, since the
+    // QLoRA forward is exactly "dequantize, then a dense product".
+    use engine::quant::Nf4Tensor;
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
+    resolved.spec.training.max_steps = 12;
+    let mut qlora = resolved.clone();
+    qlora.spec.adapter.method = "qlora".into();
+    qlora.spec.quantization.base_weights = "nf4".into();
+    qlora.spec.quantization.double_quant = true;
+    qlora.spec.quantization.block_size = 64;
+    let qdir = tempfile::tempdir().unwrap();
+    let q = train(&qlora, &options(fw, qdir.path()));
+    // the same base, quantised and dequantised, as a plain checkpoint
+    let model_dir = tempfile::tempdir().unwrap();
+    let src = repo().join("fixtures/models/tiny-llama");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model_dir.path().join(e.file_name())).unwrap();
+    }
+    let weights = engine::io::read_safetensors(&src.join("model.safetensors")).unwrap();
+    let requantized: Vec<(String, Tensor)> = weights
+        .into_iter()
+        .map(|(k, t)| {
+            let linear = k.starts_with("model.layers.") && k.ends_with("_proj.weight");
+            let t = if linear {
+                Nf4Tensor::quantize(&t, true).unwrap().dequantize()
+            } else {
+                t
+            };
+            (k, t)
+        })
+        .collect();
+    engine::io::write_safetensors(&model_dir.path().join("model.safetensors"), &requantized)
+        .unwrap();
+    resolved.spec.model.base = model_dir.path().display().to_string();
+    resolved.spec.model.tokenizer = String::new();
+    let ldir = tempfile::tempdir().unwrap();
+    let l = train(&resolved, &options(fw, ldir.path()));
+    assert_eq!(
+        q.losses[0], l.losses[0],
+        "step 1: QLoRA vs LoRA over the dequantized weights"
+    );
+    assert_eq!(q.losses, l.losses, "the same curve");
+    let first = q.losses[..3].iter().sum::<f64>();
+    let last = q.losses[q.losses.len() - 3..].iter().sum::<f64>();
+    assert!(last < first, "QLoRA loss decreases: {:?}", q.losses);
+    // and the quantisation is not a no-op
+    let plain = golden_losses("axolotl-lora-llama");
+    assert_ne!(q.losses[0], plain[0]);
+}

@@ -13,7 +13,7 @@
 //! Left out: KV cache and generation (training only), MoE variants, vision towers.
 
 use super::super::error::{EngineError, Result};
-use super::super::lora::Linear;
+use super::super::lora::{Dropout, Linear};
 use super::Weights;
 use serde::Deserialize;
 use tch::{Kind, Tensor};
@@ -294,10 +294,10 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        let gate = self.gate_proj.forward(xs, train).silu(); // (B, T, I)
-        let up = self.up_proj.forward(xs, train); // (B, T, I)
-        self.down_proj.forward(&(gate * up), train) // (B, T, C)
+    fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
+        let gate = self.gate_proj.forward(xs, drop).silu(); // (B, T, I)
+        let up = self.up_proj.forward(xs, drop); // (B, T, I)
+        self.down_proj.forward(&(gate * up), drop) // (B, T, C)
     }
 }
 
@@ -362,14 +362,14 @@ impl Attention {
         xs: &Tensor,
         rope: &RotaryEmbedding,
         attn: AttentionImpl,
-        train: bool,
+        drop: &Dropout,
     ) -> Tensor {
         let (b, t, _c) = xs.size3().expect("decoder input is (B, T, C)");
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(xs, train).view([b, t, h, d]); // (B, T, H, D)
-        let k = self.k_proj.forward(xs, train).view([b, t, kv, d]); // (B, T, KV, D)
-        let v = self.v_proj.forward(xs, train).view([b, t, kv, d]); // (B, T, KV, D)
-                                                                    // Qwen3 normalises each head before RoPE.
+        let q = self.q_proj.forward(xs, drop).view([b, t, h, d]); // (B, T, H, D)
+        let k = self.k_proj.forward(xs, drop).view([b, t, kv, d]); // (B, T, KV, D)
+        let v = self.v_proj.forward(xs, drop).view([b, t, kv, d]); // (B, T, KV, D)
+                                                                   // Qwen3 normalises each head before RoPE.
         let q = self
             .q_norm
             .as_ref()
@@ -423,7 +423,7 @@ impl Attention {
             }
         }; // (B, H, T, D)
         let y = y.transpose(1, 2).contiguous().view([b, t, h * d]); // (B, T, H·D)
-        self.o_proj.forward(&y, train) // (B, T, C)
+        self.o_proj.forward(&y, drop) // (B, T, C)
     }
 }
 
@@ -478,12 +478,12 @@ impl DecoderLayer {
         xs: &Tensor,
         rope: &RotaryEmbedding,
         attn: AttentionImpl,
-        train: bool,
+        drop: &Dropout,
     ) -> Tensor {
         let h = self.input_layernorm.forward(xs);
-        let xs = xs + self.self_attn.forward(&h, rope, attn, train); // (B, T, C)
+        let xs = xs + self.self_attn.forward(&h, rope, attn, drop); // (B, T, C)
         let h = self.post_attention_layernorm.forward(&xs);
-        &xs + self.mlp.forward(&h, train) // (B, T, C)
+        &xs + self.mlp.forward(&h, drop) // (B, T, C)
     }
 }
 
@@ -542,18 +542,52 @@ impl ModelForCausalLM {
 
     /// input_ids (B, T) int64 → final hidden states (B, T, C), before the output head.
     pub fn hidden_states(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        let m = &self.model;
-        let mut xs = Tensor::embedding(&m.embed_tokens, input_ids, -1, false, false); // (B, T, C)
-        for layer in &m.layers {
-            xs = layer.forward(&xs, &m.rotary, self.attention, train);
+        self.final_norm(&self.decoder(input_ids, &Dropout::train(train)))
+    }
+
+    /// input_ids (B, T) int64 → the last decoder layer's output (B, T, C), before the final norm.
+    pub fn decoder(&self, input_ids: &Tensor, drop: &Dropout) -> Tensor {
+        let mut xs = self.embed(input_ids); // (B, T, C)
+        for i in 0..self.num_layers() {
+            xs = self.layer_forward(i, &xs, drop);
         }
-        m.norm.forward(&xs) // (B, T, C)
+        xs
+    }
+
+    /// input_ids (B, T) int64 → token embeddings (B, T, C).
+    pub fn embed(&self, input_ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.model.embed_tokens, input_ids, -1, false, false)
+    }
+
+    /// Whether the embedding table trains (full fine-tune).
+    pub fn embed_requires_grad(&self) -> bool {
+        self.model.embed_tokens.requires_grad()
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.model.layers.len()
+    }
+
+    /// Decoder layer `i`: (B, T, C) → (B, T, C).
+    pub fn layer_forward(&self, i: usize, xs: &Tensor, drop: &Dropout) -> Tensor {
+        let m = &self.model;
+        m.layers[i].forward(xs, &m.rotary, self.attention, drop)
+    }
+
+    /// The final RMSNorm, row by row: (…, C) → (…, C).
+    pub fn final_norm(&self, xs: &Tensor) -> Tensor {
+        self.model.norm.forward(xs)
     }
 
     /// hidden (…, C) → logits (…, V).
     pub fn lm_head(&self, hidden: &Tensor, train: bool) -> Tensor {
+        self.lm_head_with(hidden, &Dropout::train(train))
+    }
+
+    /// hidden (…, C) → logits (…, V), with LoRA dropout as `drop` says.
+    pub fn lm_head_with(&self, hidden: &Tensor, drop: &Dropout) -> Tensor {
         match &self.lm_head {
-            Some(head) => head.forward(hidden, train),
+            Some(head) => head.forward(hidden, drop),
             None => hidden.linear::<Tensor>(&self.model.embed_tokens, None),
         }
     }
@@ -635,6 +669,22 @@ impl ModelForCausalLM {
             out.push(("lm_head".into(), head));
         }
         out
+    }
+
+    /// QLoRA: store every decoder linear as NF4 (bitsandbytes-compatible). The output head
+    /// stays dense, as transformers' bitsandbytes integration keeps `lm_head` in 16 bits; so
+    /// do modules named in `skip`. Returns how many were quantised.
+    pub fn quantize_linears(&mut self, double_quant: bool, skip: &[String]) -> Result<usize> {
+        let mut n = 0;
+        for (name, lin) in self.linears_mut() {
+            let last = name.rsplit('.').next().unwrap_or(&name);
+            if name == "lm_head" || skip.iter().any(|s| s == last || *s == name) {
+                continue;
+            }
+            lin.quantize(double_quant)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub fn has_tied_head(&self) -> bool {
