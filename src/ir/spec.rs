@@ -55,7 +55,8 @@ pub struct Model {
     /// Tokenizer location; usually the same as `base`.
     pub tokenizer: String,
     /// Chat template used to frame conversations: `tokenizer_default`, a named template
-    /// (`chatml`, `llama3`, `qwen_25`, …) or `none`.
+    /// (`chatml`, `llama3`, `qwen_25`, …), `jinja` (an inline template kept in
+    /// `passthrough`) or `none`.
     pub chat_template: String,
     /// Special tokens the run overrides or adds (`pad_token = "<|pad|>"`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
@@ -226,7 +227,9 @@ pub struct Training {
 #[serde(deny_unknown_fields)]
 pub struct Optimizer {
     /// `adamw` (torch AdamW), `adamw_fused`, `adamw_8bit` (bitsandbytes), `paged_adamw_8bit`,
-    /// `paged_adamw_32bit`, `adam`, `sgd`, `adafactor`, `lion`.
+    /// `paged_adamw_32bit`, `adamw_8bit_torchao`, `adamw_4bit_torchao`, `adamw_fp8_torchao`,
+    /// `adam`, `sgd`, `adafactor`, `lion`, `paged_lion`; rarer optimizers keep the source's
+    /// own name (`muon`, `came`) and are reported where a target lacks them.
     pub name: String,
     pub lr: f64,
     pub weight_decay: f64,
@@ -268,7 +271,9 @@ pub struct Loss {
     /// Across data-parallel ranks: `global_tokens` (TorchTune, HF with
     /// `average_tokens_across_devices`) or `mean_of_ranks`.
     pub across_ranks: String,
-    /// `cross_entropy` or `chunked_cross_entropy`; same value, different memory.
+    /// `cross_entropy`, `chunked_cross_entropy` (TorchTune), `cut_cross_entropy` or
+    /// `fused_linear_cross_entropy` (Axolotl plugins): the same value up to rounding,
+    /// different memory.
     pub kind: String,
 }
 
