@@ -12,7 +12,10 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         // cudart/cupti, which libtorch_cpu.so needs even on CPU (.ci/install-libtorch.sh).
         if let Some(root) = std::path::Path::new(&libtorch).parent() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", root.join("nvidia/cu13/lib").display());
+            println!(
+                "cargo:rustc-link-arg=-Wl,-rpath,{}",
+                root.join("nvidia/cu13/lib").display()
+            );
         }
     }
 }
