@@ -1,9 +1,10 @@
-//! Unit tests for the keys `axolotl.rs` handles in code: each special case, its spellings,
+//! Unit tests for the keys this module handles in code: each special case, its spellings,
 //! its diagnostics, and that the writer brings it back. Plus a mutation fuzz of the fixtures.
 
 use super::*;
 use crate::diag::Severity;
 use crate::translate::reader::ReadError;
+use crate::translate::report::Status;
 
 const BASE: &str = "base_model: meta-llama/Llama-3.2-1B
 datasets:
