@@ -57,17 +57,23 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let from = loaded.framework;
-    let flavour_a = Flavour::from_framework(from).unwrap_or_else(|| Flavour::of_spec(&loaded.parsed.resolved));
-    let flavour_b = Flavour::from_framework(a.against)
-        .ok_or_else(|| anyhow::anyhow!("--against must name a framework: axolotl, torchtune or unsloth"))?;
+    let flavour_a =
+        Flavour::from_framework(from).unwrap_or_else(|| Flavour::of_spec(&loaded.parsed.resolved));
+    let flavour_b = Flavour::from_framework(a.against).ok_or_else(|| {
+        anyhow::anyhow!("--against must name a framework: axolotl, torchtune or unsloth")
+    })?;
     let mut resolved_a = loaded.parsed.resolved.clone();
     if let Some(d) = a.devices {
         translate::retarget_devices(&mut resolved_a, d);
     }
-    std::fs::create_dir_all(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create {}", a.output.display()))?;
 
     // 1. Port, and read the port back exactly as the target framework's user would hand it to us.
-    let opts = WriteOptions { strict: false, source_name: loaded.source.name.clone() };
+    let opts = WriteOptions {
+        strict: false,
+        source_name: loaded.source.name.clone(),
+    };
     let written = translate::write(a.against, &resolved_a, from.name(), &opts);
     let ported_path = a.output.join("ported").join(a.against.default_file_name());
     std::fs::create_dir_all(ported_path.parent().unwrap_or(Path::new(".")))?;
@@ -76,8 +82,16 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let mut resolved_b = match translate::read(a.against, &ported_source) {
         Ok(p) => p.resolved,
         Err(e) => {
-            input::print_diagnostics(&e.diagnostics(), &ported_source, crate::diag::Severity::Info);
-            anyhow::bail!("the {} port of {} does not read back", a.against, loaded.source.name);
+            input::print_diagnostics(
+                &e.diagnostics(),
+                &ported_source,
+                crate::diag::Severity::Info,
+            );
+            anyhow::bail!(
+                "the {} port of {} does not read back",
+                a.against,
+                loaded.source.name
+            );
         }
     };
     let lossy: Vec<&translate::report::Entry> = written.report.lossy().collect();
@@ -99,7 +113,10 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     if !init_a.is_empty() && resolved_b.spec.adapter.init_from.is_empty() {
         resolved_b.spec.adapter.init_from = init_a;
         if !a.quiet && !a.json {
-            eprintln!("  (both runs start from the initial adapter {})", resolved_b.spec.adapter.init_from);
+            eprintln!(
+                "  (both runs start from the initial adapter {})",
+                resolved_b.spec.adapter.init_from
+            );
         }
     }
 
@@ -107,9 +124,13 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
     let device = engine::parse_device(&a.device)?;
     let run_dir_a = a.output.join(format!("a-{from}"));
     let run_dir_b = a.output.join(format!("b-{}", a.against));
-    for (resolved, flavour, dir) in [(&resolved_a, flavour_a, &run_dir_a), (&resolved_b, flavour_b, &run_dir_b)] {
+    for (resolved, flavour, dir) in [
+        (&resolved_a, flavour_a, &run_dir_a),
+        (&resolved_b, flavour_b, &run_dir_b),
+    ] {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         let mut o = RunOptions::new(flavour);
         o.device = device;
@@ -117,13 +138,17 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         o.max_steps = a.max_steps;
         o.compute_dtype = a.dtype.clone();
         o.progress = !a.quiet && !a.json;
-        engine::run(resolved, &o).with_context(|| format!("training the {flavour:?} flavour into {}", dir.display()))?;
+        engine::run(resolved, &o)
+            .with_context(|| format!("training the {flavour:?} flavour into {}", dir.display()))?;
     }
 
     // 3. Diff and report.
     let ra = ingest::read_run(&run_dir_a, None)?;
     let rb = ingest::read_run(&run_dir_b, None)?;
-    let dopts = DiffOptions { rtol: a.rtol, ..DiffOptions::default() };
+    let dopts = DiffOptions {
+        rtol: a.rtol,
+        ..DiffOptions::default()
+    };
     let cmp = diff::compare(&ra, &rb, &dopts)?;
     let report_dir = a.output.join("report");
     let files = diff::report::write_report(&cmp, &report_dir)?;
@@ -134,16 +159,34 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", diff::report::terminal(&cmp));
-        let lossy_fields = written.report.count(Status::Approximated) + written.report.count(Status::NotExpressible);
-        println!("port report: {lossy_fields} lossy field(s) — {}", report_dir.join("port.md").display());
-        println!("report: {}", files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        let lossy_fields = written.report.count(Status::Approximated)
+            + written.report.count(Status::NotExpressible);
+        println!(
+            "port report: {lossy_fields} lossy field(s) — {}",
+            report_dir.join("port.md").display()
+        );
+        println!(
+            "report: {}",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    Ok(if cmp.verdict.pass { super::EXIT_OK } else { super::EXIT_DIFFERS })
+    Ok(if cmp.verdict.pass {
+        super::EXIT_OK
+    } else {
+        super::EXIT_DIFFERS
+    })
 }
 
 /// The port report beside the diff report, as Markdown.
 fn write_port_report(dir: &Path, report: &translate::PortReport) -> std::io::Result<()> {
-    let mut md = format!("# Port report: {} → {}\n\nSource: `{}`\n\n", report.from, report.to, report.source);
+    let mut md = format!(
+        "# Port report: {} → {}\n\nSource: `{}`\n\n",
+        report.from, report.to, report.source
+    );
     md.push_str(&format!(
         "{} carried · {} defaulted · {} approximated · {} not expressible\n\n",
         report.count(Status::Carried),

@@ -7,8 +7,8 @@ mod diff;
 mod gen;
 mod harness;
 mod port;
+#[cfg(feature = "engine")]
+mod run;
 mod upstream;
 mod validate;
 mod verify;
-#[cfg(feature = "engine")]
-mod run;

@@ -281,24 +281,44 @@ fn torchtune_out_of_scope_exits_3() {
 #[test]
 fn axolotl_examples_port() {
     let dir = repo().join("fixtures/upstream/axolotl");
-    let scope: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("scope.toml")).unwrap()).unwrap();
-    let out_of_scope: Vec<String> = scope["out_of_scope"].as_table().unwrap().keys().cloned().collect();
+    let scope: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("scope.toml")).unwrap()).unwrap();
+    let out_of_scope: Vec<String> = scope["out_of_scope"]
+        .as_table()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let files = fixtures("fixtures/upstream/axolotl", &["yaml", "yml"]);
-    assert!(files.len() >= 40, "expected ~40 upstream Axolotl examples, found {}", files.len());
+    assert!(
+        files.len() >= 40,
+        "expected ~40 upstream Axolotl examples, found {}",
+        files.len()
+    );
     for f in &out_of_scope {
-        assert!(dir.join(f).exists(), "scope.toml lists {f}, which is not in fixtures/upstream/axolotl");
+        assert!(
+            dir.join(f).exists(),
+            "scope.toml lists {f}, which is not in fixtures/upstream/axolotl"
+        );
     }
-    let outcomes: Vec<Outcome> = files.iter().map(|p| port_file(Framework::Axolotl, p)).collect();
+    let outcomes: Vec<Outcome> = files
+        .iter()
+        .map(|p| port_file(Framework::Axolotl, p))
+        .collect();
     let mut failures = Vec::new();
     let (mut ok, mut in_scope) = (0, 0);
     for o in &outcomes {
-        let panicked = matches!(&o.read, Err(e) if e == "PANIC") || o.targets.iter().any(|(_, c, _)| c.contains("PANIC"));
+        let panicked = matches!(&o.read, Err(e) if e == "PANIC")
+            || o.targets.iter().any(|(_, c, _)| c.contains("PANIC"));
         if panicked {
             failures.push(format!("{}: panicked", o.file));
         }
         if out_of_scope.contains(&o.file) {
             if !matches!(&o.read, Err(e) if e.starts_with("not-supported")) {
-                failures.push(format!("{}: out of scope but not refused as not-supported: {:?}", o.file, o.read));
+                failures.push(format!(
+                    "{}: out of scope but not refused as not-supported: {:?}",
+                    o.file, o.read
+                ));
             }
         } else {
             in_scope += 1;
@@ -311,14 +331,27 @@ fn axolotl_examples_port() {
         let failed: Vec<String> = outcomes
             .iter()
             .filter(|o| !out_of_scope.contains(&o.file) && !o.ported())
-            .map(|o| format!("{}: {:?} {:?}", o.file, o.read, o.targets.iter().map(|t| &t.1).collect::<Vec<_>>()))
+            .map(|o| {
+                format!(
+                    "{}: {:?} {:?}",
+                    o.file,
+                    o.read,
+                    o.targets.iter().map(|t| &t.1).collect::<Vec<_>>()
+                )
+            })
             .collect();
-        failures.push(format!("only {ok}/{in_scope} in-scope Axolotl examples port:\n  {}", failed.join("\n  ")));
+        failures.push(format!(
+            "only {ok}/{in_scope} in-scope Axolotl examples port:\n  {}",
+            failed.join("\n  ")
+        ));
     }
     let intro = "Example configs from Axolotl's `examples/` (see `fixtures/upstream/axolotl/SOURCES.md`; \
                  `scope.toml` lists the out-of-scope ones). Each target cell says whether the written config \
                  reads back in that format and how many IR fields the port report marks approximated or not expressible.";
-    if let Err(e) = check_section("Axolotl", &section("Axolotl", intro, &outcomes, (ok, in_scope))) {
+    if let Err(e) = check_section(
+        "Axolotl",
+        &section("Axolotl", intro, &outcomes, (ok, in_scope)),
+    ) {
         failures.push(e);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
