@@ -24,20 +24,38 @@ run() { # name, command...
   timeout 240 "$@" > "$OUT/$name.log" 2>&1; echo "rc=$?" >> "$OUT/$name.log"
   tail -n 3 "$OUT/$name.log"
 }
+# parity: golden runs on CUDA (fp32 and bf16) against the CPU goldens' losses
+if [ -z "${SKIP_PARITY:-}" ]; then
+  for g in axolotl-lora-llama torchtune-lora-qwen2; do
+    for dt in fp32 bf16; do
+      $TB run golden/runs/$g/config.yaml --device cuda --dtype $dt -o "/tmp/parity-$g-$dt" -q >> "$OUT/parity.log" 2>&1 || echo "parity run $g $dt failed"
+      python3 - "$g" "$dt" "/tmp/parity-$g-$dt/metrics.jsonl" "golden/runs/$g/metrics.jsonl" <<'PY'
+import json, sys
+g, dt, got, want = sys.argv[1:]
+a = [json.loads(l)["loss"] for l in open(got)]
+b = [json.loads(l)["loss"] for l in open(want)]
+print(f"parity {g} {dt}: {len(a)} steps, max rel loss error {max(abs(x - y) / abs(y) for x, y in zip(a, b)):.2e}")
+PY
+    done
+  done
+fi
+BENCH="--shape llama3-8b --device cuda --seq 2048 --warmup 2 --steps 5 --json $J"
 for name in ${BENCH_RUNS:-tb-b4-on tb-b8-on tb-b4-off hf-b4-on hf-b8-on hf-b4-off}; do
   IFS=- read -r eng b rc <<< "$name"
   case $eng in
-    tb) run "$name" $TB bench --shape llama3-8b --device cuda --batch "${b#b}" --seq 2048 --recompute "$rc" --warmup 2 --steps 5 --json "$J" ;;
+    tb) run "$name" $TB bench $BENCH --batch "${b#b}" --recompute "$rc" ;;
+    tbgqa) TUNEBRIDGE_SDPA_GQA=1 run "$name" $TB bench $BENCH --batch "${b#b}" --recompute "$rc" ;;
+    tbq) run "$name" $TB bench $BENCH --batch "${b#b}" --recompute "$rc" --method qlora ;;
     hf) run "$name" python3 scripts/bench/hf_peft_lora.py --batch "${b#b}" --seq 2048 --recompute "$rc" --warmup 2 --steps 5 --json "$J" ;;
   esac
 done
 echo "=== summary"
 python3 - "$J" <<'PY'
 import json, sys
-print(f"{'engine':<11} {'B':>2} {'recompute':>9} {'tok/s':>8} {'step s':>7} {'alloc GiB':>9} {'resv GiB':>8} {'dev GiB':>8}  error")
+print(f"{'engine':<11} {'method':<6} {'B':>2} {'recompute':>9} {'tok/s':>8} {'step s':>7} {'alloc GiB':>9} {'resv GiB':>8} {'dev GiB':>8}  error")
 for l in open(sys.argv[1]):
     r = json.loads(l)
     g = lambda k: (r.get(k) or 0) / 2**30
-    print(f"{r['engine']:<11} {r['batch']:>2} {str(r['recompute']):>9} {r.get('tokens_per_sec') or 0:>8.0f} {r.get('median_step_secs') or 0:>7.3f} "
+    print(f"{r['engine']:<11} {r.get('method', 'lora'):<6} {r['batch']:>2} {str(r['recompute']):>9} {r.get('tokens_per_sec') or 0:>8.0f} {r.get('median_step_secs') or 0:>7.3f} "
           f"{g('peak_allocated_bytes'):>9.1f} {g('peak_reserved_bytes'):>8.1f} {g('device_used_bytes'):>8.1f}  {(r.get('error') or '')[:60]}")
 PY

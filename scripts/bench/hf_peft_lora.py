@@ -6,9 +6,9 @@ autocast_adapter_dtype), labels = input_ids (transformers shifts them; loss = to
 clip 1.0, torch AdamW lr 1e-4 (foreach), random token batches (B, T), no padding.
 Gradient checkpointing: transformers' non-reentrant `torch.utils.checkpoint` per decoder layer.
 Timing: torch.cuda.synchronize() around each step, median of the timed steps; tokens/s = B·T /
-median. Memory: torch.cuda.max_memory_allocated/reserved and the driver's used bytes minus
-those before the model existed (torch.cuda.mem_get_info), the same three readings the
-tunebridge bench reports.
+median. Memory: torch.cuda.max_memory_allocated/reserved over the steps (peaks reset after the
+setup) and the driver's used bytes at the end minus those before the model existed
+(torch.cuda.mem_get_info), the same three readings the tunebridge bench reports.
 
     python3 scripts/bench/hf_peft_lora.py --batch 4 --recompute on --json out.jsonl
 """
@@ -69,6 +69,9 @@ def main():
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:  # peaks over the training steps, not the setup (as `tunebridge bench` measures)
+        sync()
+        torch.cuda.reset_peak_memory_stats()
     result = {
         "engine": "hf+peft", "shape": a.shape, "transformers": transformers.__version__, "peft": peft.__version__,
         "torch": torch.__version__, "batch": a.batch, "seq": a.seq, "recompute": a.recompute == "on",

@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// Tokens per sequence (T).
     #[arg(long, default_value_t = 2048)]
     pub seq: i64,
+    /// `lora`, or `qlora` (decoder linears stored as NF4, dequantized in each forward).
+    #[arg(long, default_value = "lora", value_parser = ["lora", "qlora"])]
+    pub method: String,
     /// Layer-wise activation recomputation.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub recompute: String,
@@ -75,6 +78,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         rank: a.rank,
         alpha: a.alpha,
         seed: a.seed,
+        qlora: a.method == "qlora",
     };
     let r = match bench::run(&opts) {
         Ok(r) => r,
@@ -101,8 +105,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
     match (&r.error, r.tokens_per_sec) {
         (None, Some(tps)) => {
             eprintln!(
-                "{} B={} T={} recompute={}: median step {:.3} s, {:.0} tokens/s, peak allocated {}, reserved {}",
+                "{} {} B={} T={} recompute={}: median step {:.3} s, {:.0} tokens/s, peak allocated {}, reserved {}",
                 a.shape,
+                a.method,
                 r.batch,
                 r.seq,
                 a.recompute,

@@ -15,14 +15,16 @@
 //!
 //! Timing: the device is synchronised before the clock starts and before it stops; the
 //! median over the timed steps is reported. tokens/s = B·T / median step time.
-//! Memory (CUDA): libtorch's caching-allocator peaks (allocated, reserved) and the driver's
-//! used bytes minus those used before the model existed; see [`super::cuda_mem`].
+//! Memory (CUDA): libtorch's caching-allocator peaks (allocated, reserved) over the steps
+//! (reset after the setup), and the driver's used bytes at the end minus those used before the
+//! model existed; see [`super::cuda_mem`]. `--method qlora` quantises the decoder linears to
+//! NF4 after the random init (the dense copies are freed and the cache emptied first).
 
 use super::cuda_mem::{self, AllocatorStats};
 use super::error::{EngineError, Result};
 use super::lora::{self, Init, LoraSpec};
 use super::model::{llama::RawConfig, AttentionImpl, Config, ModelForCausalLM, Weights};
-use super::optim::{self, AdamW, AdamWConfig};
+use super::optim::{AdamW, AdamWConfig};
 use super::recompute;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -85,6 +87,8 @@ pub struct BenchOptions {
     pub rank: i64,
     pub alpha: f64,
     pub seed: u64,
+    /// QLoRA: the decoder linears as NF4 (double quantisation), dequantized in each forward.
+    pub qlora: bool,
 }
 
 /// One benchmark's outcome (one JSON line).
@@ -95,6 +99,7 @@ pub struct BenchResult {
     pub batch: i64,
     pub seq: i64,
     pub recompute: bool,
+    pub method: &'static str,
     pub dtype: String,
     pub adapter_dtype: String,
     pub device: String,
@@ -106,7 +111,8 @@ pub struct BenchResult {
     pub tokens_per_step: i64,
     pub tokens_per_sec: Option<f64>,
     pub losses: Vec<f64>,
-    /// libtorch caching allocator (CUDA): peak bytes allocated / reserved over the process.
+    /// libtorch caching allocator (CUDA): peak bytes allocated / reserved over the steps
+    /// (the peaks are reset after the setup).
     pub peak_allocated_bytes: Option<i64>,
     pub peak_reserved_bytes: Option<i64>,
     /// Driver: device bytes in use at the end minus in use before the model was built.
@@ -192,6 +198,12 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
     for (_, p) in model.named_parameters() {
         let _ = p.set_requires_grad(false);
     }
+    if o.qlora {
+        model.quantize_linears(true, &[])?;
+        if o.device.is_cuda() {
+            cuda_mem::empty_cache(); // the dense copies are gone; give their blocks back
+        }
+    }
     let spec = LoraSpec {
         rank: o.rank,
         alpha: o.alpha,
@@ -217,7 +229,6 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
         .collect();
     let lora_params = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
-    let params: Vec<Tensor> = trainable.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut optimizer = AdamW::new(
         AdamWConfig {
             beta1: 0.9,
@@ -244,6 +255,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         batch: b,
         seq: t,
         recompute: o.recompute,
+        method: if o.qlora { "qlora" } else { "lora" },
         dtype: kind_name(o.dtype),
         adapter_dtype: kind_name(o.adapter_dtype),
         device: format!("{:?}", o.device),
@@ -260,6 +272,11 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         peak_allocated_gib: None,
         error: None,
     };
+    // Peaks from here on: the training steps, not the setup (random init, quantisation).
+    if let Device::Cuda(i) = o.device {
+        synchronize(o.device);
+        cuda_mem::reset_peak(i);
+    }
     for step in 0..o.warmup + o.steps {
         let ids = Tensor::randint(cfg.vocab_size, [b, t], (Kind::Int64, o.device)); // (B, T)
         let labels = Tensor::cat(
@@ -274,7 +291,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<f64> {
             let scale = |sum: Tensor| sum / trained;
             let loss = recompute::forward_backward(&model, &ids, &labels, o.recompute, &scale)?;
-            optim::clip_grad_norm(&params, 1.0)?;
+            optimizer.clip_grad_norm(1.0)?;
             optimizer.step(1e-4)?;
             optimizer.zero_grad();
             Ok(loss.double_value(&[]))

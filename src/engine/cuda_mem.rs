@@ -88,6 +88,52 @@ pub fn allocator_stats(device: usize) -> Option<AllocatorStats> {
     plausible.then_some(s)
 }
 
+/// libtorch's CUDA caching allocator, or `None` when it cannot be reached.
+fn cuda_allocator() -> Option<*mut c_void> {
+    if std::env::var_os("TUNEBRIDGE_NO_ALLOCATOR_STATS").is_some() {
+        return None;
+    }
+    const DEVICE_TYPE_CUDA: i8 = 1; // c10::DeviceType::CUDA
+    type GetAllocator = unsafe extern "C" fn(*const i8) -> *mut c_void;
+    let get = symbol("_ZN3c1012GetAllocatorERKNS_10DeviceTypeE")?;
+    // SAFETY: see `allocator_stats`.
+    let allocator = unsafe {
+        let get: GetAllocator = std::mem::transmute(get);
+        get(&DEVICE_TYPE_CUDA)
+    };
+    (!allocator.is_null()).then_some(allocator)
+}
+
+/// `resetPeakStats(device)` (vtable slot 11): the peaks restart from the current values, so a
+/// benchmark can measure its steps without its setup.
+pub fn reset_peak(device: usize) {
+    const RESET_PEAK_STATS_SLOT: usize = 11;
+    type ResetPeak = unsafe extern "C" fn(*mut c_void, i8);
+    if let Some(a) = cuda_allocator() {
+        // SAFETY: slot 11 of `c10::DeviceAllocator` is `void resetPeakStats(DeviceIndex)`.
+        unsafe {
+            let vtable = *(a as *const *const usize);
+            let f: ResetPeak = std::mem::transmute(*vtable.add(RESET_PEAK_STATS_SLOT));
+            f(a, device as i8);
+        }
+    }
+}
+
+/// `emptyCache({0, 0})` (vtable slot 7): give the cached free blocks back to the driver.
+pub fn empty_cache() {
+    const EMPTY_CACHE_SLOT: usize = 7;
+    // MempoolId_t = std::pair<u64, u64>, trivially copyable: passed in two registers.
+    type EmptyCache = unsafe extern "C" fn(*mut c_void, u64, u64);
+    if let Some(a) = cuda_allocator() {
+        // SAFETY: slot 7 of `c10::DeviceAllocator` is `void emptyCache(MempoolId_t)`.
+        unsafe {
+            let vtable = *(a as *const *const usize);
+            let f: EmptyCache = std::mem::transmute(*vtable.add(EMPTY_CACHE_SLOT));
+            f(a, 0, 0);
+        }
+    }
+}
+
 /// (free, total) bytes of the current CUDA device, as the driver reports them.
 pub fn device_memory() -> Option<(u64, u64)> {
     type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> i32;

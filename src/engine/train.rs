@@ -87,7 +87,8 @@ pub struct StepMetrics {
     pub tokens: i64,
     pub label_tokens: i64,
     pub tokens_per_sec: f64,
-    /// Peak resident memory of the process (CPU) in bytes.
+    /// Peak memory in bytes: resident set of the process (CPU), or bytes allocated by
+    /// libtorch's CUDA caching allocator (CUDA; `null` where its statistics cannot be read).
     pub mem_peak: Option<u64>,
 }
 
@@ -746,7 +747,9 @@ impl Recipe {
                 loss: logged,
             });
         }
-        let grad_norm = optim::clip_grad_norm(&self.trainable, self.spec.optimizer.max_grad_norm)?;
+        let grad_norm = self
+            .optimizer
+            .clip_grad_norm(self.spec.optimizer.max_grad_norm)?;
         let lr = self.schedule.lr_at(global_step);
         self.optimizer.step(lr)?;
         self.optimizer.zero_grad();
@@ -765,10 +768,12 @@ impl Recipe {
             tokens,
             label_tokens: n_shifted,
             tokens_per_sec: tokens as f64 / secs,
-            mem_peak: if self.device == Device::Cpu {
-                mem_peak()
-            } else {
-                None
+            mem_peak: match self.device {
+                // peak bytes allocated by libtorch's CUDA caching allocator
+                Device::Cuda(i) => {
+                    super::cuda_mem::allocator_stats(i).map(|s| s.allocated_peak.max(0) as u64)
+                }
+                _ => mem_peak(),
             },
         })
     }

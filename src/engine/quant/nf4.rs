@@ -276,22 +276,19 @@ fn double_quantize(absmax: &Tensor) -> Absmax {
     let d = absmax - &offset; // (blocks)
     let blocks = d.size()[0];
     let nb = (blocks + NESTED_BLOCK - 1) / NESTED_BLOCK;
-    let mut absmax2 = Vec::with_capacity(nb as usize);
-    let mut normed = Vec::with_capacity(nb as usize);
-    for j in 0..nb {
-        let len = NESTED_BLOCK.min(blocks - j * NESTED_BLOCK);
-        let part = d.narrow(0, j * NESTED_BLOCK, len);
-        let am = part.abs().max(); // C++: fmax over fabs
-        normed.push(&part / &am); // C++: A[i] / absmax_block
-        absmax2.push(am.unsqueeze(0));
-    }
-    let v = Tensor::cat(&normed, 0); // (blocks)
-                                     // index(v) = #{m : t_m ≤ v}
+    // pad the last 256-block with zeros: |0| never raises its max, and the padding is cut off
+    let pad = Tensor::zeros([nb * NESTED_BLOCK - blocks], (Kind::Float, device));
+    let rows = Tensor::cat(&[&d, &pad], 0).view([nb, NESTED_BLOCK]); // (nb, 256)
+    let absmax2 = rows.abs().amax([-1].as_slice(), false); // (nb); C++: fmax over fabs
+    let v = (rows / absmax2.view([nb, 1]))
+        .view([-1])
+        .narrow(0, 0, blocks); // C++: A[i] / absmax
+                               // index(v) = #{m : t_m ≤ v}
     let thresholds = table(&DQ_THRESHOLDS, device);
     let q = v.searchsorted(&thresholds, false, true, "right", None::<Tensor>);
     Absmax::Double {
         q: q.to_kind(Kind::Uint8),
-        nested_absmax: Tensor::cat(&absmax2, 0),
+        nested_absmax: absmax2,
         offset,
     }
 }
