@@ -297,11 +297,14 @@ struct TtMessage<'a> {
 /// message's mask; then `truncate`, which forces the last token to EOS **and the last mask to
 /// True** (so the final EOS is never trained).
 fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample> {
+    if ctx.family.starts_with("llama3") {
+        return torchtune_llama3_messages(ctx, messages);
+    }
     if !ctx.family.starts_with("qwen") {
         return Err(EngineError::unsupported(
             "model.family",
             ctx.family,
-            "TorchTune message framing is implemented for the Qwen (ChatML) tokenizers only",
+            "TorchTune message framing is implemented for the Qwen (ChatML) and Llama 3 tokenizers only",
         ));
     }
     let tok = ctx.tok;
@@ -348,6 +351,70 @@ fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample>
         input_ids: tokens,
         labels,
     })
+}
+
+/// TorchTune 0.6.1 `Llama3Tokenizer.tokenize_messages(messages, add_end_tokens=True)` with
+/// `max_seq_len = sequence_len` (llama3, 3.1, 3.2, 3.3), then `SFTTransform`'s labels:
+///
+/// - `<|begin_of_text|>` (mask True);
+/// - per message: `<|start_header_id|>` + role.strip() + `<|end_header_id|>` + "\n\n" +
+///   content.strip() + `<|eot_id|>`, every token with the message's mask (so the assistant
+///   header and its `<|eot_id|>` are trained); each piece is encoded on its own;
+/// - stop adding messages once the length reaches `max_seq_len`;
+/// - `<|end_of_text|>` (mask True), then `truncate`: the last token becomes `<|end_of_text|>`
+///   and the last mask True.
+fn torchtune_llama3_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample> {
+    let tok = ctx.tok;
+    let special = |t: &str| {
+        tok.token_id(t)
+            .ok_or_else(|| EngineError::Data(format!("tokenizer has no `{t}` token")))
+    };
+    let bos = special("<|begin_of_text|>")?;
+    let eos = special("<|end_of_text|>")?;
+    let start_header = special("<|start_header_id|>")?;
+    let end_header = special("<|end_header_id|>")?;
+    let eot = special("<|eot_id|>")?;
+    let max = ctx.sequence_len;
+    let mut tokens: Vec<i64> = vec![bos];
+    let mut mask: Vec<bool> = vec![true];
+    for m in messages {
+        let mut t = vec![start_header];
+        t.extend(tok.encode(py_strip(m.role), false)?);
+        t.push(end_header);
+        t.extend(tok.encode("\n\n", false)?);
+        t.extend(tok.encode(py_strip(&m.content), false)?);
+        t.push(eot);
+        mask.extend(std::iter::repeat_n(m.masked, t.len()));
+        tokens.extend(t);
+        if tokens.len() >= max {
+            break;
+        }
+    }
+    tokens.push(eos);
+    mask.push(true);
+    tokens.truncate(max);
+    mask.truncate(max);
+    if let Some(last) = tokens.last_mut() {
+        *last = eos;
+    }
+    if let Some(last) = mask.last_mut() {
+        *last = true;
+    }
+    let labels = tokens
+        .iter()
+        .zip(&mask)
+        .map(|(&t, &m)| if m { IGNORE } else { t })
+        .collect();
+    Ok(Sample {
+        input_ids: tokens,
+        labels,
+    })
+}
+
+/// Python's `str.strip()`: whitespace off both ends as `str.isspace` defines it, which is
+/// Unicode `White_Space` plus the separators U+001C–U+001F.
+fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 /// Plain text, every token trained. Axolotl `completion`: BOS (tokenizer) + text + EOS.
