@@ -36,25 +36,57 @@ pub fn by_name(name: &str) -> Option<&'static Family> {
     all().iter().find(|f| f.name == name)
 }
 
-/// Recognise a family from a hub id or path (`meta-llama/Llama-3.2-1B` → llama3_2). A local
-/// folder's `config.json` `model_type` is the fallback.
+/// Recognise a family. A local model folder is recognised from its own files first
+/// (`config.json` `model_type`, and for Llama which tokenizer it ships), since a folder name
+/// such as `tiny-llama` says little; otherwise from the hub id or path
+/// (`meta-llama/Llama-3.2-1B` → llama3_2).
 pub fn detect(model: &str) -> Option<&'static Family> {
+    detect_from_folder(Path::new(model)).or_else(|| by_pattern(model))
+}
+
+fn by_pattern(model: &str) -> Option<&'static Family> {
     let lower = model.to_ascii_lowercase();
-    let by_pattern = all()
+    all()
         .iter()
-        .find(|f| f.name_patterns.iter().any(|p| lower.contains(p.as_str())));
-    by_pattern.or_else(|| {
-        let text = std::fs::read_to_string(Path::new(model).join("config.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let mt = v.get("model_type")?.as_str()?;
-        all()
-            .iter()
-            .find(|f| {
-                f.hf_model_type == mt
-                    && f.name_patterns.iter().any(|p| p == mt || p.starts_with(mt))
-            })
-            .or_else(|| all().iter().rev().find(|f| f.hf_model_type == mt))
-    })
+        .find(|f| f.name_patterns.iter().any(|p| lower.contains(p.as_str())))
+}
+
+/// The family of a local Hugging Face folder. Llama versions share `model_type = "llama"`:
+/// a Llama 3 tokenizer (`<|begin_of_text|>`) means Llama 3, with `rope_type = "llama3"`
+/// scaling Llama 3.1 or later; a folder name that names a version wins over both.
+fn detect_from_folder(dir: &Path) -> Option<&'static Family> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let model_type = config.get("model_type")?.as_str()?;
+    if model_type != "llama" {
+        return by_pattern(&dir.display().to_string())
+            .filter(|f| f.hf_model_type == model_type)
+            .or_else(|| all().iter().rev().find(|f| f.hf_model_type == model_type));
+    }
+    if let Some(f) = by_pattern(&dir.display().to_string())
+        .filter(|f| f.name != "llama" && f.hf_model_type == "llama")
+    {
+        return Some(f);
+    }
+    let tokenizer = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .or_else(|_| std::fs::read_to_string(dir.join("tokenizer.json")))
+        .unwrap_or_default();
+    let rope_type = config
+        .get("rope_scaling")
+        .or_else(|| config.get("rope_parameters"))
+        .and_then(|r| r.get("rope_type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("");
+    let name = if tokenizer.contains("<|begin_of_text|>") {
+        if rope_type == "llama3" {
+            "llama3_1"
+        } else {
+            "llama3"
+        }
+    } else {
+        "llama"
+    };
+    by_name(name)
 }
 
 /// Parameter-count tag in a model name (`Llama-3.2-1B-Instruct` → `1B`, `Qwen2.5-0.5B` → `0.5B`).
@@ -96,6 +128,17 @@ mod tests {
                 "{model}"
             );
         }
+    }
+
+    #[test]
+    fn local_folders_are_recognised_from_their_files() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let family =
+            |m: &str| detect(&format!("{root}/fixtures/models/{m}")).map(|f| f.name.as_str());
+        assert_eq!(family("tiny-llama"), Some("llama3"), "a Llama 3 tokenizer");
+        assert_eq!(family("tiny-qwen2"), Some("qwen2"));
+        assert_eq!(family("tiny-mistral"), Some("mistral"));
+        assert_eq!(family("tiny-qwen3"), Some("qwen3"));
     }
 
     #[test]

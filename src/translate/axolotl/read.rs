@@ -35,7 +35,7 @@ pub(super) fn read_model(r: &mut Reader) {
             json!(f.name),
             Origin::Derived {
                 from: vec!["model.base".into()],
-                rule: format!("model name matches family {}", f.name),
+                rule: format!("recognised as family {} (name, or the local folder's config.json and tokenizer)", f.name),
             },
         ),
         None if !base.is_empty() => {

@@ -142,7 +142,7 @@ fn read_model(r: &mut Reader, s: &Script) -> bool {
             json!(f.name),
             derived(
                 &["model.base"],
-                format!("model name matches family {}", f.name),
+                format!("recognised as family {} (name, or the local folder's config.json and tokenizer)", f.name),
             ),
         ),
         None => {
