@@ -29,7 +29,10 @@ fn unsupported_features_exit_3() {
     let out = tunebridge(&["port", cfg.to_str().unwrap(), "--to", "axolotl"]);
     assert_eq!(out.status.code(), Some(3));
     let err = text(&out.stderr);
-    assert!(err.contains("not supported: reinforcement learning"), "{err}");
+    assert!(
+        err.contains("not supported: reinforcement learning"),
+        "{err}"
+    );
     assert!(err.contains("dpo.yaml:2:1"), "{err}");
 }
 
@@ -45,7 +48,10 @@ fn unknown_keys_are_named_with_a_suggestion() {
     let out = tunebridge(&["port", cfg.to_str().unwrap(), "--to", "axolotl"]);
     assert_eq!(out.status.code(), Some(0));
     let err = text(&out.stderr);
-    assert!(err.contains("warning[unknown-key]: unknown key `lora_rr`"), "{err}");
+    assert!(
+        err.contains("warning[unknown-key]: unknown key `lora_rr`"),
+        "{err}"
+    );
     assert!(err.contains("typo.yaml:3:1"), "{err}");
     assert!(err.contains("did you mean `lora_r`?"), "{err}");
 }
@@ -59,19 +65,42 @@ fn strict_port_fails_on_lossy_fields() {
         "base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 8\nlora_alpha: 16\nlora_target_linear: true\ndatasets:\n  - path: tatsu-lab/alpaca\n    type: alpaca\nlearning_rate: 2e-4\nmicro_batch_size: 2\ngradient_accumulation_steps: 4\n",
     )
     .unwrap();
-    let ok = tunebridge(&["port", cfg.to_str().unwrap(), "--to", "axolotl", "--strict", "--json"]);
+    let ok = tunebridge(&[
+        "port",
+        cfg.to_str().unwrap(),
+        "--to",
+        "axolotl",
+        "--strict",
+        "--json",
+    ]);
     assert_eq!(ok.status.code(), Some(1), "{}", text(&ok.stderr));
     let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(report["to"], "axolotl");
-    assert!(report["entries"].as_array().unwrap().iter().any(|e| e["status"] == "approximated"));
+    assert!(report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["status"] == "approximated"));
 }
 
 #[test]
 fn devices_rescale_accumulation_and_keep_the_global_batch() {
-    let out = tunebridge(&["port", "fixtures/configs/axolotl/llama3_2-1b-lora-alpaca.yaml", "--to", "axolotl", "--devices", "2", "--json"]);
+    let out = tunebridge(&[
+        "port",
+        "fixtures/configs/axolotl/llama3_2-1b-lora-alpaca.yaml",
+        "--to",
+        "axolotl",
+        "--devices",
+        "2",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = report["text"].as_str().unwrap();
     assert!(t.contains("gradient_accumulation_steps: 1"), "{t}");
-    assert!(report["warnings"].as_array().unwrap().iter().any(|w| w["id"] == "effective-batch"));
+    assert!(report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["id"] == "effective-batch"));
 }
