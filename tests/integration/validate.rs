@@ -2,7 +2,8 @@
 //! is translated; the Axolotl translations must pass Axolotl's own config validation
 //! (`scripts/validate/axolotl_validate.py`: pydantic `validate_config`, no model or data
 //! loading), and the TorchTune translations must load with OmegaConf with every `_component_`
-//! importable and the recipe shipped (`scripts/validate/torchtune_validate.py`).
+//! importable and the recipe shipped (`scripts/validate/torchtune_validate.py`). The six
+//! configs of a `tunebridge gen` rank × learning-rate sweep are checked the same way.
 //!
 //! These need Python environments with the frameworks installed: set
 //! `TUNEBRIDGE_AXOLOTL_PYTHON` and `TUNEBRIDGE_TORCHTUNE_PYTHON` to their interpreters (see
@@ -15,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tunebridge::diag::Source;
+use tunebridge::gen;
 use tunebridge::translate::{self, Framework, WriteOptions};
 
 /// Every fixture of every framework, translated to `to` and written into `dir`. Returns the
@@ -59,6 +61,22 @@ fn translate_all(to: Framework, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
                 }
                 _ => skipped.push(format!("{name} (does not read or write yet)")),
             }
+        }
+    }
+    // The configs `tunebridge gen` writes for a rank × learning-rate sweep must pass too.
+    let template = gen::Template::load(&repo().join("fixtures/templates/sweep-lora.yaml.j2"), None)
+        .expect("the sweep template loads");
+    let points = gen::grid::expand(
+        &["devices=1".into(), "global_batch=16".into()],
+        &["rank=8,16,32".into(), "lr=1e-4,2e-4".into()],
+        &[],
+    )
+    .expect("the sweep expands");
+    let gen_dir = dir.join("gen");
+    for r in gen::generate(&template, &points, &[to], &gen_dir).expect("the sweep is written") {
+        match r.status.as_str() {
+            "ok" => written.push(gen_dir.join(&r.path)),
+            why => skipped.push(format!("gen {} ({why})", r.name)),
         }
     }
     (written, skipped)
