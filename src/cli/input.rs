@@ -12,14 +12,26 @@ pub struct Loaded {
     pub parsed: Parsed,
 }
 
+#[cfg(feature = "engine")]
 pub fn load(
     path: &Path,
     from: Option<Framework>,
     quiet: bool,
 ) -> anyhow::Result<Result<Loaded, u8>> {
+    load_with_overrides(path, from, &[], quiet)
+}
+
+/// Load an input, applying `key=value` overrides first as `tune run` does (TorchTune
+/// configs only: the other formats have no such command line).
+pub fn load_with_overrides(
+    path: &Path,
+    from: Option<Framework>,
+    overrides: &[String],
+    quiet: bool,
+) -> anyhow::Result<Result<Loaded, u8>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let source = Source::new(path.display().to_string(), text);
+    let mut source = Source::new(path.display().to_string(), text);
     let framework = match from.or_else(|| Framework::detect(path, &source.text)) {
         Some(f) => f,
         None => {
@@ -36,6 +48,32 @@ pub fn load(
             return Ok(Err(super::EXIT_BAD_INPUT));
         }
     };
+    if !overrides.is_empty() {
+        if framework != Framework::Torchtune {
+            eprint!(
+                "{}",
+                Diagnostic::error(
+                    "bad-override",
+                    format!(
+                        "`{}`: key=value overrides apply to TorchTune configs only",
+                        overrides[0]
+                    )
+                )
+                .with_help(format!(
+                    "edit the {framework} file instead, or use `tunebridge gen --set`"
+                ))
+                .render(None)
+            );
+            return Ok(Err(super::EXIT_BAD_INPUT));
+        }
+        match translate::torchtune::apply_overrides(&source.text, overrides) {
+            Ok(text) => source.text = text,
+            Err(d) => {
+                eprint!("{}", d.render(None));
+                return Ok(Err(super::EXIT_BAD_INPUT));
+            }
+        }
+    }
     match translate::read(framework, &source) {
         Ok(parsed) => {
             if !quiet {

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct InspectArgs {
     pub input: PathBuf,
+    /// TorchTune `key=value` overrides, applied as `tune run … key=value` does.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     #[arg(long, value_enum)]
     pub from: Option<Framework>,
     /// Print JSON (`{spec, provenance}`) instead of the annotated table.
@@ -20,7 +23,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
-    let loaded = match input::load(&a.input, a.from, false)? {
+    let loaded = match input::load_with_overrides(&a.input, a.from, &a.overrides, false)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

@@ -14,6 +14,10 @@ use std::path::PathBuf;
 pub struct PortArgs {
     /// Config or script to port.
     pub input: PathBuf,
+    /// TorchTune `key=value` overrides, applied as `tune run … key=value` does
+    /// (`optimizer.lr=1e-4 model.lora_rank=16`).
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// Target format.
     #[arg(long, value_enum)]
     pub to: Framework,
@@ -40,7 +44,7 @@ pub struct PortArgs {
 }
 
 pub fn run(a: PortArgs) -> anyhow::Result<u8> {
-    let loaded = match input::load(&a.input, a.from, a.json)? {
+    let loaded = match input::load_with_overrides(&a.input, a.from, &a.overrides, a.json)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

@@ -104,3 +104,31 @@ fn devices_rescale_accumulation_and_keep_the_global_batch() {
         .iter()
         .any(|w| w["id"] == "effective-batch"));
 }
+
+/// `tune run … key=value` overrides apply to a TorchTune config before it is read, and are
+/// refused with a clear message for the other formats.
+#[test]
+fn torchtune_overrides_apply_like_tune_run() {
+    let out = tunebridge(&[
+        "inspect",
+        "fixtures/configs/torchtune/gemma2-2b-lora-alpaca-json.yaml",
+        "optimizer.lr=5e-5",
+        "model.lora_rank=32",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["spec"]["optimizer"]["lr"], 5e-5);
+    assert_eq!(v["spec"]["adapter"]["rank"], 32);
+    assert_eq!(v["provenance"]["adapter.rank"]["key"], "model.lora_rank");
+
+    let out = tunebridge(&[
+        "port",
+        "fixtures/configs/axolotl/llama3_2-1b-lora-alpaca.yaml",
+        "--to",
+        "torchtune",
+        "optimizer.lr=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("overrides apply to TorchTune configs only"));
+}
