@@ -74,6 +74,8 @@ pub struct RunSummary {
     pub final_loss: f64,
     pub losses: Vec<f64>,
     pub flavour: Flavour,
+    /// Loss over the held-out rows (`data.val_size`) after the last step, when there are any.
+    pub eval_loss: Option<f64>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -295,6 +297,8 @@ struct Recipe {
     device: Device,
     tok: Tokenizer,
     samples: Vec<Sample>,
+    /// Held-out validation samples (`data.val_size`).
+    val: Vec<Sample>,
     model: ModelForCausalLM,
     lora: Option<LoraSpec>,
     trainable: Vec<Tensor>,
@@ -402,7 +406,10 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         }
     };
     let tok = Tokenizer::load(&tok_dir)?;
-    let samples = data::build_samples(&spec, flavour, &tok)?;
+    let data::Split {
+        train: samples,
+        val,
+    } = data::build_split(&spec, flavour, &tok)?;
     // 3. the model
     let attention = if spec.model.attention == "eager" {
         AttentionImpl::Eager
@@ -410,7 +417,12 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         AttentionImpl::Sdpa
     };
     let mut model = model::load(&model_dir, compute, device, attention)?;
-    let max_len = samples.iter().map(|s| s.input_ids.len()).max().unwrap_or(0) as i64;
+    let max_len = samples
+        .iter()
+        .chain(&val)
+        .map(|s| s.input_ids.len())
+        .max()
+        .unwrap_or(0) as i64;
     if max_len > model.config.max_position_embeddings {
         return Err(EngineError::unsupported(
             "data.sequence_len",
@@ -534,6 +546,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         device,
         tok,
         samples,
+        val,
         model,
         lora,
         trainable,
@@ -544,6 +557,38 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         model_dir,
         recompute,
     })
+}
+
+/// The HF Trainer's `eval_loss`: the held-out samples in order, in batches of `batch`
+/// (Axolotl's `eval_batch_size` defaults to the micro-batch), each batch's token-mean CE over
+/// its shifted labels, then the mean over samples of their batch's loss (`evaluation_loop`
+/// repeats each batch loss `batch_size` times). No dropout, no gradients.
+pub fn eval_loss(
+    model: &ModelForCausalLM,
+    samples: &[&Sample],
+    batch: usize,
+    pad_id: i64,
+    device: Device,
+) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let (mut sum, mut n) = (0f64, 0usize);
+    for chunk in samples.chunks(batch.max(1)) {
+        let b = data::collate(chunk, pad_id, device);
+        let labels = Recipe::shifted_labels(&b);
+        let logits = model.forward(&b.input_ids, false).to_kind(Kind::Float);
+        let v = logits.size().last().copied().unwrap_or(0);
+        let ce = logits.view([-1, v]).cross_entropy_loss::<Tensor>(
+            &labels.view([-1]),
+            None,
+            tch::Reduction::Sum,
+            -100,
+            0.0,
+        );
+        let mean = ce.double_value(&[]) / (b.label_tokens_shifted.max(1) as f64);
+        sum += mean * chunk.len() as f64;
+        n += chunk.len();
+    }
+    sum / n.max(1) as f64
 }
 
 impl Recipe {
@@ -670,6 +715,20 @@ impl Recipe {
             b.finish();
         }
         let done = end as u64;
+        let mut eval = None;
+        if end == self.plan.windows.len() && !self.val.is_empty() {
+            let mb = self.spec.batch.micro_batch_per_device.max(1) as usize;
+            let rows: Vec<&Sample> = self.val.iter().collect();
+            let loss = eval_loss(&self.model, &rows, mb, self.tok.pad_id(), self.device);
+            let line = serde_json::json!({
+                "step": done,
+                "epoch": self.plan.windows.last().map_or(0, |w| w.epoch),
+                "eval_loss": loss,
+                "eval_samples": rows.len(),
+            });
+            writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
+            eval = Some(loss);
+        }
         if end == self.plan.windows.len() {
             self.save_final()?;
         } else {
@@ -681,6 +740,7 @@ impl Recipe {
             final_loss: losses.last().copied().unwrap_or(f64::NAN),
             losses,
             flavour: self.flavour,
+            eval_loss: eval,
         })
     }
 

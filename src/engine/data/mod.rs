@@ -2,20 +2,23 @@
 //!
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
 //! masking in [`format`], the shuffles in [`order`], padding and label layout in [`collate`].
-//! Left out (for now): Parquet files, hub datasets, packing, validation splits.
+//! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
+//! Left out (for now): packing.
 
+pub mod files;
 pub mod format;
 pub mod order;
 pub mod template;
 pub mod tokenizer;
 
-use super::error::{read_to_string, EngineError, Result};
+use super::error::{EngineError, Result};
 use super::Flavour;
 use crate::ir::RunSpec;
 use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+pub use files::dataset_files;
 pub use tokenizer::Tokenizer;
 
 /// One training sequence. `labels[i]` is the target *at* position i (unshifted; the loss
@@ -26,63 +29,52 @@ pub struct Sample {
     pub labels: Vec<i64>,
 }
 
-/// Rows of a JSON array file or a JSON Lines file.
+/// Rows of a JSON array, JSON Lines or (by its extension) Parquet file.
 pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    let text = read_to_string(path)?;
-    let bad = |m: String| EngineError::bad_file(path, m);
-    let trimmed = text.trim_start();
-    let values: Vec<Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?
-    } else {
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| bad(format!("line {}: {e}", i + 1))))
-            .collect::<Result<_>>()?
-    };
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::Object(m) => Ok(m),
-            _ => Err(bad(format!("row {} is not a JSON object", i + 1))),
-        })
-        .collect()
-}
-
-/// The files a dataset entry names: `data_files`, else `path` (a file, or a folder of
-/// .json/.jsonl files).
-pub fn dataset_files(ds: &crate::ir::Dataset) -> Result<Vec<PathBuf>> {
-    if !ds.data_files.is_empty() {
-        return Ok(ds.data_files.iter().map(PathBuf::from).collect());
-    }
-    let p = PathBuf::from(&ds.path);
-    if p.is_file() {
-        return Ok(vec![p]);
-    }
-    if p.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
-            .map_err(|e| EngineError::io(&p, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| {
-                matches!(
-                    f.extension().and_then(|e| e.to_str()),
-                    Some("json" | "jsonl")
-                )
-            })
-            .collect();
-        files.sort();
-        return Ok(files);
-    }
-    Err(EngineError::Data(format!(
-        "dataset `{}` is not a local file or folder (hub datasets are not fetched; save it as JSON/JSONL)",
-        ds.path
-    )))
+    files::read_rows_as(path, "")
 }
 
 /// Every dataset of the spec tokenized, in the order the framework's sampler sees them
-/// (before the per-epoch shuffle).
+/// (before the per-epoch shuffle), without the rows held out for validation.
 pub fn build_samples(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<Vec<Sample>> {
+    Ok(build_split(spec, flavour, tok)?.train)
+}
+
+/// The training samples and the held-out validation samples (`data.val_size`).
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    pub train: Vec<Sample>,
+    pub val: Vec<Sample>,
+}
+
+/// How many of `n` rows `val_size` holds out, as HF `train_test_split(test_size)` counts:
+/// a fraction (≤ 1) → ⌈f·n⌉, a count (> 1) → that many rows. 0 → none.
+pub fn val_count(n: usize, val_size: f64) -> Result<usize> {
+    if val_size <= 0.0 {
+        return Ok(0);
+    }
+    let k = if val_size <= 1.0 {
+        (val_size * n as f64).ceil() as usize
+    } else {
+        val_size as usize
+    };
+    if k >= n {
+        return Err(EngineError::Data(format!(
+            "data.val_size = {val_size} holds out {k} of {n} samples and leaves none to train on"
+        )));
+    }
+    Ok(k)
+}
+
+/// [`build_samples`] with the validation split.
+///
+/// - Axolotl: `train_test_split(test_size=val_set_size, shuffle=False)` on the merged,
+///   shuffled dataset after the long samples are dropped: the validation set is the tail.
+/// - TorchTune / Unsloth / TRL (a script's `dataset.train_test_split(test_size, seed)`):
+///   `shuffle=True` with `seed = data.shuffle_seed` on the rows: numpy
+///   `default_rng(seed).permutation(n)`, test = its first k entries, train = the rest in
+///   permutation order.
+pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<Split> {
     let chat = match &tok.chat_template {
         Some(t) => Some(template::ChatTemplate::new(
             t,
@@ -130,7 +122,7 @@ pub fn build_samples(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Resul
             chat_framed: ds.prompt_style.ends_with("_chat_template"),
         };
         for file in dataset_files(ds)? {
-            for (i, row) in read_rows(&file)?.iter().enumerate() {
+            for (i, row) in files::read_rows_as(&file, &ds.loader)?.iter().enumerate() {
                 let s = format::format_row(&ctx, &ds.format, row).map_err(|e| match e {
                     EngineError::Data(m) => {
                         EngineError::bad_file(&file, format!("row {}: {m}", i + 1))
@@ -147,16 +139,35 @@ pub fn build_samples(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Resul
         let perm = order::numpy_permutation(all.len(), d.shuffle_seed);
         all = perm.into_iter().map(|i| all[i].take()).collect();
     }
-    let mut samples: Vec<Sample> = all.into_iter().flatten().collect();
+    let (mut train, mut val): (Vec<Sample>, Vec<Sample>) = if flavour == Flavour::Axolotl {
+        let mut kept: Vec<Sample> = all.into_iter().flatten().collect();
+        let k = val_count(kept.len(), d.val_size)?;
+        let val = kept.split_off(kept.len() - k);
+        (kept, val)
+    } else {
+        let k = val_count(all.len(), d.val_size)?;
+        if k == 0 {
+            (all.into_iter().flatten().collect(), Vec::new())
+        } else {
+            let perm = order::numpy_permutation(all.len(), d.shuffle_seed);
+            let mut pick = |idx: &[usize]| -> Vec<Sample> {
+                idx.iter().filter_map(|&i| all[i].take()).collect()
+            };
+            let val = pick(&perm[..k]);
+            (pick(&perm[k..]), val)
+        }
+    };
     if d.drop_fully_masked {
-        samples.retain(|s| s.labels.iter().skip(1).any(|&l| l != format::IGNORE));
+        let keep = |s: &Sample| s.labels.iter().skip(1).any(|&l| l != format::IGNORE);
+        train.retain(keep);
+        val.retain(keep);
     }
-    if samples.is_empty() {
+    if train.is_empty() {
         return Err(EngineError::Data(
             "no samples left after tokenization".into(),
         ));
     }
-    Ok(samples)
+    Ok(Split { train, val })
 }
 
 /// The sample order of one epoch: `torch.randperm(n)` from a generator seeded with
