@@ -573,7 +573,8 @@ pub fn eval_loss(
     let _guard = tch::no_grad_guard();
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in samples.chunks(batch.max(1)) {
-        let b = data::collate(chunk, pad_id, device);
+        let mut b = data::collate(chunk, pad_id, device);
+        model.set_docs(b.docs.take());
         let labels = Recipe::shifted_labels(&b);
         let logits = model.forward(&b.input_ids, false).to_kind(Kind::Float);
         let v = logits.size().last().copied().unwrap_or(0);
@@ -588,6 +589,7 @@ pub fn eval_loss(
         sum += mean * chunk.len() as f64;
         n += chunk.len();
     }
+    model.set_docs(None);
     sum / n.max(1) as f64
 }
 
@@ -748,7 +750,7 @@ impl Recipe {
     fn train_step(&mut self, global_step: u64, window: &Window) -> Result<StepMetrics> {
         let t0 = Instant::now();
         let pad = self.tok.pad_id();
-        let batches: Vec<data::Batch> = window
+        let mut batches: Vec<data::Batch> = window
             .micro_batches
             .iter()
             .map(|mb| {
@@ -762,7 +764,10 @@ impl Recipe {
         let norm = Normalization::parse(&self.spec.loss.normalization)?;
         let n_micro = batches.len() as f64;
         let mut running = Tensor::zeros([], (Kind::Float, self.device));
-        for b in &batches {
+        for b in &mut batches {
+            // packed rows: positions and the block-causal mask for this micro-batch
+            self.model.set_docs(b.docs.take());
+            let b = &*b;
             let n_mb = b.label_tokens_shifted;
             let scale = |sum: Tensor| match norm {
                 // TorchTune: CEWithChunkedOutputLoss = Σ CE / n_shifted(mb); the recipe
@@ -790,6 +795,7 @@ impl Recipe {
             )?;
             running += loss;
         }
+        self.model.set_docs(None);
         let logged = match norm {
             Normalization::TokenWeightedUnshifted => {
                 let scale = 1.0f32 / n_unshifted.max(1) as f32;

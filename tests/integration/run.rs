@@ -1228,3 +1228,111 @@ fn eval_loss_is_logged_and_equals_a_forward_over_the_held_out_rows() {
         "eval_loss {eval} vs manual {want}"
     );
 }
+
+// --- packing ---------------------------------------------------------------------------------
+
+/// Σ CE over the row-shifted labels, and their count, of one batch (fp64 sums of fp32 logits).
+fn ce_sum(model: &engine::model::ModelForCausalLM, rows: &[&engine::data::Sample]) -> (f64, usize) {
+    let mut b = engine::data::collate(rows, 0, tch::Device::Cpu);
+    model.set_docs(b.docs.take());
+    let logp = model
+        .forward(&b.input_ids, false)
+        .log_softmax(-1, tch::Kind::Float)
+        .to_kind(tch::Kind::Double);
+    model.set_docs(None);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (r, s) in rows.iter().enumerate() {
+        for (i, &l) in s.labels.iter().enumerate().skip(1) {
+            if l != -100 {
+                sum -= logp.double_value(&[r as i64, i as i64 - 1, l]);
+                n += 1;
+            }
+        }
+    }
+    (sum, n)
+}
+
+#[test]
+fn a_packed_batch_has_the_loss_of_its_samples_unpacked() {
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let (_, resolved) = read("golden/runs/torchtune-lora-qwen2/config.yaml");
+    let mut spec = resolved.spec.clone();
+    // prompts masked: a sample's first label is −100, so TorchTune 0.6.1's row-wide shift
+    // (the last token of one sample predicting the next sample's first) trains nothing extra
+    spec.data.train_on_inputs = false;
+    let dir = repo().join("fixtures/models/tiny-qwen2");
+    let tok = engine::data::Tokenizer::load(&dir).unwrap();
+    let samples = engine::data::build_samples(&spec, Flavour::TorchTune, &tok).unwrap();
+    spec.data.packing = true;
+    let packs = engine::data::build_samples(&spec, Flavour::TorchTune, &tok).unwrap();
+    let len = spec.data.sequence_len as usize;
+    assert!(packs.len() < samples.len());
+    assert!(packs.iter().all(|p| p.input_ids.len() == len));
+    assert_eq!(
+        packs.iter().map(|p| p.doc_lens.len()).sum::<usize>(),
+        samples.len(),
+        "every sample packed once, in order"
+    );
+    assert_eq!(packs, engine::data::pack(&samples, len, 0).unwrap());
+    for attention in [
+        engine::model::AttentionImpl::Eager,
+        engine::model::AttentionImpl::Sdpa,
+    ] {
+        let model =
+            engine::model::load(&dir, tch::Kind::Float, tch::Device::Cpu, attention).unwrap();
+        let _g = tch::no_grad_guard();
+        let batch: Vec<&engine::data::Sample> = packs[..2].iter().collect();
+        let (packed, n_packed) = ce_sum(&model, &batch);
+        let n_docs = packs[0].doc_lens.len() + packs[1].doc_lens.len();
+        let (mut unpacked, mut n_unpacked) = (0f64, 0usize);
+        for s in &samples[..n_docs] {
+            let (a, n) = ce_sum(&model, &[s]);
+            unpacked += a;
+            n_unpacked += n;
+        }
+        assert_eq!(n_packed, n_unpacked);
+        let (p, u) = (packed / n_packed as f64, unpacked / n_unpacked as f64);
+        assert!(
+            ((p - u) / u).abs() < 1e-6,
+            "{attention:?}: packed {p} vs unpacked {u}"
+        );
+        // without the document layout the samples would see each other
+        let plain = engine::data::collate(&batch, 0, tch::Device::Cpu);
+        let logits = model.forward(&plain.input_ids, false);
+        let mut b2 = engine::data::collate(&batch, 0, tch::Device::Cpu);
+        model.set_docs(b2.docs.take());
+        let masked = model.forward(&b2.input_ids, false);
+        model.set_docs(None);
+        assert!(
+            !logits.allclose(&masked, 1e-5, 1e-5, false),
+            "{attention:?}: the block mask changes the logits"
+        );
+    }
+}
+
+#[test]
+fn a_packed_torchtune_run_trains_on_packs_and_other_flavours_refuse() {
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/torchtune-lora-qwen2/config.yaml");
+    resolved.spec.data.packing = true;
+    resolved.spec.training.max_steps = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let summary = train(&resolved, &options(fw, dir.path()));
+    assert_eq!(summary.steps, 2);
+    assert!(summary.losses.iter().all(|l| l.is_finite()));
+    let lines = metrics_lines(dir.path());
+    // tokens count the packed samples, not the pack padding
+    let mb = resolved.spec.batch.micro_batch_per_device as i64;
+    let ga = resolved.spec.batch.grad_accum_steps as i64;
+    let len = resolved.spec.data.sequence_len as i64;
+    assert!(lines[0]["tokens"].as_i64().unwrap() <= mb * ga * len);
+
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
+    resolved.spec.data.packing = true;
+    let dir = tempfile::tempdir().unwrap();
+    let err = engine::run(&resolved, &options(fw, dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("multipack"), "{err}");
+}

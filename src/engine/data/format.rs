@@ -172,6 +172,7 @@ fn overlong(ctx: &FormatCtx, s: Sample) -> Option<Sample> {
     match ctx.overlong {
         "drop" => None,
         _ => Some(Sample {
+            doc_lens: Vec::new(),
             input_ids: s.input_ids[..ctx.sequence_len].to_vec(),
             labels: s.labels[..ctx.sequence_len].to_vec(),
         }),
@@ -230,6 +231,7 @@ fn alpaca(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
                 };
             let ids = truncate(ctx.tok.encode(&text, true)?, ctx.sequence_len);
             Ok(Sample {
+                doc_lens: Vec::new(),
                 labels: ids.clone(),
                 input_ids: ids,
             })
@@ -279,7 +281,11 @@ fn axolotl_two_part(ctx: &FormatCtx, prompt: &str, response: &str) -> Result<Sam
     labels.extend(&r);
     let mut input_ids = p;
     input_ids.extend(r);
-    Ok(Sample { input_ids, labels })
+    Ok(Sample {
+        doc_lens: Vec::new(),
+        input_ids,
+        labels,
+    })
 }
 
 /// A TorchTune `Message` (text content only).
@@ -348,6 +354,7 @@ fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample>
         .map(|(&t, &m)| if m { IGNORE } else { t })
         .collect();
     Ok(Sample {
+        doc_lens: Vec::new(),
         input_ids: tokens,
         labels,
     })
@@ -406,6 +413,7 @@ fn torchtune_llama3_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<
         .map(|(&t, &m)| if m { IGNORE } else { t })
         .collect();
     Ok(Sample {
+        doc_lens: Vec::new(),
         input_ids: tokens,
         labels,
     })
@@ -427,6 +435,7 @@ fn completion(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
     }
     let ids = truncate(ids, ctx.sequence_len);
     Ok(Sample {
+        doc_lens: Vec::new(),
         labels: ids.clone(),
         input_ids: ids,
     })

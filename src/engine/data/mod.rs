@@ -3,7 +3,7 @@
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
 //! masking in [`format`], the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
-//! Left out (for now): packing.
+//! Packing follows TorchTune's `PackedDataset` ([`pack`]).
 
 pub mod files;
 pub mod format;
@@ -12,6 +12,7 @@ pub mod template;
 pub mod tokenizer;
 
 use super::error::{EngineError, Result};
+use super::model::llama::DocLayout;
 use super::Flavour;
 use crate::ir::RunSpec;
 use serde_json::{Map, Value};
@@ -27,6 +28,9 @@ pub use tokenizer::Tokenizer;
 pub struct Sample {
     pub input_ids: Vec<i64>,
     pub labels: Vec<i64>,
+    /// A packed row ([`pack`]): the lengths of the documents laid end to end in it (the rest of
+    /// the row is padding). Empty for an ordinary sample.
+    pub doc_lens: Vec<usize>,
 }
 
 /// Rows of a JSON array, JSON Lines or (by its extension) Parquet file.
@@ -85,11 +89,25 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
     };
     let d = &spec.data;
     if d.packing {
-        return Err(EngineError::unsupported(
-            "data.packing",
-            "true",
-            "packing is not implemented in the engine yet",
-        ));
+        if flavour != Flavour::TorchTune {
+            return Err(EngineError::unsupported(
+                "data.packing",
+                "true",
+                "the engine packs as TorchTune's PackedDataset does (--flavour torchtune); \
+                 Axolotl's multipack bin packing and TRL's packing are not reproduced",
+            ));
+        }
+        if let Some(ds) = d.datasets.iter().find(|ds| ds.format == "completion") {
+            return Err(EngineError::unsupported(
+                "data.packing",
+                "true",
+                format!(
+                    "`{}` is a completion dataset, which TorchTune packs with \
+                     split_across_pack=True; only whole-sample packing is implemented",
+                    ds.path
+                ),
+            ));
+        }
     }
     if !matches!(d.overlong.as_str(), "drop" | "truncate") {
         return Err(EngineError::unsupported(
@@ -167,7 +185,54 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             "no samples left after tokenization".into(),
         ));
     }
+    if d.packing {
+        train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
+    }
     Ok(Split { train, val })
+}
+
+/// TorchTune `PackedDataset`'s `padding_idx` (the recipes keep the default 0).
+pub const PACK_PAD_ID: i64 = 0;
+
+/// TorchTune 0.6.1 `PackedDataset(split_across_pack=False)`: samples in order are appended to
+/// the current pack; when it grows past `max_len`, everything before the last sample becomes a
+/// pack (padded to `max_len` with `pad_id` and label −100) and the last sample starts the next
+/// one; the final partial pack is kept. Samples are never split; one longer than `max_len` is
+/// an error, as in TorchTune. Each pack is one row of exactly `max_len` tokens whose
+/// `doc_lens` are its samples' lengths: positions restart and attention is block-causal per
+/// sample. Labels are not re-shifted per sample: the recipe's shift runs across the row, so a
+/// sample's last position predicts the next sample's first label when that one is trained
+/// (TorchTune 0.6.1, fixed after it in #2613).
+pub fn pack(samples: &[Sample], max_len: usize, pad_id: i64) -> Result<Vec<Sample>> {
+    let mut packs = Vec::new();
+    let mut cur = Sample::default();
+    let close = |cur: &mut Sample, packs: &mut Vec<Sample>| {
+        let n = cur.input_ids.len();
+        cur.input_ids
+            .extend(std::iter::repeat_n(pad_id, max_len - n));
+        cur.labels
+            .extend(std::iter::repeat_n(format::IGNORE, max_len - n));
+        packs.push(std::mem::take(cur));
+    };
+    for (i, s) in samples.iter().enumerate() {
+        let n = s.input_ids.len();
+        if n > max_len {
+            return Err(EngineError::Data(format!(
+                "sample {} is too long to pack ({n} > sequence_len {max_len})",
+                i + 1
+            )));
+        }
+        if cur.input_ids.len() + n > max_len && !cur.input_ids.is_empty() {
+            close(&mut cur, &mut packs);
+        }
+        cur.input_ids.extend(&s.input_ids);
+        cur.labels.extend(&s.labels);
+        cur.doc_lens.push(n);
+    }
+    if !cur.input_ids.is_empty() {
+        close(&mut cur, &mut packs);
+    }
+    Ok(packs)
 }
 
 /// The sample order of one epoch: `torch.randperm(n)` from a generator seeded with
@@ -191,6 +256,8 @@ pub struct Batch {
     pub label_tokens_shifted: i64,
     /// Real (unpadded) tokens.
     pub tokens: i64,
+    /// Packed rows: their document layout, for `ModelForCausalLM::set_docs`.
+    pub docs: Option<DocLayout>,
 }
 
 /// Right-pad to the longest sample: input_ids with `pad_id`, labels with -100
@@ -214,8 +281,25 @@ pub fn collate(samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
             .skip(1)
             .filter(|&&l| l != format::IGNORE)
             .count() as i64;
-        tokens += n as i64;
+        tokens += if s.doc_lens.is_empty() {
+            n as i64
+        } else {
+            s.doc_lens.iter().sum::<usize>() as i64
+        };
     }
+    let docs = samples.iter().any(|s| !s.doc_lens.is_empty()).then(|| {
+        let lens: Vec<Vec<usize>> = samples
+            .iter()
+            .map(|s| {
+                if s.doc_lens.is_empty() {
+                    vec![s.input_ids.len()]
+                } else {
+                    s.doc_lens.clone()
+                }
+            })
+            .collect();
+        DocLayout::new(&lens, t as i64, device)
+    });
     let to = |v: Vec<i64>| {
         Tensor::from_slice(&v)
             .to_kind(Kind::Int64)
@@ -228,5 +312,46 @@ pub fn collate(samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
         label_tokens_unshifted: unshifted,
         label_tokens_shifted: shifted,
         tokens,
+        docs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: usize, first: i64) -> Sample {
+        Sample {
+            input_ids: (first..first + n as i64).collect(),
+            labels: (first..first + n as i64).map(|x| -x).collect(),
+            doc_lens: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn packing_is_greedy_whole_samples_padded_rows() {
+        let samples = [s(3, 1), s(4, 10), s(2, 20), s(5, 30), s(1, 40)];
+        let packs = pack(&samples, 8, 0).unwrap();
+        let lens: Vec<Vec<usize>> = packs.iter().map(|p| p.doc_lens.clone()).collect();
+        // 3+4 = 7 (+2 would be 9 > 8) | 2+5+1 = 8 exactly
+        assert_eq!(lens, vec![vec![3, 4], vec![2, 5, 1]]);
+        assert!(packs
+            .iter()
+            .all(|p| p.input_ids.len() == 8 && p.labels.len() == 8));
+        assert_eq!(packs[0].input_ids, vec![1, 2, 3, 10, 11, 12, 13, 0]);
+        assert_eq!(packs[0].labels, vec![-1, -2, -3, -10, -11, -12, -13, -100]);
+        assert_eq!(packs[1].input_ids, vec![20, 21, 30, 31, 32, 33, 34, 40]);
+        // a sample longer than a row is an error, as in TorchTune (split_across_pack=False)
+        assert!(pack(&[s(9, 1)], 8, 0).is_err());
+    }
+
+    #[test]
+    fn val_counts_follow_train_test_split() {
+        assert_eq!(val_count(64, 0.0).unwrap(), 0);
+        assert_eq!(val_count(64, 0.1).unwrap(), 7); // ⌈6.4⌉
+        assert_eq!(val_count(64, 0.125).unwrap(), 8);
+        assert_eq!(val_count(64, 5.0).unwrap(), 5);
+        assert!(val_count(64, 64.0).is_err());
+        assert!(val_count(1, 0.5).is_err());
     }
 }

@@ -240,6 +240,19 @@ impl RotaryEmbedding {
         }
     }
 
+    /// As [`Self::apply`] at explicit positions (B, T) (packed rows restart at each document).
+    fn apply_at(&self, xs: &Tensor, positions: &Tensor) -> Tensor {
+        let (b, t) = positions.size2().expect("positions are (B, T)");
+        let d = self.cos.size()[1];
+        let at = |table: &Tensor| {
+            table
+                .index_select(0, &positions.view([-1]))
+                .view([b, 1, t, d])
+                .to_kind(xs.kind())
+        }; // (B, 1, T, D)
+        xs * at(&self.cos) + rotate_half(xs) * at(&self.sin)
+    }
+
     /// x · cos + rotate_half(x) · sin, for x of shape (B, H, T, D).
     fn apply(&self, xs: &Tensor, seq_len: i64) -> Tensor {
         let cos = self.cos.narrow(0, 0, seq_len).to_kind(xs.kind()); // (T, D)
@@ -363,6 +376,7 @@ impl Attention {
         rope: &RotaryEmbedding,
         attn: AttentionImpl,
         drop: &Dropout,
+        docs: Option<&DocLayout>,
     ) -> Tensor {
         let (b, t, _c) = xs.size3().expect("decoder input is (B, T, C)");
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
@@ -381,13 +395,24 @@ impl Attention {
         let q = q.transpose(1, 2); // (B, H, T, D)
         let k = k.transpose(1, 2); // (B, KV, T, D)
         let v = v.transpose(1, 2); // (B, KV, T, D)
-        let q = rope.apply(&q, t);
-        let k = rope.apply(&k, t);
+        let (q, k) = match docs {
+            Some(l) => (
+                rope.apply_at(&q, &l.positions),
+                rope.apply_at(&k, &l.positions),
+            ),
+            None => (rope.apply(&q, t), rope.apply(&k, t)),
+        };
         let scale = (d as f64).powf(-0.5);
         let window_mask = self
             .sliding_window
             .filter(|&w| t > w)
             .map(|w| sliding_window_mask(t, w, xs.device()));
+        // Packed rows: block-diagonal causal, (B, 1, T, T), true = masked.
+        let window_mask = match (docs, window_mask) {
+            (Some(l), Some(w)) => Some(l.mask.logical_or(&w)),
+            (Some(l), None) => Some(l.mask.shallow_clone()),
+            (None, w) => w,
+        };
         if attn == AttentionImpl::Sdpa && window_mask.is_none() && h != kv && sdpa_gqa(xs) {
             // SDPA's own GQA (`enable_gqa`): K and V stay (B, KV, T, D), no repeated copies.
             let y = Tensor::scaled_dot_product_attention(
@@ -462,6 +487,46 @@ fn repeat_kv(xs: &Tensor, n: i64) -> Tensor {
         .reshape([b, kv * n, t, d])
 }
 
+/// Packed rows (TorchTune `PackedDataset`): per row, documents laid end to end. Positions
+/// restart at 0 in each document and attention is causal within it (`packed_block_causal_mask`);
+/// the rest of a row after its documents is one more document (TorchTune's padding block).
+pub struct DocLayout {
+    positions: Tensor, // (B, T) int64
+    mask: Tensor,      // (B, 1, T, T) bool, true = masked
+}
+
+impl DocLayout {
+    /// `doc_lens[b]` = the document lengths of row b (summing to at most `t`).
+    pub fn new(doc_lens: &[Vec<usize>], t: i64, device: tch::Device) -> Self {
+        let b = doc_lens.len() as i64;
+        let (mut ids, mut pos) = (Vec::new(), Vec::new());
+        for row in doc_lens {
+            let mut used = 0i64;
+            let tail = t - row.iter().sum::<usize>() as i64;
+            for (d, &len) in row
+                .iter()
+                .chain(std::iter::once(&(tail.max(0) as usize)))
+                .enumerate()
+            {
+                for p in 0..len as i64 {
+                    ids.push(d as i64);
+                    pos.push(p);
+                }
+                used += len as i64;
+            }
+            assert_eq!(used, t, "documents of a packed row fill it");
+        }
+        let to = |v: Vec<i64>| Tensor::from_slice(&v).view([b, t]).to_device(device);
+        let ids = to(ids);
+        let other_doc = ids.unsqueeze(2).ne_tensor(&ids.unsqueeze(1)); // (B, T, T)
+        let mask = other_doc.logical_or(&causal_mask(t, device)).unsqueeze(1); // (B, 1, T, T)
+        DocLayout {
+            positions: to(pos),
+            mask,
+        }
+    }
+}
+
 /// (T, T) bool, true where query i must not see key j (j > i).
 fn causal_mask(t: i64, device: tch::Device) -> Tensor {
     Tensor::ones([t, t], (Kind::Bool, device)).triu(1)
@@ -503,9 +568,10 @@ impl DecoderLayer {
         rope: &RotaryEmbedding,
         attn: AttentionImpl,
         drop: &Dropout,
+        docs: Option<&DocLayout>,
     ) -> Tensor {
         let h = self.input_layernorm.forward(xs);
-        let xs = xs + self.self_attn.forward(&h, rope, attn, drop); // (B, T, C)
+        let xs = xs + self.self_attn.forward(&h, rope, attn, drop, docs); // (B, T, C)
         let h = self.post_attention_layernorm.forward(&xs);
         &xs + self.mlp.forward(&h, drop) // (B, T, C)
     }
@@ -526,6 +592,8 @@ pub struct ModelForCausalLM {
     /// `None` when tied: logits = h · embed_tokensᵀ.
     lm_head: Option<Linear>, // (C → V)
     pub attention: AttentionImpl,
+    /// The packed-row layout of the batch being run, if it is packed ([`Self::set_docs`]).
+    docs: std::sync::Mutex<Option<DocLayout>>,
 }
 
 impl ModelForCausalLM {
@@ -561,6 +629,7 @@ impl ModelForCausalLM {
             lm_head,
             attention,
             config: cfg,
+            docs: std::sync::Mutex::new(None),
         })
     }
 
@@ -595,7 +664,14 @@ impl ModelForCausalLM {
     /// Decoder layer `i`: (B, T, C) → (B, T, C).
     pub fn layer_forward(&self, i: usize, xs: &Tensor, drop: &Dropout) -> Tensor {
         let m = &self.model;
-        m.layers[i].forward(xs, &m.rotary, self.attention, drop)
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs.as_ref())
+    }
+
+    /// Run the next forward passes over packed rows laid out as `docs` (None = ordinary
+    /// causal rows). Set before a packed micro-batch's forward/backward, cleared after.
+    pub fn set_docs(&self, docs: Option<DocLayout>) {
+        *self.docs.lock().unwrap_or_else(|p| p.into_inner()) = docs;
     }
 
     /// The final RMSNorm, row by row: (…, C) → (…, C).
