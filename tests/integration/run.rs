@@ -1327,6 +1327,18 @@ fn a_packed_torchtune_run_trains_on_packs_and_other_flavours_refuse() {
     let ga = resolved.spec.batch.grad_accum_steps as i64;
     let len = resolved.spec.data.sequence_len as i64;
     assert!(lines[0]["tokens"].as_i64().unwrap() <= mb * ga * len);
+    // layer recomputation re-runs each layer under the same document layout
+    let other = if resolved.spec.memory.gradient_checkpointing == "off" {
+        "on"
+    } else {
+        "off"
+    };
+    resolved.spec.memory.gradient_checkpointing = other.into();
+    let dir2 = tempfile::tempdir().unwrap();
+    let again = train(&resolved, &options(fw, dir2.path()));
+    for (a, b) in summary.losses.iter().zip(&again.losses) {
+        assert!(((a - b) / a).abs() < 1e-6, "recompute {other}: {a} vs {b}");
+    }
 
     let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
     resolved.spec.data.packing = true;

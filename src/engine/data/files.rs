@@ -135,10 +135,27 @@ pub fn dataset_files(ds: &crate::ir::Dataset) -> Result<Vec<PathBuf>> {
 
 /// [`dataset_files`] with the hub caches given (tests pass a temporary one).
 pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if !ds.data_files.is_empty() {
-        return Ok(ds.data_files.iter().map(PathBuf::from).collect());
-    }
     let p = PathBuf::from(&ds.path);
+    if !ds.data_files.is_empty() {
+        // local files as named, else relative to the dataset's folder or cached hub snapshot
+        // (`path: org/name` + `data_files: data/train.parquet`)
+        let local: Vec<PathBuf> = ds.data_files.iter().map(PathBuf::from).collect();
+        if local.iter().all(|f| f.is_file()) {
+            return Ok(local);
+        }
+        let base = if p.is_dir() {
+            Some(p.clone())
+        } else if ds.path.contains('/') && !p.exists() {
+            hubs.iter()
+                .find_map(|hub| snapshot(&hub.join(repo_folder(&ds.path))))
+        } else {
+            None
+        };
+        return Ok(match base {
+            Some(b) => ds.data_files.iter().map(|f| b.join(f)).collect(),
+            None => local, // reading names the missing file
+        });
+    }
     if p.is_file() {
         return Ok(vec![p]);
     }
@@ -160,7 +177,7 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
     }
     let mut looked = vec![p.display().to_string()];
     for hub in hubs {
-        let repo = hub.join(format!("datasets--{}", ds.path.replace('/', "--")));
+        let repo = hub.join(repo_folder(&ds.path));
         looked.push(repo.display().to_string());
         if let Some(snap) = snapshot(&repo) {
             let files = snapshot_files(&snap, &ds.name, &ds.split);
@@ -184,6 +201,11 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
         looked.join(", "),
         ds.path
     )))
+}
+
+/// `org/name` → `datasets--org--name`, the hub cache's folder for a dataset repo.
+fn repo_folder(id: &str) -> String {
+    format!("datasets--{}", id.replace('/', "--"))
 }
 
 /// Candidate hub caches, in the order huggingface_hub resolves them: `HF_HUB_CACHE`,
@@ -350,6 +372,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("abc123") && e.contains("validation"), "{e}");
+    }
+
+    #[test]
+    fn data_files_resolve_inside_a_cached_snapshot() {
+        let hub = tempfile::tempdir().unwrap();
+        let snap = hub.path().join("datasets--org--ds/snapshots/r1");
+        touch(&snap.join("files/part.jsonl"));
+        let mut d = ds("org/ds", "train");
+        d.data_files = vec!["files/part.jsonl".into()];
+        assert_eq!(
+            dataset_files_in(&d, &[hub.path().to_path_buf()]).unwrap(),
+            vec![snap.join("files/part.jsonl")]
+        );
     }
 
     #[test]
