@@ -136,12 +136,20 @@ impl FormatCtx<'_> {
     }
 }
 
-/// Format one row; `None` when the framework drops it (too long, nothing to train on).
+/// Format one row into its samples (one, except Axolotl `completion`, which splits a long
+/// text into `sequence_len` chunks); `None` for a sample the framework drops (too long,
+/// nothing to train on).
 pub fn format_row(
     ctx: &FormatCtx,
     format: &str,
     row: &Map<String, Value>,
-) -> Result<Option<Sample>> {
+) -> Result<Vec<Option<Sample>>> {
+    if format == "completion" && ctx.flavour == Flavour::Axolotl {
+        return Ok(axolotl_completion(ctx, row)?
+            .into_iter()
+            .map(|s| overlong(ctx, s))
+            .collect());
+    }
     let sample = match format {
         // `instruct`: user-defined prompt strings (IR `templates`), the Alpaca machinery
         "alpaca" | "instruct" => alpaca(ctx, row)?,
@@ -156,7 +164,7 @@ pub fn format_row(
             ))
         }
     };
-    Ok(overlong(ctx, sample))
+    Ok(vec![overlong(ctx, sample)])
 }
 
 /// Axolotl drops samples longer than `sequence_len` (and shorter than 2); the others
@@ -425,7 +433,7 @@ fn py_strip(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
-/// Plain text, every token trained. Axolotl `completion`: BOS (tokenizer) + text + EOS.
+/// Plain text, every token trained (Axolotl: [`axolotl_completion`]).
 /// TorchTune `text_completion_dataset`: BOS + text + EOS, truncated. Unsloth: text as is.
 fn completion(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
     let text = ctx.text(row, "text", true)?;
@@ -439,6 +447,31 @@ fn completion(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
         labels: ids.clone(),
         input_ids: ids,
     })
+}
+
+/// Axolotl 0.19 `completion` (`CompletionPromptTokenizingStrategy`, batched): the text with
+/// the tokenizer's BOS, truncated to `64 · sequence_len`, EOS appended unless already last or
+/// the text filled that limit; then the ids are cut into consecutive `sequence_len` chunks and
+/// each chunk is its own sample (only the first has the BOS, only the last the EOS). Every
+/// token is trained.
+fn axolotl_completion(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Vec<Sample>> {
+    let text = ctx.text(row, "text", true)?;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let max = ctx.sequence_len * 64;
+    let mut ids = truncate(ctx.tok.encode(&text, true)?, max);
+    if ctx.add_eos && ids.last() != Some(&ctx.tok.eos.id) && ids.len() < max {
+        ids.push(ctx.tok.eos.id);
+    }
+    Ok(ids
+        .chunks(ctx.sequence_len.max(1))
+        .map(|c| Sample {
+            doc_lens: Vec::new(),
+            input_ids: c.to_vec(),
+            labels: c.to_vec(),
+        })
+        .collect())
 }
 
 /// Axolotl `input_output`: segments tokenized without special tokens, each trained if its
@@ -466,10 +499,12 @@ fn input_output(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
 /// is found by rendering the conversation up to it and up to the one before, and a token is
 /// trained when it starts inside a trainable span (HF `return_assistant_tokens_mask`
 /// semantics, including the turn's closing EOS/EOT that the template writes).
+///
+/// TorchTune (`chat_dataset`, OpenAI or ShareGPT style) does not use the HF template: its
+/// model tokenizer frames the messages (see [`torchtune_messages`]), and a message is trained
+/// when it is the assistant's or `train_on_input` is set (`OpenAIToMessages`,
+/// `ShareGPTToMessages`: `masked = role != "assistant" and not train_on_input`).
 fn chat(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
-    let chat = ctx.chat.ok_or_else(|| {
-        EngineError::Data("chat_template data needs a tokenizer with a chat template".into())
-    })?;
     let list = ctx
         .col(row, "messages")
         .and_then(Value::as_array)
@@ -498,9 +533,25 @@ fn chat(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
             }
         })
         .collect::<Result<_>>()?;
+    if ctx.flavour == Flavour::TorchTune {
+        let tt: Vec<TtMessage> = messages
+            .iter()
+            .map(|m| TtMessage {
+                role: m.role.as_str(),
+                content: m.content.clone(),
+                masked: m.role != "assistant" && !ctx.train_on_inputs,
+            })
+            .collect();
+        return torchtune_messages(ctx, &tt);
+    }
+    let chat = ctx.chat.ok_or_else(|| {
+        EngineError::Data("chat_template data needs a tokenizer with a chat template".into())
+    })?;
     let full = chat.render(&messages, false)?;
     // Byte spans of trainable turns in the rendered text.
-    let mut spans: Vec<(usize, usize)> = Vec::new();
+    // Byte spans of trainable turns in the rendered text, and whether the turn's EOS that
+    // follows the span is trained on its own (Axolotl).
+    let mut spans: Vec<(usize, usize, bool)> = Vec::new();
     let mut prev_len = 0;
     for i in 0..messages.len() {
         let upto = chat.render(&messages[..=i], false)?;
@@ -523,16 +574,41 @@ fn chat(ctx: &FormatCtx, row: &Map<String, Value>) -> Result<Sample> {
             } else {
                 prev_len
             };
-            spans.push((start, end));
+            // Axolotl (`ChatTemplateStrategy`, train_on_eos/train_on_eot "turn", eot_tokens =
+            // [eos_token]): the message content only, plus the first EOS within 3 tokens
+            // after it; the template's text around the content (headers, the "\n" after
+            // ChatML's <|im_end|>) stays masked.
+            let content = messages[i].content.as_str();
+            let found = (ctx.flavour == Flavour::Axolotl && !content.is_empty())
+                .then(|| full[start..end].find(content))
+                .flatten();
+            match found {
+                Some(p) => spans.push((start + p, start + p + content.len(), true)),
+                None => spans.push((start, end, false)),
+            }
         }
         prev_len = end;
     }
     let enc = ctx.tok.encode_with_offsets(&full, false)?;
     let mut s = Sample::default();
-    for (id, (a, _b)) in enc {
-        let trained = spans.iter().any(|&(lo, hi)| a >= lo && a < hi);
+    for &(id, (a, _b)) in &enc {
+        let trained = spans.iter().any(|&(lo, hi, _)| a >= lo && a < hi);
         s.input_ids.push(id);
         s.labels.push(if trained { id } else { IGNORE });
+    }
+    for &(_, hi, eos_after) in &spans {
+        if !eos_after {
+            continue;
+        }
+        let turn_end = enc
+            .iter()
+            .position(|&(_, (a, _))| a >= hi)
+            .unwrap_or(enc.len());
+        if let Some(k) = (turn_end..enc.len()).find(|&k| enc[k].0 == ctx.tok.eos.id) {
+            if k - turn_end <= 3 {
+                s.labels[k] = s.input_ids[k];
+            }
+        }
     }
     Ok(s)
 }

@@ -147,7 +147,7 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
                     }
                     other => other,
                 })?;
-                all.push(s);
+                all.extend(s);
             }
         }
     }
