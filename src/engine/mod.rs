@@ -19,18 +19,21 @@
 //!
 //! Layout: [`model`] (the Llama family in one file), [`lora`], [`data`] (tokenizer, prompt
 //! formats, sample order, collation), [`optim`] (AdamW, clipping), [`schedule`], [`train`]
-//! (the recipe: setup → train → save), [`io`] (safetensors), [`checkpoint`].
+//! (the recipe: setup → train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4),
+//! [`hub`] (the local Hugging Face cache), [`bench`].
 //!
 //! Numerics follow PyTorch because the engine is libtorch: the same kernels, and
 //! `tch::manual_seed` drives the same CPU generator as `torch.manual_seed`. Memory:
 //! [`recompute`] (layer-wise activation recomputation, chunked lm_head + cross-entropy).
-//! Left out for now: packing, multi-GPU, CPU offload, fused kernels.
+//! Left out for now: Axolotl multipack and TRL packing (TorchTune packing is in), multi-GPU,
+//! CPU offload of saved activations, fused kernels.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod cuda_mem;
 pub mod data;
 pub mod error;
+pub mod hub;
 pub mod io;
 pub mod lora;
 pub mod model;

@@ -130,7 +130,7 @@ fn any_to_json(av: &polars::prelude::AnyValue) -> std::result::Result<Value, Str
 /// The files a dataset entry names: `data_files`, else `path` (a file, a folder of
 /// .json/.jsonl/.parquet files, or a hub id in the local Hugging Face cache).
 pub fn dataset_files(ds: &crate::ir::Dataset) -> Result<Vec<PathBuf>> {
-    dataset_files_in(ds, &hub_cache_dirs())
+    dataset_files_in(ds, &crate::engine::hub::cache_dirs())
 }
 
 /// [`dataset_files`] with the hub caches given (tests pass a temporary one).
@@ -146,8 +146,9 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
         let base = if p.is_dir() {
             Some(p.clone())
         } else if ds.path.contains('/') && !p.exists() {
-            hubs.iter()
-                .find_map(|hub| snapshot(&hub.join(repo_folder(&ds.path))))
+            hubs.iter().find_map(|hub| {
+                crate::engine::hub::snapshot(&hub.join(repo_folder(&ds.path)), Path::is_dir)
+            })
         } else {
             None
         };
@@ -179,7 +180,7 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
     for hub in hubs {
         let repo = hub.join(repo_folder(&ds.path));
         looked.push(repo.display().to_string());
-        if let Some(snap) = snapshot(&repo) {
+        if let Some(snap) = crate::engine::hub::snapshot(&repo, Path::is_dir) {
             let files = snapshot_files(&snap, &ds.name, &ds.split);
             if files.is_empty() {
                 return Err(EngineError::Data(format!(
@@ -206,57 +207,6 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
 /// `org/name` → `datasets--org--name`, the hub cache's folder for a dataset repo.
 fn repo_folder(id: &str) -> String {
     format!("datasets--{}", id.replace('/', "--"))
-}
-
-/// Candidate hub caches, in the order huggingface_hub resolves them: `HF_HUB_CACHE`,
-/// `HF_HOME/hub`, `XDG_CACHE_HOME/huggingface/hub`, `~/.cache/huggingface/hub`.
-/// (`HF_DATASETS_CACHE` holds `datasets`' Arrow conversions, not the hub files.)
-pub fn hub_cache_dirs() -> Vec<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let mut dirs = Vec::new();
-    if let Some(d) = env("HF_HUB_CACHE") {
-        dirs.push(d);
-    }
-    if let Some(d) = env("HF_HOME") {
-        dirs.push(d.join("hub"));
-    }
-    if let Some(d) = env("XDG_CACHE_HOME") {
-        dirs.push(d.join("huggingface").join("hub"));
-    }
-    if let Some(d) = env("HOME") {
-        dirs.push(d.join(".cache").join("huggingface").join("hub"));
-    }
-    dirs.dedup();
-    dirs
-}
-
-/// `refs/main` names the snapshot; without it, the newest snapshot folder.
-fn snapshot(repo: &Path) -> Option<PathBuf> {
-    if let Ok(hash) = std::fs::read_to_string(repo.join("refs").join("main")) {
-        let p = repo.join("snapshots").join(hash.trim());
-        if p.is_dir() {
-            return Some(p);
-        }
-    }
-    let mut snaps: Vec<(std::time::SystemTime, PathBuf)> =
-        std::fs::read_dir(repo.join("snapshots"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .map(|p| {
-                let t = std::fs::metadata(&p)
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                (t, p)
-            })
-            .collect();
-    snaps.sort();
-    snaps.pop().map(|(_, p)| p)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

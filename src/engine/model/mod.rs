@@ -17,7 +17,7 @@ pub use llama::{AttentionImpl, Config, ModelForCausalLM};
 /// Where a model name points to: `name` itself when it is a folder, else the snapshot of
 /// `models--org--name` in the Hugging Face hub cache.
 pub fn locate(name: &str) -> Result<PathBuf> {
-    locate_in(name, &hub_cache_dirs())
+    locate_in(name, &super::hub::cache_dirs())
 }
 
 fn locate_in(name: &str, hubs: &[PathBuf]) -> Result<PathBuf> {
@@ -29,7 +29,7 @@ fn locate_in(name: &str, hubs: &[PathBuf]) -> Result<PathBuf> {
     for hub in hubs {
         let repo = hub.join(format!("models--{}", name.replace('/', "--")));
         looked.push(repo.clone());
-        if let Some(snap) = snapshot(&repo) {
+        if let Some(snap) = super::hub::snapshot(&repo, |p| p.join("config.json").is_file()) {
             return Ok(snap);
         }
     }
@@ -37,56 +37,6 @@ fn locate_in(name: &str, hubs: &[PathBuf]) -> Result<PathBuf> {
         name: name.to_string(),
         looked,
     })
-}
-
-/// Candidate hub caches, in the order huggingface_hub resolves them: `HF_HUB_CACHE`,
-/// `HF_HOME/hub`, `XDG_CACHE_HOME/huggingface/hub`, `~/.cache/huggingface/hub`.
-fn hub_cache_dirs() -> Vec<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let mut dirs = Vec::new();
-    if let Some(d) = env("HF_HUB_CACHE") {
-        dirs.push(d);
-    }
-    if let Some(d) = env("HF_HOME") {
-        dirs.push(d.join("hub"));
-    }
-    if let Some(d) = env("XDG_CACHE_HOME") {
-        dirs.push(d.join("huggingface").join("hub"));
-    }
-    if let Some(d) = env("HOME") {
-        dirs.push(d.join(".cache").join("huggingface").join("hub"));
-    }
-    dirs.dedup();
-    dirs
-}
-
-/// `refs/main` names the snapshot; without it, the only (or newest) snapshot.
-fn snapshot(repo: &Path) -> Option<PathBuf> {
-    if let Ok(hash) = std::fs::read_to_string(repo.join("refs").join("main")) {
-        let p = repo.join("snapshots").join(hash.trim());
-        if p.join("config.json").is_file() {
-            return Some(p);
-        }
-    }
-    let mut snaps: Vec<(std::time::SystemTime, PathBuf)> =
-        std::fs::read_dir(repo.join("snapshots"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.join("config.json").is_file())
-            .map(|p| {
-                let t = std::fs::metadata(&p)
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                (t, p)
-            })
-            .collect();
-    snaps.sort();
-    snaps.pop().map(|(_, p)| p)
 }
 
 /// Read and resolve `config.json`.
