@@ -127,14 +127,11 @@ fn golden_run(
     (summary, dir)
 }
 
-#[test]
-fn torchtune_lora_qwen2_matches_golden() {
-    // LoRA init from seed 42 by replaying TorchTune's builder draws (no pinned adapter in the
-    // config); Alpaca as a ChatML exchange; token weighting by unshifted counts; LR logged next.
-    let name = "torchtune-lora-qwen2";
-    let (_, dir) = golden_run(name, "golden/runs/torchtune-lora-qwen2/config.yaml", |_| {});
-    // TorchTune's own PEFT export permutes Qwen q/k lora_B rows (golden README, problem 2);
-    // its native-name file is the truth: layers.{i}.attn.q_proj.lora_a.weight …
+/// Compare our adapter with the golden's TorchTune-native adapter file
+/// (`layers.{i}.attn.q_proj.lora_a.weight` …), renamed to PEFT keys. TorchTune's own PEFT
+/// export permutes Qwen q/k lora_B rows (golden README, problem 2), so the native file is the
+/// truth.
+fn adapter_matches_torchtune_native(name: &str, run_dir: &Path) {
     let native = tensors(
         &repo()
             .join("golden/runs")
@@ -158,9 +155,18 @@ fn torchtune_lora_qwen2_matches_golden() {
         .collect();
     assert_weights(
         name,
-        &tensors(&dir.path().join("adapter_model.safetensors")),
+        &tensors(&run_dir.join("adapter_model.safetensors")),
         &want,
     );
+}
+
+#[test]
+fn torchtune_lora_qwen2_matches_golden() {
+    // LoRA init from seed 42 by replaying TorchTune's builder draws (no pinned adapter in the
+    // config); Alpaca as a ChatML exchange; token weighting by unshifted counts; LR logged next.
+    let name = "torchtune-lora-qwen2";
+    let (_, dir) = golden_run(name, "golden/runs/torchtune-lora-qwen2/config.yaml", |_| {});
+    adapter_matches_torchtune_native(name, dir.path());
 }
 
 #[test]
@@ -1468,32 +1474,7 @@ fn torchtune_lora_qwen2_chat_matches_golden() {
         "golden/runs/torchtune-lora-qwen2-chat/config.yaml",
         |_| {},
     );
-    let native = tensors(
-        &repo()
-            .join("golden/runs")
-            .join(name)
-            .join("adapter_model_torchtune.safetensors"),
-    );
-    let rename = |k: &str| -> String {
-        let k = k
-            .replace(".attn.output_proj.", ".self_attn.o_proj.")
-            .replace(".attn.", ".self_attn.")
-            .replace(".mlp.w1.", ".mlp.gate_proj.")
-            .replace(".mlp.w2.", ".mlp.down_proj.")
-            .replace(".mlp.w3.", ".mlp.up_proj.")
-            .replace(".lora_a.", ".lora_A.")
-            .replace(".lora_b.", ".lora_B.");
-        format!("base_model.model.model.{k}")
-    };
-    let want: HashMap<String, Tensor> = native
-        .iter()
-        .map(|(k, v)| (rename(k), v.shallow_clone()))
-        .collect();
-    assert_weights(
-        name,
-        &tensors(&dir.path().join("adapter_model.safetensors")),
-        &want,
-    );
+    adapter_matches_torchtune_native(name, dir.path());
 }
 
 #[test]
