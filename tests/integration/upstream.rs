@@ -275,12 +275,23 @@ fn torchtune_out_of_scope_exits_3() {
     }
 }
 
-/// Axolotl's example configs (`fixtures/upstream/axolotl/`): at least 95 % of the in-scope ones
-/// port to every writer and read back; the ones `scope.toml` lists (RL, reward models, vision,
-/// QAT) are refused with `not-supported`; nothing panics.
-#[test]
-fn axolotl_examples_port() {
-    let dir = repo().join("fixtures/upstream/axolotl");
+/// One upstream set whose `scope.toml` lists the out-of-scope files: at least 95 % of the
+/// in-scope ones port to every writer and read back, the out-of-scope ones are refused with
+/// `not-supported`, nothing panics, and the docs/UPSTREAM.md section is up to date.
+fn check_scoped_set(
+    from: Framework,
+    folder: &str,
+    exts: &[&str],
+    min_files: usize,
+    noun: &str,
+    intro: &str,
+) {
+    let title = match from {
+        Framework::Axolotl => "Axolotl",
+        Framework::Unsloth => "Unsloth",
+        _ => from.name(),
+    };
+    let dir = repo().join(folder);
     let scope: toml::Table =
         toml::from_str(&std::fs::read_to_string(dir.join("scope.toml")).unwrap()).unwrap();
     let out_of_scope: Vec<String> = scope["out_of_scope"]
@@ -289,22 +300,19 @@ fn axolotl_examples_port() {
         .keys()
         .cloned()
         .collect();
-    let files = fixtures("fixtures/upstream/axolotl", &["yaml", "yml"]);
+    let files = fixtures(folder, exts);
     assert!(
-        files.len() >= 40,
-        "expected ~40 upstream Axolotl examples, found {}",
+        files.len() >= min_files,
+        "expected at least {min_files} upstream {title} {noun}, found {}",
         files.len()
     );
     for f in &out_of_scope {
         assert!(
             dir.join(f).exists(),
-            "scope.toml lists {f}, which is not in fixtures/upstream/axolotl"
+            "scope.toml lists {f}, which is not in {folder}"
         );
     }
-    let outcomes: Vec<Outcome> = files
-        .iter()
-        .map(|p| port_file(Framework::Axolotl, p))
-        .collect();
+    let outcomes: Vec<Outcome> = files.iter().map(|p| port_file(from, p)).collect();
     let mut failures = Vec::new();
     let (mut ok, mut in_scope) = (0, 0);
     for o in &outcomes {
@@ -341,20 +349,33 @@ fn axolotl_examples_port() {
             })
             .collect();
         failures.push(format!(
-            "only {ok}/{in_scope} in-scope Axolotl examples port:\n  {}",
+            "only {ok}/{in_scope} in-scope {title} {noun} port:\n  {}",
             failed.join("\n  ")
         ));
     }
-    let intro = "Example configs from Axolotl's `examples/` (see `fixtures/upstream/axolotl/SOURCES.md`; \
-                 `scope.toml` lists the out-of-scope ones). Each target cell says whether the written config \
-                 reads back in that format and how many IR fields the port report marks approximated or not expressible.";
-    if let Err(e) = check_section(
-        "Axolotl",
-        &section("Axolotl", intro, &outcomes, (ok, in_scope)),
-    ) {
+    if let Err(e) = check_section(title, &section(title, intro, &outcomes, (ok, in_scope))) {
         failures.push(e);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Axolotl's example configs (`fixtures/upstream/axolotl/`): at least 95 % of the in-scope ones
+/// port to every writer and read back; the ones `scope.toml` lists (RL, reward models, vision,
+/// QAT) are refused with `not-supported`; nothing panics.
+#[test]
+fn axolotl_examples_port() {
+    let intro = "Example configs from Axolotl's `examples/` (see `fixtures/upstream/axolotl/SOURCES.md`; \
+                 `scope.toml` lists the out-of-scope ones). Each target cell says whether the written config \
+                 reads back in that format and how many IR fields the port report marks approximated or not expressible.";
+
+    check_scoped_set(
+        Framework::Axolotl,
+        "fixtures/upstream/axolotl",
+        &["yaml", "yml"],
+        40,
+        "examples",
+        intro,
+    );
 }
 
 /// Unsloth's notebook exports (`fixtures/upstream/unsloth/`): at least 95 % of the in-scope
@@ -362,84 +383,21 @@ fn axolotl_examples_port() {
 /// lists (GRPO, DPO, vision, text-to-speech) are refused with `not-supported`; nothing panics.
 #[test]
 fn unsloth_notebooks_port() {
-    let dir = repo().join("fixtures/upstream/unsloth");
-    let scope: toml::Table =
-        toml::from_str(&std::fs::read_to_string(dir.join("scope.toml")).unwrap()).unwrap();
-    let out_of_scope: Vec<String> = scope["out_of_scope"]
-        .as_table()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    let files = fixtures("fixtures/upstream/unsloth", &["py"]);
-    assert!(
-        files.len() >= 20,
-        "expected ~24 upstream Unsloth notebooks, found {}",
-        files.len()
-    );
-    for f in &out_of_scope {
-        assert!(
-            dir.join(f).exists(),
-            "scope.toml lists {f}, which is not in fixtures/upstream/unsloth"
-        );
-    }
-    let outcomes: Vec<Outcome> = files
-        .iter()
-        .map(|p| port_file(Framework::Unsloth, p))
-        .collect();
-    let mut failures = Vec::new();
-    let (mut ok, mut in_scope) = (0, 0);
-    for o in &outcomes {
-        let panicked = matches!(&o.read, Err(e) if e == "PANIC")
-            || o.targets.iter().any(|(_, c, _)| c.contains("PANIC"));
-        if panicked {
-            failures.push(format!("{}: panicked", o.file));
-        }
-        if out_of_scope.contains(&o.file) {
-            if !matches!(&o.read, Err(e) if e.starts_with("not-supported")) {
-                failures.push(format!(
-                    "{}: out of scope but not refused as not-supported: {:?}",
-                    o.file, o.read
-                ));
-            }
-        } else {
-            in_scope += 1;
-            if o.ported() {
-                ok += 1;
-            }
-        }
-    }
-    if (ok as f64) < 0.95 * in_scope as f64 {
-        let failed: Vec<String> = outcomes
-            .iter()
-            .filter(|o| !out_of_scope.contains(&o.file) && !o.ported())
-            .map(|o| {
-                format!(
-                    "{}: {:?} {:?}",
-                    o.file,
-                    o.read,
-                    o.targets.iter().map(|t| &t.1).collect::<Vec<_>>()
-                )
-            })
-            .collect();
-        failures.push(format!(
-            "only {ok}/{in_scope} in-scope Unsloth notebooks port:\n  {}",
-            failed.join("\n  ")
-        ));
-    }
     let intro = "Notebook exports from `unslothai/notebooks` `python_scripts/` (see \
                  `fixtures/upstream/unsloth/SOURCES.md`; `scope.toml` lists the out-of-scope ones). \
                  Each target cell says whether the written config reads back in that format and how \
                  many IR fields the port report marks approximated or not expressible. A script whose \
                  dataset is built by code tunebridge would have to run (pandas frames) is reported, \
                  not guessed.";
-    if let Err(e) = check_section(
-        "Unsloth",
-        &section("Unsloth", intro, &outcomes, (ok, in_scope)),
-    ) {
-        failures.push(e);
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    check_scoped_set(
+        Framework::Unsloth,
+        "fixtures/upstream/unsloth",
+        &["py"],
+        20,
+        "notebooks",
+        intro,
+    );
 }
 
 /// The command line refuses out-of-scope Unsloth notebooks with exit code 3.
