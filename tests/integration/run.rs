@@ -127,6 +127,11 @@ fn golden_run(
     (summary, dir)
 }
 
+/// Run a golden from its own framework config (`golden/runs/<name>/config.yaml`), as is.
+fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
+    golden_run(name, &format!("golden/runs/{name}/config.yaml"), |_| {}).1
+}
+
 /// Compare our adapter with the golden's TorchTune-native adapter file
 /// (`layers.{i}.attn.q_proj.lora_a.weight` …), renamed to PEFT keys. TorchTune's own PEFT
 /// export permutes Qwen q/k lora_B rows (golden README, problem 2), so the native file is the
@@ -165,14 +170,14 @@ fn torchtune_lora_qwen2_matches_golden() {
     // LoRA init from seed 42 by replaying TorchTune's builder draws (no pinned adapter in the
     // config); Alpaca as a ChatML exchange; token weighting by unshifted counts; LR logged next.
     let name = "torchtune-lora-qwen2";
-    let (_, dir) = golden_run(name, "golden/runs/torchtune-lora-qwen2/config.yaml", |_| {});
+    let dir = golden_run_from_its_config(name);
     adapter_matches_torchtune_native(name, dir.path());
 }
 
 #[test]
 fn torchtune_full_qwen2_matches_golden() {
     let name = "torchtune-full-qwen2";
-    let (_, dir) = golden_run(name, "golden/runs/torchtune-full-qwen2/config.yaml", |_| {});
+    let dir = golden_run_from_its_config(name);
     // Compare the update ΔW = W − W₀, not W (W₀ dominates W and would hide errors).
     let base = tensors(&repo().join("fixtures/models/tiny-qwen2/model.safetensors"));
     let delta = |m: HashMap<String, Tensor>| -> HashMap<String, Tensor> {
@@ -213,18 +218,14 @@ fn axolotl_lora_llama_matches_golden() {
     // data order = numpy shuffle of the dataset, then torch.randperm per epoch; mean of
     // micro-batch means (Axolotl 0.19 under transformers 5).
     let name = "axolotl-lora-llama";
-    let (_, dir) = golden_run(name, "golden/runs/axolotl-lora-llama/config.yaml", |_| {});
+    let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
 
 #[test]
 fn axolotl_lora_llama_inputs_matches_golden() {
     let name = "axolotl-lora-llama-inputs";
-    let (_, dir) = golden_run(
-        name,
-        "golden/runs/axolotl-lora-llama-inputs/config.yaml",
-        |_| {},
-    );
+    let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
 
@@ -1451,11 +1452,7 @@ fn axolotl_lora_qwen2_chat_matches_golden() {
     // `type: chat_template` with the tokenizer's own ChatML template; roles_to_train
     // [assistant]; 32 rows, so max_steps 32 spans four epochs.
     let name = "axolotl-lora-qwen2-chat";
-    let (_, dir) = golden_run(
-        name,
-        "golden/runs/axolotl-lora-qwen2-chat/config.yaml",
-        |_| {},
-    );
+    let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
 
@@ -1469,11 +1466,7 @@ fn torchtune_lora_qwen2_chat_matches_golden() {
     // chat_dataset, conversation_style openai, train_on_input False; the PEFT export's q/k
     // lora_B rows are permuted (golden README, problem 2), so compare the native-name file.
     let name = "torchtune-lora-qwen2-chat";
-    let (_, dir) = golden_run(
-        name,
-        "golden/runs/torchtune-lora-qwen2-chat/config.yaml",
-        |_| {},
-    );
+    let dir = golden_run_from_its_config(name);
     adapter_matches_torchtune_native(name, dir.path());
 }
 
@@ -1485,11 +1478,7 @@ fn axolotl_completion_batches_match_the_recorded_collator_output() {
 #[test]
 fn axolotl_lora_llama_completion_matches_golden() {
     let name = "axolotl-lora-llama-completion";
-    let (_, dir) = golden_run(
-        name,
-        "golden/runs/axolotl-lora-llama-completion/config.yaml",
-        |_| {},
-    );
+    let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
 
@@ -1501,10 +1490,6 @@ fn axolotl_input_output_batches_match_the_recorded_collator_output() {
 #[test]
 fn axolotl_lora_llama_input_output_matches_golden() {
     let name = "axolotl-lora-llama-input-output";
-    let (_, dir) = golden_run(
-        name,
-        "golden/runs/axolotl-lora-llama-input-output/config.yaml",
-        |_| {},
-    );
+    let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
