@@ -1,4 +1,4 @@
-//! The native training engine: runs a [`RunSpec`] on libtorch (through `tch`) the way the
+//! The native training engine: runs a [`RunSpec`](crate::ir::RunSpec) on libtorch (through `tch`) the way the
 //! framework it came from would, so that its loss curve and adapter can be compared with the
 //! real framework's.
 //!
@@ -20,7 +20,7 @@
 //! Layout: [`model`] (the Llama family in one file), [`lora`], [`data`] (tokenizer, prompt
 //! formats, sample order, collation), [`optim`] (AdamW, clipping), [`schedule`], [`train`]
 //! (the recipe: setup → train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4),
-//! [`hub`] (the local Hugging Face cache), [`bench`].
+//! [`hub`] (the local Hugging Face cache), [`mod@bench`].
 //!
 //! Numerics follow PyTorch because the engine is libtorch: the same kernels, and
 //! `tch::manual_seed` drives the same CPU generator as `torch.manual_seed`. Memory:

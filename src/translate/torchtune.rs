@@ -10,7 +10,7 @@
 //! Alpaca framed as a chat turn with the prompt trained, the first step at LR 0 and the logged
 //! LR being the next step's, token-sum loss normalisation across accumulation and ranks.
 //!
-//! - [`read`] / [`write`]: the translator pair (`read.rs`, `read_model.rs`, `read_data.rs`;
+//! - [`read`] / [`write()`]: the translator pair (`read.rs`, `read_model.rs`, `read_data.rs`;
 //!   `write.rs`, `write_model.rs`, `write_data.rs`), over the tables in `tables.rs`.
 //! - [`apply_overrides`]: `tune run … key=value` overrides, applied to the config text.
 //! - [`recipe_for`] / [`command_for`]: the recipe and `tune run` command for a spec.

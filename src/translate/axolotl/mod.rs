@@ -6,7 +6,7 @@
 //! batch-size triple, warmup given as a ratio, scheduler kwargs, precision flags, gradient
 //! checkpointing and activation offloading, the loss plugins (Cut Cross Entropy, Liger), the
 //! save cadence, trackers, and the fused LoRA kernels Axolotl turns on by itself. Dataset
-//! lists are in [`datasets`], DeepSpeed and FSDP in [`parallel`].
+//! lists are in `datasets.rs`, DeepSpeed and FSDP in `parallel.rs`.
 //!
 //! - [`read()`] / [`write()`]: the translator pair. This file holds the entry points, the
 //!   keys.toml data, the helpers both sides share and the output layout; the special cases
