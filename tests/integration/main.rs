@@ -2,6 +2,7 @@
 //! outputs from `golden/`. Set `TUNEBRIDGE_BLESS=1` to rewrite goldens after a deliberate
 //! change, then review the diff.
 
+mod architecture;
 mod cli;
 mod diff;
 mod gen;
