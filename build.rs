@@ -1,6 +1,6 @@
 //! With the `engine` feature, record libtorch's library folder in the binaries' run path, so
 //! `tunebridge` (and the test binaries) start without LD_LIBRARY_PATH on the machine that
-//! built them. LD_LIBRARY_PATH still wins where it is set (the GPU machines, GPU.md).
+//! built them. LD_LIBRARY_PATH still wins where it is set (the GPU machines, docs/ENGINE-BUILD.md).
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");

@@ -146,7 +146,7 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
 
 /// The binary links libtorch's CPU libraries only (rustc's `--as-needed` drops
 /// `libtorch_cuda.so`, whose backend registers itself from static initialisers; see
-/// shared/GPU.md). Loading it with `RTLD_GLOBAL` registers the CUDA backend, so one binary
+/// docs/ENGINE-BUILD.md, section 3). Loading it with `RTLD_GLOBAL` registers the CUDA backend, so one binary
 /// runs on machines with and without GPUs. `TUNEBRIDGE_LIBTORCH_CUDA` names the file; by
 /// default the loader's search path (`LD_LIBRARY_PATH` = torch/lib) finds it.
 fn load_cuda_backend() -> Result<()> {
