@@ -1,11 +1,14 @@
 //! The command line: parses flags, calls the library, maps results to exit codes.
 //!
 //! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
-//! fields, 2 bad input, 3 a feature tunebridge does not support.
+//! fields, 2 bad input, 3 a feature tunebridge does not support ([`exit`]). Flags that
+//! several commands share are declared once, in [`args`].
 
+pub mod args;
 #[cfg(feature = "engine")]
 mod bench;
 mod diff;
+pub mod exit;
 mod gen;
 mod input;
 mod inspect;
@@ -19,10 +22,7 @@ mod verify;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_DIFFERS: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-pub const EXIT_NOT_SUPPORTED: u8 = 3;
+pub use exit::{EXIT_BAD_INPUT, EXIT_DIFFERS, EXIT_NOT_SUPPORTED, EXIT_OK};
 
 #[derive(Parser)]
 #[command(
