@@ -318,3 +318,72 @@ fn port_markdown(report: &PortReport) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled tiny Axolotl config, as the CLI would read it.
+    fn request(against: Framework, output: &Path) -> VerifyRequest {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/default/axolotl-tiny-llama.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let source = Source::new(path.display().to_string(), text);
+        let parsed = translate::read(Framework::Axolotl, &source).unwrap();
+        VerifyRequest {
+            source: parsed.resolved,
+            source_name: source.name,
+            from: Framework::Axolotl,
+            against,
+            devices: None,
+            output: output.to_path_buf(),
+            max_steps: Some(1),
+            device: Device::Cpu,
+            dtype: None,
+            rtol: None,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn the_port_is_written_read_back_and_given_its_own_run_directory() {
+        let out = tempfile::tempdir().unwrap();
+        let req = request(Framework::Unsloth, out.path());
+        let ported = port(&req).unwrap();
+        assert_eq!(ported.path, out.path().join("ported/train_unsloth.py"));
+        assert_eq!(
+            std::fs::read_to_string(&ported.path).unwrap(),
+            ported.written.text
+        );
+        assert_eq!(
+            (ported.a.flavour, ported.b.flavour),
+            (Flavour::Axolotl, Flavour::Unsloth)
+        );
+        assert_eq!(ported.a.run_dir, out.path().join("a-axolotl"));
+        assert_eq!(ported.b.run_dir, out.path().join("b-unsloth"));
+        assert!(
+            ported.lossy().count() > 0,
+            "loss normalisation does not carry over"
+        );
+        assert!(!ported.a.run_dir.exists(), "runs are the train phase's job");
+    }
+
+    #[test]
+    fn a_run_toml_target_is_refused_before_anything_is_written() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("v");
+        let e = port(&request(Framework::Ir, &dir)).unwrap_err();
+        assert!(matches!(e, VerifyError::AgainstNotAFramework), "{e}");
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn the_port_report_markdown_has_a_row_per_entry() {
+        let out = tempfile::tempdir().unwrap();
+        let ported = port(&request(Framework::Unsloth, out.path())).unwrap();
+        let md = port_markdown(&ported.written.report);
+        assert!(md.starts_with("# Port report: axolotl → unsloth\n"), "{md}");
+        let rows = md.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(rows, ported.written.report.entries.len());
+    }
+}
