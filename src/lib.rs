@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod device;
 pub mod diag;
 pub mod diff;
 #[cfg(feature = "engine")]
@@ -14,3 +15,5 @@ pub mod gen;
 pub mod ingest;
 pub mod ir;
 pub mod translate;
+#[cfg(feature = "engine")]
+pub mod workflow;

@@ -1,5 +1,7 @@
 //! `tunebridge bench`: a LoRA training benchmark on a randomly initialised model.
 
+use super::exit::{EXIT_BAD_INPUT, EXIT_NOT_SUPPORTED, EXIT_OK};
+use crate::device::Device;
 use crate::engine::{self, bench, EngineError};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,7 +38,7 @@ pub struct BenchArgs {
     pub steps: usize,
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cuda")]
-    pub device: String,
+    pub device: Device,
     /// Compute dtype of the frozen base weights and activations.
     #[arg(long, default_value = "bf16", value_parser = ["bf16", "fp32"])]
     pub dtype: String,
@@ -72,7 +74,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         recompute: a.recompute == "on",
         warmup: a.warmup,
         steps: a.steps,
-        device: engine::parse_device(&a.device)?,
+        device: engine::resolve_device(a.device)?,
         dtype: kind(&a.dtype),
         adapter_dtype: kind(&a.adapter_dtype),
         rank: a.rank,
@@ -84,7 +86,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(e @ EngineError::Unsupported { .. }) => {
             eprintln!("error: {e}");
-            return Ok(super::EXIT_NOT_SUPPORTED);
+            return Ok(EXIT_NOT_SUPPORTED);
         }
         Err(e) => return Err(e.into()),
     };
@@ -116,7 +118,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                 gib(r.peak_allocated_bytes),
                 gib(r.peak_reserved_bytes),
             );
-            Ok(super::EXIT_OK)
+            Ok(EXIT_OK)
         }
         (err, _) => {
             eprintln!(
@@ -127,7 +129,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                 a.recompute,
                 err.as_deref().unwrap_or("no timed step")
             );
-            Ok(super::EXIT_BAD_INPUT)
+            Ok(EXIT_BAD_INPUT)
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `tunebridge diff A B`: compare two runs' loss curves and weights; exit 0 pass, 1 differs,
 //! 2 bad input.
 
+use super::args::JsonArgs;
+use super::exit::{EXIT_DIFFERS, EXIT_OK};
 use crate::diff::{self, Axis, DiffOptions};
 use crate::ingest::Format;
 use anyhow::Context;
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 /// bands and relative errors are measured against it. Exit status: 0 pass, 1 differs,
 /// 2 bad input.
 #[derive(clap::Args)]
+#[command(mut_arg("json", |a| a.help("Print the comparison as JSON instead of the table")))]
 pub struct DiffArgs {
     /// The reference run: folder or file.
     pub a: PathBuf,
@@ -55,9 +58,8 @@ pub struct DiffArgs {
     /// Write report.md, report.html, curves.png/.svg/.csv, weights.csv and diff.json here.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
-    /// Print the comparison as JSON instead of the table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub print: JsonArgs,
     /// Threads for streaming weights (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -91,7 +93,7 @@ pub fn run(a: DiffArgs) -> anyhow::Result<u8> {
     let fa = a.format_a.or(a.format);
     let fb = a.format_b.or(a.format);
     let cmp = diff::diff_paths(&a.a, &a.b, fa, fb, &a.options())?;
-    if a.json {
+    if a.print.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&diff::report::json(&cmp))?
@@ -102,7 +104,7 @@ pub fn run(a: DiffArgs) -> anyhow::Result<u8> {
     if let Some(dir) = &a.report {
         let files = diff::report::write_report(&cmp, dir)
             .with_context(|| format!("writing the report to {}", dir.display()))?;
-        if !a.json {
+        if !a.print.json {
             println!(
                 "report: {}",
                 files
@@ -114,9 +116,9 @@ pub fn run(a: DiffArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(if cmp.verdict.pass {
-        super::EXIT_OK
+        EXIT_OK
     } else {
-        super::EXIT_DIFFERS
+        EXIT_DIFFERS
     })
 }
 
@@ -139,7 +141,7 @@ mod tests {
     fn defaults() {
         let a = parse(&["x", "y"]).unwrap();
         assert_eq!(
-            (a.by, a.last_k, a.format, a.json),
+            (a.by, a.last_k, a.format, a.print.json),
             (Axis::Step, 10, None, false)
         );
         let o = a.options();

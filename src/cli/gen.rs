@@ -1,5 +1,7 @@
 //! `tunebridge new` and `tunebridge gen`: starting configs and sweeps.
 
+use super::args::InputArgs;
+use super::exit::{EXIT_BAD_INPUT, EXIT_OK};
 use crate::diag::Diagnostic;
 use crate::gen::{self, grid, new::NewRequest, Template};
 use crate::translate::{self, Framework, WriteOptions};
@@ -42,7 +44,7 @@ pub fn new(a: NewArgs) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(d) => {
             eprint!("{}", d.render(None));
-            return Ok(super::EXIT_BAD_INPUT);
+            return Ok(EXIT_BAD_INPUT);
         }
     };
     let opts = WriteOptions {
@@ -67,15 +69,19 @@ pub fn new(a: NewArgs) -> anyhow::Result<u8> {
         }
         None => print!("{}", written.text),
     }
-    Ok(super::EXIT_OK)
+    Ok(EXIT_OK)
 }
 
 /// Expand a template over `--set`, `--grid` and `--zip` values into configs, each validated
 /// through the IR, listed in `index.csv`.
 #[derive(clap::Args)]
+#[command(
+    mut_arg("config", |a| a.value_name("TEMPLATE").help(
+        "A run.toml or a config in any format, with minijinja expressions (`{{ lr }}`)"
+    )),
+    mut_arg("from", |a| a.help("Template format, when detection guesses wrong"))
+)]
 pub struct GenArgs {
-    /// A run.toml or a config in any format, with minijinja expressions (`{{ lr }}`).
-    pub template: PathBuf,
     /// A value for every point: NAME=VALUE (a template variable or an IR field such as
     /// `adapter.rank`).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -89,35 +95,38 @@ pub struct GenArgs {
     /// Target format(s), comma separated.
     #[arg(long, value_enum, value_delimiter = ',', required = true)]
     pub to: Vec<Framework>,
-    /// Template format, when detection guesses wrong.
-    #[arg(long, value_enum)]
-    pub from: Option<Framework>,
+    /// The template and `--from`.
+    #[command(flatten)]
+    pub template: InputArgs,
     /// Output folder (one subfolder per format, plus index.csv).
     #[arg(short, long)]
     pub output: PathBuf,
 }
 
 pub fn gen(a: GenArgs) -> anyhow::Result<u8> {
-    let template = match Template::load(&a.template, a.from) {
+    let template = match Template::load(&a.template.config, a.template.from) {
         Ok(t) => t,
         Err(d) => {
             eprint!(
                 "{}",
                 d.render(
-                    std::fs::read_to_string(&a.template)
+                    std::fs::read_to_string(&a.template.config)
                         .ok()
-                        .map(|t| crate::diag::Source::new(a.template.display().to_string(), t))
+                        .map(|t| crate::diag::Source::new(
+                            a.template.config.display().to_string(),
+                            t
+                        ))
                         .as_ref()
                 )
             );
-            return Ok(super::EXIT_BAD_INPUT);
+            return Ok(EXIT_BAD_INPUT);
         }
     };
     let points = match grid::expand(&a.sets, &a.grids, &a.zips) {
         Ok(p) => p,
         Err(e) => {
             eprint!("{}", Diagnostic::error("bad-argument", e).render(None));
-            return Ok(super::EXIT_BAD_INPUT);
+            return Ok(EXIT_BAD_INPUT);
         }
     };
     let results = gen::generate(&template, &points, &a.to, &a.output)
@@ -139,8 +148,8 @@ pub fn gen(a: GenArgs) -> anyhow::Result<u8> {
         a.output.join("index.csv").display()
     );
     Ok(if ok == results.len() {
-        super::EXIT_OK
+        EXIT_OK
     } else {
-        super::EXIT_BAD_INPUT
+        EXIT_BAD_INPUT
     })
 }

@@ -1,9 +1,10 @@
 //! Loading an input file of any format, printing its diagnostics as ruff does.
 
+use super::args::InputArgs;
+use super::exit::{EXIT_BAD_INPUT, EXIT_NOT_SUPPORTED};
 use crate::diag::{Diagnostic, Severity, Source};
 use crate::translate::{self, Framework, Parsed, ReadError};
 use anyhow::Context;
-use std::path::Path;
 
 /// A read input: its format, text and parsed form; or the exit code already reported.
 pub struct Loaded {
@@ -13,26 +14,22 @@ pub struct Loaded {
 }
 
 #[cfg(feature = "engine")]
-pub fn load(
-    path: &Path,
-    from: Option<Framework>,
-    quiet: bool,
-) -> anyhow::Result<Result<Loaded, u8>> {
-    load_with_overrides(path, from, &[], quiet)
+pub fn load(input: &InputArgs, quiet: bool) -> anyhow::Result<Result<Loaded, u8>> {
+    load_with_overrides(input, &[], quiet)
 }
 
 /// Load an input, applying `key=value` overrides first as `tune run` does (TorchTune
 /// configs only: the other formats have no such command line).
 pub fn load_with_overrides(
-    path: &Path,
-    from: Option<Framework>,
+    input: &InputArgs,
     overrides: &[String],
     quiet: bool,
 ) -> anyhow::Result<Result<Loaded, u8>> {
+    let path = &input.config;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut source = Source::new(path.display().to_string(), text);
-    let framework = match from.or_else(|| Framework::detect(path, &source.text)) {
+    let framework = match input.from.or_else(|| Framework::detect(path, &source.text)) {
         Some(f) => f,
         None => {
             eprint!(
@@ -45,7 +42,7 @@ pub fn load_with_overrides(
                 .locate(&source)
                 .render(Some(&source))
             );
-            return Ok(Err(super::EXIT_BAD_INPUT));
+            return Ok(Err(EXIT_BAD_INPUT));
         }
     };
     if !overrides.is_empty() {
@@ -64,13 +61,13 @@ pub fn load_with_overrides(
                 ))
                 .render(None)
             );
-            return Ok(Err(super::EXIT_BAD_INPUT));
+            return Ok(Err(EXIT_BAD_INPUT));
         }
         match translate::torchtune::apply_overrides(&source.text, overrides) {
             Ok(text) => source.text = text,
             Err(d) => {
                 eprint!("{}", d.render(None));
-                return Ok(Err(super::EXIT_BAD_INPUT));
+                return Ok(Err(EXIT_BAD_INPUT));
             }
         }
     }
@@ -88,9 +85,9 @@ pub fn load_with_overrides(
         Err(e) => {
             print_diagnostics(&e.diagnostics(), &source, Severity::Info);
             let code = if matches!(e, ReadError::NotSupported(_)) {
-                super::EXIT_NOT_SUPPORTED
+                EXIT_NOT_SUPPORTED
             } else {
-                super::EXIT_BAD_INPUT
+                EXIT_BAD_INPUT
             };
             let n = e.diagnostics().len();
             eprintln!(

@@ -1,34 +1,35 @@
 //! `tunebridge inspect INPUT`: the IR a config resolves to, with where each value came from.
 
+use super::args::{InputArgs, JsonArgs, OverrideArgs};
+use super::exit::EXIT_OK;
 use super::input;
 use crate::ir::Origin;
-use crate::translate::Framework;
-use std::path::PathBuf;
 
 /// Show the IR a config resolves to, with the provenance of every value.
 #[derive(clap::Args)]
+#[command(
+    mut_arg("config", |a| a.value_name("INPUT")),
+    mut_arg("json", |a| a.help("Print JSON (`{spec, provenance}`) instead of the annotated table"))
+)]
 pub struct InspectArgs {
-    pub input: PathBuf,
-    /// TorchTune `key=value` overrides, applied as `tune run … key=value` does.
-    #[arg(value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    #[arg(long, value_enum)]
-    pub from: Option<Framework>,
-    /// Print JSON (`{spec, provenance}`) instead of the annotated table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+    #[command(flatten)]
+    pub print: JsonArgs,
     /// Print `run.toml` (with a [provenance] table), ready for `tunebridge run`.
     #[arg(long)]
     pub toml: bool,
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
-    let loaded = match input::load_with_overrides(&a.input, a.from, &a.overrides, false)? {
+    let loaded = match input::load_with_overrides(&a.input, &a.overrides.overrides, false)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
     let r = &loaded.parsed.resolved;
-    if a.json {
+    if a.print.json {
         println!("{}", serde_json::to_string_pretty(&r.to_json())?);
     } else if a.toml {
         print!("{}", r.to_toml(true));
@@ -49,5 +50,5 @@ pub fn run(a: InspectArgs) -> anyhow::Result<u8> {
             );
         }
     }
-    Ok(super::EXIT_OK)
+    Ok(EXIT_OK)
 }

@@ -1,5 +1,6 @@
 //! `tunebridge mappings`: the field tables, as Markdown (also kept in docs/MAPPINGS.md).
 
+use super::exit::EXIT_OK;
 use crate::translate::{data, Framework};
 
 /// Print the key ↔ IR field tables of every framework (or one).
@@ -16,7 +17,7 @@ pub fn run(a: MappingsArgs) -> anyhow::Result<u8> {
         Some(f) => vec![f],
     };
     print!("{}", markdown(&fws));
-    Ok(super::EXIT_OK)
+    Ok(EXIT_OK)
 }
 
 /// The mapping reference as Markdown.

@@ -1,11 +1,14 @@
 //! The command line: parses flags, calls the library, maps results to exit codes.
 //!
 //! Exit codes: 0 ok, 1 a verdict of "differs" (diff/verify) or a strict port with lossy
-//! fields, 2 bad input, 3 a feature tunebridge does not support.
+//! fields, 2 bad input, 3 a feature tunebridge does not support ([`exit`]). Flags that
+//! several commands share are declared once, in [`args`].
 
+pub mod args;
 #[cfg(feature = "engine")]
 mod bench;
 mod diff;
+pub mod exit;
 mod gen;
 mod input;
 mod inspect;
@@ -19,10 +22,7 @@ mod verify;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_DIFFERS: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
-pub const EXIT_NOT_SUPPORTED: u8 = 3;
+pub use exit::{EXIT_BAD_INPUT, EXIT_DIFFERS, EXIT_NOT_SUPPORTED, EXIT_OK};
 
 #[derive(Parser)]
 #[command(
@@ -73,5 +73,18 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own checks of every command (positional order, conflicting names, defaults
+    /// that parse), which otherwise only run when a command is first used.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,5 +1,7 @@
 //! `tunebridge port INPUT --to FRAMEWORK`: translate a config and report every field.
 
+use super::args::{InputArgs, JsonArgs, OverrideArgs};
+use super::exit::{EXIT_DIFFERS, EXIT_OK};
 use super::input;
 use crate::translate::{self, Framework, Status, WriteOptions};
 use anyhow::Context;
@@ -11,19 +13,18 @@ use std::path::PathBuf;
 /// `.py` file is an Unsloth script, `.toml` is a tunebridge run spec). The report lists each
 /// IR field as carried, defaulted, approximated or not expressible.
 #[derive(clap::Args)]
+#[command(
+    mut_arg("config", |a| a.value_name("INPUT").help("Config or script to port")),
+    mut_arg("json", |a| a.help("Print the report as JSON (for CI) instead of text"))
+)]
 pub struct PortArgs {
-    /// Config or script to port.
-    pub input: PathBuf,
-    /// TorchTune `key=value` overrides, applied as `tune run … key=value` does
-    /// (`optimizer.lr=1e-4 model.lora_rank=16`).
-    #[arg(value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
     /// Target format.
     #[arg(long, value_enum)]
     pub to: Framework,
-    /// Source format, when detection guesses wrong.
-    #[arg(long, value_enum)]
-    pub from: Option<Framework>,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
     /// Write the translated config here (a file, or a folder to get the default file name);
     /// without it the config goes to standard output.
     #[arg(short, long)]
@@ -35,16 +36,16 @@ pub struct PortArgs {
     /// optimisations in the target.
     #[arg(long)]
     pub strict: bool,
-    /// Print the report as JSON (for CI) instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub print: JsonArgs,
     /// List every field in the report, not only the lossy ones.
     #[arg(short, long)]
     pub verbose: bool,
 }
 
 pub fn run(a: PortArgs) -> anyhow::Result<u8> {
-    let loaded = match input::load_with_overrides(&a.input, a.from, &a.overrides, a.json)? {
+    let json = a.print.json;
+    let loaded = match input::load_with_overrides(&a.input, &a.overrides.overrides, json)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
@@ -73,7 +74,7 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
             }
             std::fs::write(&path, &written.text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            if !a.json {
+            if !json {
                 eprintln!(
                     "wrote {} — run it with: {}",
                     path.display(),
@@ -83,10 +84,10 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
                 );
             }
         }
-        None if !a.json => print!("{}", written.text),
+        None if !json => print!("{}", written.text),
         None => {}
     }
-    if a.json {
+    if json {
         let mut v = serde_json::to_value(&written.report)?;
         v["command"] = serde_json::json!(written.command);
         if a.output.is_none() {
@@ -100,7 +101,7 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
         written.report.count(Status::Approximated) + written.report.count(Status::NotExpressible);
     if a.strict && lossy > 0 {
         eprintln!("error: --strict: {lossy} field(s) would not carry over exactly");
-        return Ok(super::EXIT_DIFFERS);
+        return Ok(EXIT_DIFFERS);
     }
-    Ok(super::EXIT_OK)
+    Ok(EXIT_OK)
 }

@@ -1,8 +1,9 @@
 //! `tunebridge run CONFIG`: train a config on tunebridge's own engine.
 
+use super::args::{EngineArgs, InputArgs};
+use super::exit::{EXIT_NOT_SUPPORTED, EXIT_OK};
 use super::input;
 use crate::engine::{self, EngineError, Flavour, RunOptions};
-use crate::translate::Framework;
 use std::path::PathBuf;
 
 /// Train a config (Axolotl YAML, TorchTune YAML, Unsloth script or run.toml) on the native
@@ -13,21 +14,12 @@ use std::path::PathBuf;
 /// (`adapter_model.safetensors` + `adapter_config.json`) or the full model in HF format, and
 /// `checkpoint-<step>/` folders. A run that fails leaves a `FAILED` file with the reason.
 #[derive(clap::Args)]
+#[command(mut_arg("config", |a| a.help("Config or script to run")))]
 pub struct RunArgs {
-    /// Config or script to run.
-    pub config: PathBuf,
-    /// Source format, when detection guesses wrong.
-    #[arg(long, value_enum)]
-    pub from: Option<Framework>,
-    /// Stop after this many optimizer steps (also the schedule's horizon, as in the frameworks).
-    #[arg(long)]
-    pub max_steps: Option<u64>,
-    /// `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Compute dtype (`fp32`, `bf16`), overriding the config's (a CPU parity run of a bf16 config).
-    #[arg(long)]
-    pub dtype: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Run directory (default: the config's output directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -43,7 +35,7 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<u8> {
-    let loaded = match input::load(&a.config, a.from, a.quiet)? {
+    let loaded = match input::load(&a.input, a.quiet)? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
@@ -53,10 +45,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
         (None, None) => Flavour::of_spec(&loaded.parsed.resolved),
     };
     let mut opts = RunOptions::new(flavour);
-    opts.device = engine::parse_device(&a.device)?;
-    opts.max_steps = a.max_steps;
+    opts.device = engine::resolve_device(a.engine.device)?;
+    opts.max_steps = a.engine.max_steps;
     opts.output = a.output.clone();
-    opts.compute_dtype = a.dtype.clone();
+    opts.compute_dtype = a.engine.dtype.clone();
     opts.progress = !a.quiet;
     opts.resume_from = match &a.resume {
         Some(p) if p.join("trainer_state.json").is_file() => Some(p.clone()),
@@ -87,15 +79,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
                     summary.output.display()
                 );
             }
-            Ok(super::EXIT_OK)
+            Ok(EXIT_OK)
         }
         Err(e @ EngineError::Unsupported { .. })
         | Err(e @ EngineError::UnsupportedArchitecture { .. }) => {
             eprintln!("error: {e}");
-            Ok(super::EXIT_NOT_SUPPORTED)
+            Ok(EXIT_NOT_SUPPORTED)
         }
         Err(e) => {
-            Err(anyhow::Error::new(e).context(format!("run of {} failed", a.config.display())))
+            Err(anyhow::Error::new(e)
+                .context(format!("run of {} failed", a.input.config.display())))
         }
     }
 }

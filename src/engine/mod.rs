@@ -112,35 +112,23 @@ impl Flavour {
     }
 }
 
-/// Parse `cpu`, `cuda`, `cuda:N`; for CUDA, make sure libtorch's CUDA backend is loaded and
-/// the GPU exists.
-pub fn parse_device(s: &str) -> Result<tch::Device> {
-    let device = match s {
-        "cpu" => return Ok(tch::Device::Cpu),
-        "cuda" => tch::Device::Cuda(0),
-        _ => match s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) => tch::Device::Cuda(n),
-            None => {
-                return Err(EngineError::unsupported(
-                    "--device",
-                    s,
-                    "expected cpu, cuda or cuda:N",
-                ))
-            }
-        },
+/// The libtorch device for a parsed `--device`; for CUDA, make sure libtorch's CUDA backend
+/// is loaded and the GPU exists.
+pub fn resolve_device(device: crate::device::Device) -> Result<tch::Device> {
+    let index = match device {
+        crate::device::Device::Cpu => return Ok(tch::Device::Cpu),
+        crate::device::Device::Cuda(n) => n,
     };
     load_cuda_backend()?;
     let n = tch::Cuda::device_count();
-    match device {
-        tch::Device::Cuda(i) if (i as i64) < n => Ok(device),
-        _ => Err(EngineError::unsupported(
+    if (index as i64) < n {
+        Ok(tch::Device::Cuda(index))
+    } else {
+        Err(EngineError::unsupported(
             "--device",
-            s,
+            device,
             format!("libtorch sees {n} CUDA device(s)"),
-        )),
+        ))
     }
 }
 

@@ -1,0 +1,143 @@
+//! Flags that several commands share, declared once and flattened (`#[command(flatten)]`)
+//! into each command's own struct, so a flag has one spelling, one type and one default.
+//!
+//! - [`InputArgs`]: the config to read and `--from` (port, inspect, gen, run, verify).
+//! - [`OverrideArgs`]: TorchTune `key=value` overrides (port, inspect).
+//! - [`EngineArgs`]: how a run uses the engine: `--max-steps`, `--device`, `--dtype`
+//!   (run, verify).
+//! - [`JsonArgs`]: `--json`, machine-readable output instead of text (port, inspect, diff,
+//!   verify).
+//!
+//! Process-launch flags for multi-process runs (`--nproc-per-node`, `--nnodes`,
+//! `--node-rank`, `--master-addr`, `--master-port`) belong here as one more struct, flattened
+//! into the commands that start processes (run, verify, bench). They are not `--devices N`,
+//! which stays the planning flag of `port`/`verify`: the GPU count a port is written for.
+//!
+//! What stays in a command's struct: flags whose meaning or default differs per command.
+//! `-o/--output` is a file for `port`/`new`, a run directory for `run` (default: the config's
+//! `output_dir`), a folder with a default for `verify`, a required folder for `gen`; `bench`
+//! runs on `cuda` by default and its `--dtype` is the stored weights' dtype, not an override.
+//! A command whose positional argument reads differently (`<INPUT>` for port and inspect,
+//! `<TEMPLATE>` for gen) renames it with `mut_arg`, which keeps its help text its own.
+
+use crate::device::Device;
+use crate::translate::Framework;
+use std::path::PathBuf;
+
+/// The config a command reads.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Config or script (Axolotl YAML, TorchTune YAML, Unsloth script or run.toml).
+    // The index is explicit because `mut_arg` (a command renaming this argument) re-adds it
+    // last, which would otherwise put it after the overrides.
+    #[arg(index = 1)]
+    pub config: PathBuf,
+    /// Source format, when detection guesses wrong.
+    #[arg(long, value_enum)]
+    pub from: Option<Framework>,
+}
+
+/// `tune run`-style `key=value` overrides; they follow the config on the command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OverrideArgs {
+    /// TorchTune `key=value` overrides, applied as `tune run … key=value` does
+    /// (`optimizer.lr=1e-4 model.lora_rank=16`).
+    #[arg(index = 2, value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// How a run uses the engine.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Stop after this many optimizer steps (also the schedule's horizon, as in the frameworks).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    /// Compute dtype (`fp32`, `bf16`), overriding the config's (a CPU parity run of a bf16 config).
+    #[arg(long)]
+    pub dtype: Option<String>,
+}
+
+/// Machine-readable output.
+#[derive(clap::Args, Debug, Clone)]
+pub struct JsonArgs {
+    /// Print JSON instead of text (for CI and scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
+        out: JsonArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<T, clap::Error> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let t = parse(&["c.yaml"]).unwrap();
+        assert_eq!(t.input.config, PathBuf::from("c.yaml"));
+        assert_eq!(t.input.from, None);
+        assert!(t.overrides.overrides.is_empty());
+        assert_eq!(
+            (t.engine.max_steps, t.engine.device, t.engine.dtype),
+            (None, Device::Cpu, None)
+        );
+        assert!(!t.out.json);
+    }
+
+    #[test]
+    fn config_comes_before_overrides() {
+        let t = parse(&["c.yaml", "optimizer.lr=1", "a.b=2", "--from", "torchtune"]).unwrap();
+        assert_eq!(t.input.config, PathBuf::from("c.yaml"));
+        assert_eq!(t.overrides.overrides, ["optimizer.lr=1", "a.b=2"]);
+        assert_eq!(t.input.from, Some(Framework::Torchtune));
+    }
+
+    #[test]
+    fn device_spellings() {
+        for (s, want) in [
+            ("cpu", Device::Cpu),
+            ("cuda", Device::Cuda(0)),
+            ("cuda:2", Device::Cuda(2)),
+        ] {
+            assert_eq!(parse(&["c", "--device", s]).unwrap().engine.device, want);
+            let eq = format!("--device={s}");
+            assert_eq!(parse(&["c", &eq]).unwrap().engine.device, want);
+        }
+    }
+
+    #[test]
+    fn a_bad_device_is_a_usage_error_that_says_what_is_expected() {
+        let e = parse(&["c", "--device", "gpu"]).err().unwrap();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(msg.contains("'gpu'"), "{msg}");
+        assert!(msg.contains("expected cpu, cuda or cuda:N"), "{msg}");
+    }
+
+    #[test]
+    fn engine_flags() {
+        let t = parse(&["c", "--max-steps", "3", "--dtype", "fp32", "--json"]).unwrap();
+        assert_eq!(t.engine.max_steps, Some(3));
+        assert_eq!(t.engine.dtype.as_deref(), Some("fp32"));
+        assert!(t.out.json);
+    }
+}
