@@ -7,7 +7,7 @@
 //! its own defaults carry a `# parity:` comment. What a script cannot say is reported:
 //! DeepSpeed/FSDP sharding, a run without Unsloth's fused kernels, TorchTune's sampler, …
 
-use super::FW;
+use super::common::FW;
 use crate::ir::Resolved;
 use crate::translate::emitter::{Emitter, Out};
 use crate::translate::{data, WriteOptions, Written};

@@ -7,7 +7,7 @@ use crate::translate::emitter::Emitter;
 use crate::translate::families;
 use crate::translate::report::Status;
 use crate::translate::unsloth::format::escape_braces;
-use crate::translate::unsloth::script_data;
+use crate::translate::unsloth::script_data::script_data;
 use serde_json::json;
 
 /// The datasets with their formatting functions, masking, and batching.

@@ -3,7 +3,8 @@
 use super::{gc_value, py_str, Ctx, Src};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
-use crate::translate::unsloth::{script_data, FW};
+use crate::translate::unsloth::common::FW;
+use crate::translate::unsloth::script_data::script_data;
 use crate::translate::{data, families};
 use serde_json::json;
 

@@ -6,7 +6,7 @@ use crate::diag::Diagnostic;
 use crate::ir::Origin;
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
-use crate::translate::unsloth::FW;
+use crate::translate::unsloth::common::FW;
 use serde_json::{json, Value};
 
 /// Steps and schedule, loss, tracker, checkpoints and the multi-GPU launch.
