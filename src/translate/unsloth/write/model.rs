@@ -1,6 +1,7 @@
 //! Writer sections: the model and how it is loaded, then the LoRA adapter.
 
-use super::{gc_value, py_str, Ctx, Src};
+use super::context::{gc_value, Ctx, Src};
+use super::literals::py_str;
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use crate::translate::unsloth::common::FW;
