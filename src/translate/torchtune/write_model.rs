@@ -233,6 +233,15 @@ fn write_dimensions(
 }
 
 fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: bool) {
+    write_lora_targets(em, spec, choice);
+    write_lora_scaling(em, spec, choice);
+    write_lora_quantization(em, spec, quantize_arg);
+    cover_lora_options(em, spec);
+}
+
+/// `lora_attn_modules`, `apply_lora_to_mlp`, `apply_lora_to_output`, and what the target list
+/// loses on the way.
+fn write_lora_targets(em: &mut Emitter, spec: &RunSpec, choice: &Choice) {
     let a = &spec.adapter;
     // Fused Hugging Face names (Phi-3) stand for their parts.
     let mut names: Vec<String> = Vec::new();
@@ -349,6 +358,11 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             &format!("TorchTune LoRA wraps attention, MLP and output projections only; {} get no adapters", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
         );
     }
+}
+
+/// Rank, alpha, dropout and DoRA.
+fn write_lora_scaling(em: &mut Emitter, spec: &RunSpec, choice: &Choice) {
+    let a = &spec.adapter;
     // Written in a TorchTune-shaped order; the values the recipes require always.
     let rank = json!(a.rank);
     let c = em.parity_comment("adapter.rank", &rank);
@@ -371,6 +385,10 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             );
         }
     }
+}
+
+/// The NF4 base (a `qlora_` builder or `quantize_base`), and what TorchTune quantizes anyway.
+fn write_lora_quantization(em: &mut Emitter, spec: &RunSpec, quantize_arg: bool) {
     match spec.quantization.base_weights.as_str() {
         "nf4" => {
             if quantize_arg {
@@ -409,6 +427,11 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
     if !spec.quantization.skip_modules.is_empty() {
         em.cover("quantization.skip_modules", Status::Approximated, "", "TorchTune keeps the output projection and embeddings unquantized and quantizes every other linear layer");
     }
+}
+
+/// Adapter options TorchTune has no key for: reported, and the adapter dtype warned about.
+fn cover_lora_options(em: &mut Emitter, spec: &RunSpec) {
+    let a = &spec.adapter;
     if a.bias != "none" {
         em.cover(
             "adapter.bias",
