@@ -9,7 +9,8 @@
 //! as `axolotl.datasets.N.key` and merged back when writing Axolotl. RL and reward dataset
 //! types, pre-tokenized data and formats with no IR prompt (jeopardy, oasst, …) are refused.
 
-use super::{keep, Keys, FW};
+use super::common::keep;
+use super::keys::{Keys, FW};
 use crate::diag::Diagnostic;
 use crate::ir::RunSpec;
 use crate::translate::emitter::{values_equal, Emitter};

@@ -7,7 +7,8 @@
 //! the legacy `fsdp: [full_shard, auto_wrap, offload]` list. Settings with no IR field are
 //! kept under their un-prefixed names, as Axolotl itself renames them.
 
-use super::{ir_str, keep, Keys};
+use super::common::{ir_str, keep};
+use super::keys::Keys;
 use crate::diag::Diagnostic;
 use crate::ir::RunSpec;
 use crate::translate::emitter::Emitter;

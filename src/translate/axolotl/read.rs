@@ -1,18 +1,58 @@
-//! Reading the model (tokenizer, family, attention, chat template, `special_tokens`), the
+//! Axolotl YAML → IR: the entry point, then the model (tokenizer, family, attention, chat template, `special_tokens`), the
 //! adapter/quantisation pair with `bnb_config_kwargs`, LoRA targets (`lora_target_linear`,
 //! regex `lora_target_modules`), the fused LoRA kernels Axolotl turns on by itself, the
 //! shuffle seed, and the batch: the size triple, `dataloader_drop_last` and
 //! `batch_flattening`.
 
-use super::{
-    family_linear, ir_str, keep, kernels_possible, key_span, keys, str_value, KERNEL_KEYS,
-    LEGACY_ATTENTION,
+use super::common::{family_linear, ir_str, keep, kernels_possible, key_span, str_value};
+use super::datasets;
+use super::keys::{keys, table, FW, KERNEL_KEYS, LEGACY_ATTENTION};
+use super::parallel;
+use super::read_run::{
+    drop_noops, read_checkpoint, read_logging, read_loss, read_memory, read_precision,
+    read_renamed, read_schedule,
 };
+use crate::diag::Source;
 use crate::diag::{Diagnostic, Span};
 use crate::ir::Origin;
+use crate::translate::data;
 use crate::translate::families;
+use crate::translate::reader::Parsed;
 use crate::translate::reader::{ReadError, Reader};
+use crate::translate::yaml;
 use serde_json::{json, Map, Value};
+
+pub fn read(source: &Source) -> Result<Parsed, ReadError> {
+    let root = yaml::parse(source).map_err(ReadError::Syntax)?;
+    if root.as_map().is_none() {
+        return Err(ReadError::Syntax(
+            Diagnostic::error("syntax", "an Axolotl config is a YAML mapping of keys")
+                .at(Some(root.span()))
+                .locate(source),
+        ));
+    }
+    let mut r = Reader::new(source, &root, table(), data::defaults(FW));
+    r.check_unsupported()?;
+    r.apply_table();
+    read_model(&mut r);
+    let kernels = read_adapter(&mut r)?;
+    datasets::read(&mut r, keys())?;
+    read_flattening(&mut r);
+    read_drop_last(&mut r);
+    read_batch(&mut r);
+    read_schedule(&mut r);
+    read_precision(&mut r);
+    read_memory(&mut r);
+    read_loss(&mut r);
+    read_checkpoint(&mut r);
+    read_logging(&mut r);
+    parallel::read(&mut r, keys());
+    derive_kernels(&mut r, &kernels);
+    derive_shuffle_seed(&mut r);
+    drop_noops(&mut r);
+    read_renamed(&mut r);
+    r.finish(FW.name())
+}
 
 pub(super) fn read_model(r: &mut Reader) {
     let base = str_value(r, "base_model").unwrap_or_default();

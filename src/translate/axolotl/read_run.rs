@@ -3,7 +3,8 @@
 //! experiment trackers; then the keys whose value is Axolotl's own default (`[noop]`) and the
 //! deprecated spellings (`[[renamed]]`).
 
-use super::{ir_str, keep, key_span, keys, str_value, table};
+use super::common::{ir_str, keep, key_span, str_value};
+use super::keys::{keys, table};
 use crate::diag::Diagnostic;
 use crate::ir::Origin;
 use crate::translate::emitter::values_equal;

@@ -1,10 +1,13 @@
 //! Unit tests for the keys this module handles in code: each special case, its spellings,
 //! its diagnostics, and that the writer brings it back. Plus a mutation fuzz of the fixtures.
 
-use super::*;
-use crate::diag::Severity;
-use crate::translate::reader::ReadError;
+use super::keys::KERNEL_KEYS;
+use super::{read, write};
+use crate::diag::{Diagnostic, Severity, Source};
+use crate::translate::reader::{Parsed, ReadError};
 use crate::translate::report::Status;
+use crate::translate::WriteOptions;
+use serde_json::{json, Value};
 
 const BASE: &str = "base_model: meta-llama/Llama-3.2-1B
 datasets:

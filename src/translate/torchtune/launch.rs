@@ -96,7 +96,7 @@ fn parse(cmd: &str, start: usize) -> Option<Launch> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::translate::torchtune::launch::*;
 
     #[test]
     fn reads_the_recipe_and_device_count_from_a_header_comment() {

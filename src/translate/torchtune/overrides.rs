@@ -331,7 +331,7 @@ fn delete_emptied(text: &str, path: &str) -> Result<String, Diagnostic> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::translate::torchtune::overrides::*;
     use serde_json::json;
 
     const CFG: &str = "\

@@ -1,6 +1,6 @@
 //! Reading the `dataset` node of a TorchTune config (one builder, or a list = ConcatDataset).
 
-use super::read::{bool_arg, default_origin};
+use super::read_component::{bool_arg, default_origin};
 use super::tables;
 use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::ir::Origin;

@@ -400,7 +400,7 @@ impl Tables {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::translate::torchtune::tables::*;
 
     #[test]
     fn tables_parse_and_cover_every_shipped_family() {

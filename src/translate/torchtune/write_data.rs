@@ -1,7 +1,7 @@
 //! Writing the `dataset` node of a TorchTune config.
 
 use super::tables::Tables;
-use super::write::{carried, parity_against};
+use super::write_common::{carried, parity_against};
 use crate::diag::Diagnostic;
 use crate::ir::RunSpec;
 use crate::translate::emitter::Emitter;

@@ -1,18 +1,28 @@
 //! Writing the model builder, tokenizer and checkpointer of a TorchTune config.
 
-use super::read::{ATTN_MODULES, MLP_MODULES};
-use super::read_model::hf_targets;
+use super::common::{hf_targets, ATTN_MODULES, MLP_MODULES};
 use super::tables::{self, Tables};
-use super::write::{
-    carried, json_path, number, place, read_config_json, written_dtype, Choice, Place,
-};
+use super::write_common::{carried, json_path, number, read_config_json, written_dtype, Place};
 use crate::diag::Diagnostic;
-use crate::ir::{Origin, RunSpec};
+use crate::ir::RunSpec;
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::families;
 use crate::translate::report::Status;
-use serde_json::{json, Value};
-use std::path::Path;
+use serde_json::json;
+
+/// The builder a spec is written with.
+pub(super) struct Choice {
+    pub(super) module: String,
+    /// A size-free builder: architecture keywords are written (or passed through).
+    pub(super) size_free: bool,
+    pub(super) output_lora: bool,
+    /// The output projection is the embedding matrix (no output LoRA possible).
+    pub(super) tied: bool,
+    pub(super) dora: bool,
+    pub(super) model_type: String,
+    /// The longest sequence the builder takes (sized builder), if known.
+    pub(super) max_seq_len: Option<u64>,
+}
 
 // ------------------------------------------------------------------- model
 
@@ -223,6 +233,15 @@ fn write_dimensions(
 }
 
 fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: bool) {
+    write_lora_targets(em, spec, choice);
+    write_lora_scaling(em, spec, choice);
+    write_lora_quantization(em, spec, quantize_arg);
+    cover_lora_options(em, spec);
+}
+
+/// `lora_attn_modules`, `apply_lora_to_mlp`, `apply_lora_to_output`, and what the target list
+/// loses on the way.
+fn write_lora_targets(em: &mut Emitter, spec: &RunSpec, choice: &Choice) {
     let a = &spec.adapter;
     // Fused Hugging Face names (Phi-3) stand for their parts.
     let mut names: Vec<String> = Vec::new();
@@ -339,6 +358,11 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             &format!("TorchTune LoRA wraps attention, MLP and output projections only; {} get no adapters", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
         );
     }
+}
+
+/// Rank, alpha, dropout and DoRA.
+fn write_lora_scaling(em: &mut Emitter, spec: &RunSpec, choice: &Choice) {
+    let a = &spec.adapter;
     // Written in a TorchTune-shaped order; the values the recipes require always.
     let rank = json!(a.rank);
     let c = em.parity_comment("adapter.rank", &rank);
@@ -361,6 +385,10 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             );
         }
     }
+}
+
+/// The NF4 base (a `qlora_` builder or `quantize_base`), and what TorchTune quantizes anyway.
+fn write_lora_quantization(em: &mut Emitter, spec: &RunSpec, quantize_arg: bool) {
     match spec.quantization.base_weights.as_str() {
         "nf4" => {
             if quantize_arg {
@@ -399,6 +427,11 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
     if !spec.quantization.skip_modules.is_empty() {
         em.cover("quantization.skip_modules", Status::Approximated, "", "TorchTune keeps the output projection and embeddings unquantized and quantizes every other linear layer");
     }
+}
+
+/// Adapter options TorchTune has no key for: reported, and the adapter dtype warned about.
+fn cover_lora_options(em: &mut Emitter, spec: &RunSpec) {
+    let a = &spec.adapter;
     if a.bias != "none" {
         em.cover(
             "adapter.bias",
@@ -476,270 +509,4 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
     } else {
         em.cover("adapter.weight_dtype", Status::Carried, "dtype", "");
     }
-}
-
-// ------------------------------------------------------------------- tokenizer, checkpointer
-
-pub(super) fn write_tokenizer(
-    em: &mut Emitter,
-    t: &Tables,
-    spec: &RunSpec,
-    base: &Place,
-    choice: &Choice,
-) {
-    let Some(tok) = t.tokenizer_for_module(&choice.module) else {
-        return;
-    };
-    carried(em, "tokenizer._component_", json!(tok.component), &[], "");
-    let tok_place = if spec.model.tokenizer == spec.model.base || spec.model.tokenizer.is_empty() {
-        Place {
-            dir: base.dir.clone(),
-            download: base.download.clone(),
-        }
-    } else {
-        place(&spec.model.tokenizer)
-    };
-    for (arg, rel) in &tok.files {
-        let file = format!("{}/{rel}", tok_place.dir);
-        if Path::new(&tok_place.dir).is_dir() && !Path::new(&file).exists() {
-            em.warnings.push(
-                Diagnostic::warning("missing-file", format!("{file} does not exist: `{}` needs it", tok.component))
-                    .with_help("TorchTune reads the original tokenizer files; download them with `tune download`"),
-            );
-        }
-        carried(
-            em,
-            &format!("tokenizer.{arg}"),
-            json!(file),
-            &["model.tokenizer"],
-            "",
-        );
-    }
-    if tok_place.download.is_some() {
-        em.cover("model.tokenizer", Status::Approximated, "tokenizer.path", "TorchTune reads tokenizer files from a local folder (see the download command in the header)");
-    }
-    // Sequence length: null keeps a TorchTune source's "no truncation".
-    let from_null = matches!(
-        em.resolved.provenance.get("data.sequence_len"),
-        Some(Origin::Derived { rule, .. }) if rule.starts_with("tokenizer.max_seq_len is")
-    );
-    let builder_max = choice.max_seq_len.or_else(|| {
-        em.out
-            .iter()
-            .find(|o| o.key == "model.max_seq_len")
-            .map(|o| o.value.clone())
-            .or_else(|| spec.passthrough.get("torchtune.model.max_seq_len").cloned())
-            .and_then(|v| v.as_u64())
-    });
-    let unbounded =
-        from_null && !spec.data.packing && builder_max == Some(spec.data.sequence_len as u64);
-    let len = if unbounded {
-        Value::Null
-    } else {
-        json!(spec.data.sequence_len)
-    };
-    carried(em, "tokenizer.max_seq_len", len, &["data.sequence_len"], "");
-    // Chat framing: the tokenizer's own, or a prompt template, or reported.
-    let natural = if tok.prompt_template.is_empty() {
-        tok.framing.clone()
-    } else {
-        t.c.prompt_template
-            .iter()
-            .find(|p| p.component == tok.prompt_template)
-            .map_or(tok.framing.clone(), |p| p.chat_template.clone())
-    };
-    let ct = spec.model.chat_template.as_str();
-    let has_template_passthrough = spec
-        .passthrough
-        .contains_key("torchtune.tokenizer.prompt_template");
-    if ct == natural || has_template_passthrough {
-        em.cover(
-            "model.chat_template",
-            Status::Carried,
-            "tokenizer._component_",
-            "",
-        );
-    } else if ct == tok.framing {
-        carried(
-            em,
-            "tokenizer.prompt_template",
-            Value::Null,
-            &["model.chat_template"],
-            "",
-        );
-    } else if let Some(p) =
-        t.c.prompt_template
-            .iter()
-            .find(|p| p.chat_template == ct && tok.framing == "none")
-    {
-        carried(
-            em,
-            "tokenizer.prompt_template",
-            json!(p.component),
-            &["model.chat_template"],
-            "",
-        );
-    } else {
-        let note = if ct == "tokenizer_default" {
-            format!("TorchTune frames chats with its own {natural} tokenizer code, not the Hugging Face tokenizer's Jinja template (no default system prompt)")
-        } else {
-            format!(
-                "TorchTune's {} frames chats as {natural}; `{ct}` has no TorchTune spelling",
-                tok.component.rsplit('.').next().unwrap_or("")
-            )
-        };
-        em.cover(
-            "model.chat_template",
-            Status::Approximated,
-            "tokenizer._component_",
-            &note,
-        );
-    }
-    if !spec.model.special_tokens.is_empty() {
-        em.cover(
-            "model.special_tokens",
-            Status::NotExpressible,
-            "",
-            "TorchTune tokenizers take special tokens from their own tables (pad id included)",
-        );
-    }
-    if spec.model.attention != "sdpa" {
-        em.cover("model.attention", Status::Approximated, "", "TorchTune always calls scaled_dot_product_attention, which picks the flash kernel on GPUs that have it");
-    }
-}
-
-pub(super) fn write_checkpointer(
-    em: &mut Emitter,
-    t: &Tables,
-    spec: &RunSpec,
-    base: &Place,
-    choice: &Choice,
-) {
-    let ck =
-        t.c.checkpointer
-            .iter()
-            .find(|c| c.write)
-            .map_or("torchtune.training.FullModelHFCheckpointer", |c| {
-                c.component.as_str()
-            });
-    carried(em, "checkpointer._component_", json!(ck), &[], "");
-    carried(
-        em,
-        "checkpointer.checkpoint_dir",
-        json!(base.dir),
-        &["model.base"],
-        "",
-    );
-    if base.download.is_some() {
-        em.cover(
-            "model.base",
-            Status::Approximated,
-            "checkpointer.checkpoint_dir",
-            "TorchTune reads weights from a local folder (see the download command in the header)",
-        );
-    }
-    let lower = spec.model.base.to_ascii_lowercase();
-    if lower.contains("bnb-4bit")
-        || lower.contains("-4bit")
-        || lower.ends_with("-awq")
-        || lower.contains("gptq")
-    {
-        em.cover(
-            "model.base",
-            Status::Approximated,
-            "checkpointer.checkpoint_dir",
-            "a pre-quantized checkpoint: TorchTune loads bf16/fp32 weights and quantizes them itself (QLoRA builders)",
-        );
-        em.warnings.push(
-            Diagnostic::warning(
-                "base-weights",
-                format!(
-                    "`{}` is a pre-quantized checkpoint TorchTune cannot load",
-                    spec.model.base
-                ),
-            )
-            .with_help("point checkpoint_dir at the original 16-bit weights of the same model"),
-        );
-    }
-    let files = checkpoint_files(t, spec, &base.dir, choice).unwrap_or_else(|| {
-        em.warnings.push(
-            Diagnostic::warning(
-                "checkpoint-files",
-                "the checkpoint file names are not known; `model.safetensors` is assumed",
-            )
-            .with_help(
-                "list the weight files of the model folder in checkpointer.checkpoint_files",
-            ),
-        );
-        json!(["model.safetensors"])
-    });
-    carried(em, "checkpointer.checkpoint_files", files, &[], "");
-    carried(em, "checkpointer.recipe_checkpoint", Value::Null, &[], "");
-    carried(
-        em,
-        "checkpointer.output_dir",
-        json!("${output_dir}"),
-        &[],
-        "",
-    );
-    carried(
-        em,
-        "checkpointer.model_type",
-        json!(choice.model_type),
-        &[],
-        "",
-    );
-    let resume = !spec.checkpoint.resume_from.is_empty();
-    carried(
-        em,
-        "resume_from_checkpoint",
-        json!(resume),
-        &["checkpoint.resume_from"],
-        "",
-    );
-    if resume
-        && spec.checkpoint.resume_from.trim_end_matches('/')
-            != spec.checkpoint.output_dir.trim_end_matches('/')
-    {
-        em.cover(
-            "checkpoint.resume_from",
-            Status::Approximated,
-            "resume_from_checkpoint",
-            "TorchTune resumes from the newest epoch in output_dir, not from a given folder",
-        );
-    }
-}
-
-/// The weight files: the local folder's, else the shipped configs' for this builder.
-fn checkpoint_files(t: &Tables, spec: &RunSpec, dir: &str, choice: &Choice) -> Option<Value> {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        let st: Vec<&String> = names
-            .iter()
-            .filter(|n| n.ends_with(".safetensors") && !n.starts_with("adapter"))
-            .collect();
-        let bin: Vec<&String> = names
-            .iter()
-            .filter(|n| n.starts_with("pytorch_model") && n.ends_with(".bin"))
-            .collect();
-        if !st.is_empty() {
-            return Some(json!(st));
-        }
-        if !bin.is_empty() {
-            return Some(json!(bin));
-        }
-    }
-    let method = if spec.adapter.method == "qlora" {
-        "lora"
-    } else {
-        spec.adapter.method.as_str()
-    };
-    let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
-    t.sized(&choice.module, method, &spec.model.size, instruct)
-        .or_else(|| t.sized(&choice.module, "full", &spec.model.size, instruct))
-        .and_then(|b| b.checkpoint_files.clone())
 }

@@ -375,11 +375,11 @@ pub fn escape_braces(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::diag::Source;
+    use crate::translate::unsloth::format::*;
 
     fn summary(text: &str, func: &str) -> Formatting {
-        let m = super::super::python::parse(&Source::new("t.py", text)).unwrap();
+        let m = crate::translate::unsloth::python::parse(&Source::new("t.py", text)).unwrap();
         analyze(&m, m.functions[func]).unwrap()
     }
 

@@ -4,18 +4,21 @@
 //! §4.8), warmup, precision, the datasets behind `train_dataset` with their formatting
 //! function, and the masking `train_on_responses_only` adds.
 
+use super::common::FW;
 use super::python::{self, Py};
 use super::script::{self, Script};
-use super::{script_data, FW};
+use super::script_data::script_data;
 use crate::diag::{Diagnostic, Source, Span};
 use crate::ir::{tree, Origin};
 use crate::translate::reader::{Parsed, ReadError, Reader};
 use crate::translate::{data, families};
 use serde_json::{json, Value};
 
+mod common;
 mod datasets;
 mod run;
 
+use common::{arg, derived, ir_str, ir_u64};
 use datasets::read_data;
 use run::{read_precision, read_run, read_steps};
 
@@ -76,31 +79,6 @@ fn training_arguments_defaults(r: &mut Reader) {
         };
         r.set(&path, v, origin);
     }
-}
-
-/// Value and key span of a tree key, unless absent or null.
-fn arg(r: &Reader, key: &str) -> Option<(Value, Span)> {
-    let e = r.get(key)?;
-    let v = e.node.to_value();
-    (!v.is_null()).then_some((v, e.key_span))
-}
-
-fn derived(from: &[&str], rule: impl Into<String>) -> Origin {
-    Origin::Derived {
-        from: from.iter().map(|s| s.to_string()).collect(),
-        rule: rule.into(),
-    }
-}
-
-fn ir_str(r: &Reader, path: &str) -> String {
-    r.ir_value(path)
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
-}
-
-fn ir_u64(r: &Reader, path: &str) -> u64 {
-    r.ir_value(path).and_then(Value::as_u64).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------- model

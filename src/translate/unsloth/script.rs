@@ -7,7 +7,7 @@
 //! kind; later calls of the same kind are noted, not read.
 
 use super::python::{Call, Module, Py};
-use super::{script_data, CallSpec};
+use super::script_data::{script_data, CallSpec};
 use crate::diag::{Diagnostic, Span};
 use crate::translate::node::{Entry, Node};
 use crate::translate::table::Table;

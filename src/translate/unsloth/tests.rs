@@ -515,7 +515,7 @@ fn every_written_script_is_valid_python() {
 
 #[test]
 fn python_literals() {
-    use write::{py, py_num, py_str, py_triple};
+    use write::literals::{py, py_num, py_str, py_triple};
     assert_eq!(py_num(2e-4), "2e-4");
     assert_eq!(py_num(0.001), "0.001");
     assert_eq!(py_num(1.0), "1.0");

@@ -7,29 +7,19 @@
 //! its own defaults carry a `# parity:` comment. What a script cannot say is reported:
 //! DeepSpeed/FSDP sharding, a run without Unsloth's fused kernels, TorchTune's sampler, …
 
-use super::FW;
+use super::common::FW;
 use crate::ir::Resolved;
 use crate::translate::emitter::{Emitter, Out};
 use crate::translate::{data, WriteOptions, Written};
-use serde::Serialize;
-use serde_json::{json, Value};
 
+mod context;
 mod datasets;
+pub(super) mod literals;
 mod model;
 mod run;
 
-/// What every writer section reads.
-#[derive(Clone, Copy)]
-struct Src<'a> {
-    spec: &'a crate::ir::RunSpec,
-    resolved: &'a Resolved,
-    opts: &'a WriteOptions,
-    from: &'a str,
-    /// The source is not an Unsloth script.
-    foreign: bool,
-    /// A full fine-tune (no adapter).
-    full: bool,
-}
+use context::{Ctx, Src};
+use literals::{py, py_str, py_triple};
 
 /// Call prefixes of emitted keys, and the order their keyword arguments are written in.
 const ORDER: &[(&str, &[&str])] = &[
@@ -83,18 +73,6 @@ const ORDER: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Calls after training that save or export the model (kept verbatim from an Unsloth source).
-const SAVE_CALLS: [&str; 8] = [
-    "save_pretrained",
-    "save_pretrained_merged",
-    "push_to_hub",
-    "push_to_hub_merged",
-    "save_pretrained_gguf",
-    "push_to_hub_gguf",
-    "save_pretrained_torchao",
-    "save_pretrained_ggml",
-];
-
 /// Float keys notebooks write as integers when they are whole (`lora_alpha = 16`).
 const INT_LIKE: [&str; 3] = [
     "get_peft_model.lora_alpha",
@@ -108,66 +86,6 @@ const MODULE_CONSTANTS: [(&str, &str); 3] = [
     ("from_pretrained.dtype", "dtype"),
     ("from_pretrained.load_in_4bit", "load_in_4bit"),
 ];
-
-#[derive(Serialize)]
-struct Func {
-    name: String,
-    /// `prompt` (one template), `prompt2` (with/without input), `chat`, `chat_prompt` (Alpaca
-    /// text as the user turn of a chat template), `text`.
-    kind: &'static str,
-    prompt_var: String,
-    prompt: String,
-    prompt_no_input: String,
-    /// (role, column) of the row fields the function reads, in zip order.
-    roles: Vec<(String, String)>,
-    /// Variables passed to the template's `format`, in slot order.
-    format_args: Vec<String>,
-    /// Variables passed to the no-input template's `format`.
-    format_args_no_input: Vec<String>,
-    eos: bool,
-    column: String,
-}
-
-#[derive(Serialize)]
-struct Ds {
-    var: String,
-    load: String,
-    /// `standardize_sharegpt` (ShareGPT `from`/`value` keys) or `standardize_data_formats`.
-    standardize: String,
-    func: Option<Func>,
-    remove_columns: bool,
-}
-
-#[derive(Serialize, Default)]
-struct Ctx {
-    from: String,
-    source: String,
-    file_name: String,
-    launch: String,
-    notes: Vec<String>,
-    loader: String,
-    constants: Vec<String>,
-    from_pretrained: Vec<String>,
-    tokenizer_lines: Vec<String>,
-    chat_template: String,
-    chat_template_args: Vec<String>,
-    /// Names imported from unsloth.chat_templates.
-    chat_imports: Vec<String>,
-    peft: Vec<String>,
-    has_peft: bool,
-    datasets: Vec<Ds>,
-    concat: bool,
-    needs_eos: bool,
-    split: String,
-    trainer_class: String,
-    config_class: String,
-    trainer_args: Vec<String>,
-    config: Vec<String>,
-    responses_only: bool,
-    responses_only_args: Vec<String>,
-    train_args: String,
-    saves: Vec<String>,
-}
 
 pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     let spec = &resolved.spec;
@@ -223,29 +141,6 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         text,
         command,
         report,
-    }
-}
-
-/// `use_gradient_checkpointing` for the IR's recomputation mode, with its comment.
-fn gc_value(em: &Emitter) -> (Value, String) {
-    let m = &em.resolved.spec.memory;
-    match m.gradient_checkpointing.as_str() {
-        "offload" => (
-            json!("unsloth"),
-            "\"unsloth\": recompute with CPU-offloaded activations".into(),
-        ),
-        "on" if m.activation_offloading => (
-            json!("unsloth"),
-            "\"unsloth\": recompute with CPU-offloaded activations".into(),
-        ),
-        "on" => (
-            json!(true),
-            em.parity_comment("memory.gradient_checkpointing", &json!("on")),
-        ),
-        _ => (
-            json!(false),
-            em.parity_comment("memory.gradient_checkpointing", &json!("off")),
-        ),
     }
 }
 
@@ -353,76 +248,4 @@ fn render(ctx: &Ctx) -> String {
     env.add_filter("pytriple", |s: String| py_triple(&s));
     env.render_str(data::template(FW), ctx)
         .expect("the built-in Unsloth template renders")
-}
-
-// ---------------------------------------------------------------- Python literals
-
-/// A JSON value as a Python literal.
-pub(crate) fn py(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.to_string(),
-            None => py_num(n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => py_str(s),
-        Value::Array(items) => format!("[{}]", items.iter().map(py).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// A float the way notebooks write it: `2e-4`, `0.001`, `1.0`.
-pub(crate) fn py_num(f: f64) -> String {
-    if f != 0.0 && f.abs() < 1e-3 {
-        format!("{f:e}")
-    } else if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
-}
-
-/// A double-quoted Python string.
-pub(crate) fn py_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A triple-quoted Python string keeping its newlines (for prompts).
-pub(crate) fn py_triple(s: &str) -> String {
-    let mut out = String::from("\"\"\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 && c != '\n' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push_str("\"\"\"");
-    out
 }

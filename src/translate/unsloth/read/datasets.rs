@@ -2,14 +2,14 @@
 //! its formatting function (prompt templates, chat templates, plain text), and the masking
 //! `train_on_responses_only` adds.
 
-use super::{arg, derived, ir_str};
+use super::common::{arg, derived, ir_str};
 use crate::diag::{Diagnostic, Span};
 use crate::translate::families;
 use crate::translate::reader::Reader;
 use crate::translate::unsloth::format::{self, split_slots, Formatting};
 use crate::translate::unsloth::python::Py;
 use crate::translate::unsloth::script::{self, DataSource, Script};
-use crate::translate::unsloth::script_data;
+use crate::translate::unsloth::script_data::script_data;
 use serde_json::{json, Value};
 
 /// What one dataset's rows become.

@@ -1,7 +1,7 @@
 //! Reading steps and schedule, precision, and the run's checkpoints, tracker and
 //! parallelism.
 
-use super::{arg, derived, ir_u64};
+use super::common::{arg, derived, ir_u64};
 use crate::diag::{Diagnostic, Span};
 use crate::translate::reader::Reader;
 use crate::translate::unsloth::python::Py;

@@ -1,13 +1,14 @@
 //! Writer section: the datasets, each with a formatting function in the notebooks' shape,
 //! masking (`train_on_responses_only`) and batching.
 
-use super::{py, py_num, py_str, Ctx, Ds, Func, Src};
+use super::context::{Ctx, Ds, Func, Src};
+use super::literals::{py, py_num, py_str};
 use crate::ir::Dataset;
 use crate::translate::emitter::Emitter;
 use crate::translate::families;
 use crate::translate::report::Status;
 use crate::translate::unsloth::format::escape_braces;
-use crate::translate::unsloth::script_data;
+use crate::translate::unsloth::script_data::script_data;
 use serde_json::json;
 
 /// The datasets with their formatting functions, masking, and batching.

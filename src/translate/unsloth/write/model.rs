@@ -1,9 +1,11 @@
 //! Writer sections: the model and how it is loaded, then the LoRA adapter.
 
-use super::{gc_value, py_str, Ctx, Src};
+use super::context::{gc_value, Ctx, Src};
+use super::literals::py_str;
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
-use crate::translate::unsloth::{script_data, FW};
+use crate::translate::unsloth::common::FW;
+use crate::translate::unsloth::script_data::script_data;
 use crate::translate::{data, families};
 use serde_json::json;
 

@@ -1,12 +1,13 @@
 //! Writer sections: steps, schedule, loss, tracker, checkpoints, the multi-GPU launch, and
 //! what came back verbatim from an Unsloth source (including the save calls).
 
-use super::{py, py_str, Ctx, Src, SAVE_CALLS};
+use super::context::{Ctx, Src, SAVE_CALLS};
+use super::literals::{py, py_str};
 use crate::diag::Diagnostic;
 use crate::ir::Origin;
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
-use crate::translate::unsloth::FW;
+use crate::translate::unsloth::common::FW;
 use serde_json::{json, Value};
 
 /// Steps and schedule, loss, tracker, checkpoints and the multi-GPU launch.

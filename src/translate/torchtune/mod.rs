@@ -10,8 +10,12 @@
 //! Alpaca framed as a chat turn with the prompt trained, the first step at LR 0 and the logged
 //! LR being the next step's, token-sum loss normalisation across accumulation and ranks.
 //!
-//! - [`read`] / [`write()`]: the translator pair (`read.rs`, `read_model.rs`, `read_data.rs`;
-//!   `write.rs`, `write_model.rs`, `write_data.rs`), over the tables in `tables.rs`.
+//! - [`read`] / [`write()`]: the translator pair, over the tables in `tables.rs` and what both
+//!   sides share in `common.rs`. Reading: `read.rs` (entry point, scope), `interpolate.rs`
+//!   (`${…}`), `read_component.rs` (one `_component_` node), `read_model.rs`,
+//!   `read_model_files.rs` (tokenizer, checkpointer), `read_data.rs`, `read_training.rs`.
+//!   Writing: `write.rs` (entry point, layout), `write_common.rs`, `write_model.rs`,
+//!   `write_model_files.rs`, `write_data.rs`, `write_training.rs`.
 //! - [`apply_overrides`]: `tune run … key=value` overrides, applied to the config text.
 //! - [`recipe_for`] / [`command_for`]: the recipe and `tune run` command for a spec.
 //!
@@ -19,28 +23,29 @@
 //! checkpoints), and RL, distillation, vision, evaluation, generation and quantisation
 //! configs (refused as not supported).
 
+mod common;
+mod interpolate;
 mod launch;
 mod overrides;
 mod read;
+mod read_component;
 mod read_data;
 mod read_model;
+mod read_model_files;
+mod read_training;
 mod tables;
 mod write;
+mod write_common;
 mod write_data;
 mod write_model;
+mod write_model_files;
+mod write_training;
 
 pub use overrides::apply_overrides;
 pub use read::read;
 pub use write::{command_for, recipe_for, write};
 
-use super::Framework;
-
-const FW: Framework = Framework::Torchtune;
-
-/// Provenance rule that marks `seed: null` (a random seed per run); the writer turns it back
-/// into `seed: null` for TorchTune.
-pub const RANDOM_SEED_RULE: &str =
-    "seed: null → TorchTune draws a random seed at start-up (training/seed.py); 0 stands in for it";
+pub use common::RANDOM_SEED_RULE;
 
 #[cfg(test)]
 mod tests;
