@@ -2,8 +2,8 @@
 //! `translators/`. Parsed once on first use.
 
 use super::defaults::Defaults;
+use super::framework::Framework;
 use super::table::Table;
-use super::Framework;
 use std::sync::OnceLock;
 
 macro_rules! translator_file {

@@ -415,7 +415,7 @@ fn strip_comments_and_strings(src: &str) -> String {
 }
 
 /// Every module path a file's (stripped) code names: each leaf of each `use` tree, and each
-/// inline `crate::…`, `super::…` or `self::…` path. Relative paths (`child::…`) are kept; the
+/// inline `crate::…`, `super::…`, `self::…` or `child::…` path. Relative paths are kept; the
 /// resolver drops those that are not a child module.
 fn imports(code: &str) -> Vec<Import> {
     let newlines: Vec<usize> = code.match_indices('\n').map(|(i, _)| i).collect();
@@ -449,8 +449,14 @@ fn imports(code: &str) -> Vec<Import> {
         last = m.end();
     }
     rest += &code[last..];
-    let inline = Regex::new(r"\b(?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+").expect("ok");
-    for m in inline.find_iter(&rest) {
+    // A path that starts at `crate`, `super`, `self` or a lower-case name (`torchtune::read(…)`
+    // in a mod.rs names its child module; the resolver drops names that are no child module,
+    // such as `std::…` or another crate). Not after `::` or inside a longer identifier.
+    let inline =
+        Regex::new(r"(?:^|[^:A-Za-z0-9_])([a-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+)")
+            .expect("valid regex");
+    for c in inline.captures_iter(&rest) {
+        let m = c.get(1).expect("group 1");
         out.push(Import {
             line: line_of(m.start()),
             inline: inline_at(m.start()),
@@ -650,6 +656,25 @@ fn checker_finds_a_cycle_through_inline_paths() {
     ]);
     let cycles = ImportGraph::build(&files).cycles();
     assert_eq!(cycles, vec![vec!["src/x.rs", "src/y.rs"]]);
+}
+
+#[test]
+fn checker_finds_a_cycle_through_a_relative_inline_path() {
+    // `child::f()` in a mod.rs calls into its child without `use`; the child imports the parent.
+    let files = synthetic(&[
+        ("src/lib.rs", "pub mod a;\n"),
+        (
+            "src/a/mod.rs",
+            "mod read;\npub struct Options;\npub fn go() { read::read() }\n",
+        ),
+        (
+            "src/a/read.rs",
+            "use super::Options;\npub fn read() { let _ = std::mem::size_of::<Options>(); }\n",
+        ),
+    ]);
+    let graph = ImportGraph::build(&files);
+    assert_eq!(edges_of(&graph, "src/a/mod.rs"), ["src/a/read.rs"]);
+    assert_eq!(graph.cycles().len(), 1);
 }
 
 #[test]

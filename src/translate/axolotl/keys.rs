@@ -3,8 +3,8 @@
 //! schema's long tail), and the table that adds that long tail to `fields.toml`.
 
 use crate::translate::data;
+use crate::translate::framework::Framework;
 use crate::translate::table::{Ignored, Table};
-use crate::translate::Framework;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;

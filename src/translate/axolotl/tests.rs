@@ -4,9 +4,9 @@
 use super::keys::KERNEL_KEYS;
 use super::{read, write};
 use crate::diag::{Diagnostic, Severity, Source};
+use crate::translate::framework::WriteOptions;
 use crate::translate::reader::{Parsed, ReadError};
 use crate::translate::report::Status;
-use crate::translate::WriteOptions;
 use serde_json::{json, Value};
 
 const BASE: &str = "base_model: meta-llama/Llama-3.2-1B

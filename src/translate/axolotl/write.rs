@@ -11,10 +11,11 @@ use crate::ir::{Resolved, RunSpec};
 use crate::translate::data;
 use crate::translate::emitter::Out;
 use crate::translate::emitter::{values_equal, Emitter};
+use crate::translate::framework::WriteOptions;
+use crate::translate::framework::Written;
 use crate::translate::report::Status;
 use crate::translate::table::Kind;
-use crate::translate::WriteOptions;
-use crate::translate::{yaml_out, Written};
+use crate::translate::yaml_out;
 use serde_json::{json, Map, Value};
 
 pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {

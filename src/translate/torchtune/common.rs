@@ -2,7 +2,7 @@
 //! of the modules LoRA can target.
 
 use crate::translate::families;
-use crate::translate::Framework;
+use crate::translate::framework::Framework;
 
 pub(super) const FW: Framework = Framework::Torchtune;
 

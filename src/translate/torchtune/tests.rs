@@ -3,10 +3,11 @@
 
 use super::*;
 use crate::diag::{Severity, Source};
-use crate::translate::{Status, WriteOptions};
+use crate::translate::framework::WriteOptions;
+use crate::translate::report::Status;
 use serde_json::{json, Value};
 
-fn parse(text: &str) -> crate::translate::Parsed {
+fn parse(text: &str) -> crate::translate::reader::Parsed {
     let src = Source::new("t.yaml", text);
     match read(&src) {
         Ok(p) => p,
@@ -274,7 +275,7 @@ fn out_of_scope_configs_are_not_supported() {
     ] {
         let src = Source::new("t.yaml", LORA.replace(needle, replacement));
         match read(&src) {
-            Err(crate::translate::ReadError::NotSupported(d)) => assert_eq!(d.id, "not-supported"),
+            Err(crate::translate::reader::ReadError::NotSupported(d)) => assert_eq!(d.id, "not-supported"),
             other => panic!("{replacement}: {:?}", other.map(|_| ())),
         }
     }

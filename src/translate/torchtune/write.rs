@@ -18,8 +18,10 @@ use super::write_training::{
 };
 use crate::ir::{Resolved, RunSpec};
 use crate::translate::emitter::{Emitter, Out};
+use crate::translate::framework::WriteOptions;
+use crate::translate::framework::Written;
 use crate::translate::report::Status;
-use crate::translate::{data, yaml_out, WriteOptions, Written};
+use crate::translate::{data, yaml_out};
 use serde_json::json;
 
 /// The recipe that runs a spec: LoRA/QLoRA or full, one device or several.

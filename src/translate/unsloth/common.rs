@@ -1,5 +1,5 @@
 //! What the Unsloth reader and writer share.
 
-use crate::translate::Framework;
+use crate::translate::framework::Framework;
 
 pub(super) const FW: Framework = Framework::Unsloth;

@@ -4,7 +4,10 @@
 
 use super::*;
 use crate::diag::{Severity, Source};
-use crate::translate::{data, Framework, ReadError, WriteOptions};
+use crate::translate::data;
+use crate::translate::framework::Framework;
+use crate::translate::framework::WriteOptions;
+use crate::translate::reader::ReadError;
 use serde_json::{json, Value};
 
 /// A minimal notebook-shaped script; `extra` maps a call (`from_pretrained`,
@@ -37,7 +40,7 @@ fn script(extra: &[(&str, &str)]) -> String {
     )
 }
 
-fn read_text(text: &str) -> crate::translate::Parsed {
+fn read_text(text: &str) -> crate::translate::reader::Parsed {
     let src = Source::new("t.py", text);
     read(&src).unwrap_or_else(|e| {
         panic!(
@@ -50,7 +53,7 @@ fn read_text(text: &str) -> crate::translate::Parsed {
     })
 }
 
-fn ir(p: &crate::translate::Parsed, path: &str) -> Value {
+fn ir(p: &crate::translate::reader::Parsed, path: &str) -> Value {
     crate::ir::tree::get_path(&p.resolved.spec.to_value(), path)
         .cloned()
         .unwrap_or(Value::Null)

@@ -9,8 +9,10 @@
 
 use super::common::FW;
 use crate::ir::Resolved;
+use crate::translate::data;
 use crate::translate::emitter::{Emitter, Out};
-use crate::translate::{data, WriteOptions, Written};
+use crate::translate::framework::WriteOptions;
+use crate::translate::framework::Written;
 
 mod context;
 mod datasets;

@@ -4,7 +4,7 @@
 
 use crate::ir::Resolved;
 use crate::translate::emitter::Emitter;
-use crate::translate::WriteOptions;
+use crate::translate::framework::WriteOptions;
 use serde::Serialize;
 use serde_json::{json, Value};
 
