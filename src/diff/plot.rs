@@ -5,8 +5,8 @@
 //! `fonts/LICENSE-DejaVu.txt`) and registered with plotters' `ab_glyph` backend, so no system
 //! font library is needed. SVG text is left to the viewer's sans-serif font.
 
+use super::comparison::Comparison;
 use super::curves::{Axis, CurveDiff};
-use super::Comparison;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;

@@ -5,10 +5,10 @@
 //! `report.md`, `report.html`, `curves.png`, `curves.svg`, `curves.csv`, `weights.csv`,
 //! `diff.json` (and `curves.parquet` with the `tables` feature).
 
+use super::comparison::Comparison;
 use super::curves::{Axis, CurveDiff, CurveRow};
 use super::verdict::num;
 use super::weights::{WeightDiff, WeightKind};
-use super::Comparison;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +85,9 @@ fn mark(r: &CurveRow) -> &'static str {
 /// The terminal summary.
 pub fn terminal(c: &Comparison) -> String {
     let mut s = String::new();
-    let side = |i: &super::RunInfo| format!("{} ({}, {})", i.path.display(), i.format, i.precision);
+    let side = |i: &super::comparison::RunInfo| {
+        format!("{} ({}, {})", i.path.display(), i.format, i.precision)
+    };
     let _ = writeln!(s, "A: {}", side(&c.a));
     let _ = writeln!(s, "B: {}", side(&c.b));
     let t = &c.tolerances;
