@@ -251,7 +251,25 @@ pub fn diff_weights(
         d.only_in_b
             .extend(ib.keys().filter(|c| !ia.contains_key(c)).map(Canon::full));
     }
-    // Plain tensors: check shapes and dtypes, then stream.
+    diff_plain(&sa, &sb, plain, opts, &mut d);
+    let dtype_mixed = d.tensors.iter().filter(|t| t.dtype_a != t.dtype_b).count();
+    if dtype_mixed > 0 {
+        d.notes.push(format!("{dtype_mixed} tensors have different dtypes on the two sides; both are compared as f32"));
+    }
+    summarise(&mut d);
+    d.summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(d)
+}
+
+/// Compare plain tensors paired by name: check shapes and dtypes (a mismatch is a
+/// [`Problem`]), then stream the comparable pairs.
+fn diff_plain(
+    sa: &TensorSet,
+    sb: &TensorSet,
+    plain: Vec<(Canon, usize, usize)>,
+    opts: &WeightOptions,
+    d: &mut WeightDiff,
+) {
     let mut pairs = Vec::new();
     let mut names_of = Vec::new();
     for (c, x, y) in plain {
@@ -273,7 +291,7 @@ pub fn diff_weights(
         pairs.push((x, y));
         names_of.push(c.full());
     }
-    let stats = tensors::stream_pairs(&sa, &sb, &pairs, opts.threads);
+    let stats = tensors::stream_pairs(sa, sb, &pairs, opts.threads);
     for ((name, &(x, y)), s) in names_of.into_iter().zip(&pairs).zip(&stats) {
         let st = Stats::from_pair(s);
         let within = st.rel <= opts.wtol && st.non_finite == 0;
@@ -292,13 +310,6 @@ pub fn diff_weights(
             within,
         });
     }
-    let dtype_mixed = d.tensors.iter().filter(|t| t.dtype_a != t.dtype_b).count();
-    if dtype_mixed > 0 {
-        d.notes.push(format!("{dtype_mixed} tensors have different dtypes on the two sides; both are compared as f32"));
-    }
-    summarise(&mut d);
-    d.summary.seconds = t0.elapsed().as_secs_f64();
-    Ok(d)
 }
 
 /// The pieces of one LoRA module on one side.

@@ -323,6 +323,70 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
     finish(path, rows, "no lines with `step` and `loss`")
 }
 
+/// The columns of a CSV curve, found by name in its header (`train/` and `train_` prefixes
+/// dropped, case ignored).
+struct CsvColumns {
+    names: Vec<String>,
+    step: usize,
+    loss: usize,
+    lr: Option<usize>,
+    grad_norm: Option<usize>,
+    epoch: Option<usize>,
+    /// Cumulative tokens seen.
+    tokens_seen: Option<usize>,
+    /// Tokens of this step only.
+    tokens: Option<usize>,
+}
+
+impl CsvColumns {
+    fn of_header(path: &Path, header: &str) -> Result<CsvColumns, IngestError> {
+        let names: Vec<String> = split_csv(header)
+            .iter()
+            .map(|h| {
+                let h = h.to_ascii_lowercase();
+                let h = h
+                    .strip_prefix("train/")
+                    .or_else(|| h.strip_prefix("train_"))
+                    .unwrap_or(&h)
+                    .to_string();
+                h
+            })
+            .collect();
+        let col = |keys: &[&str]| keys.iter().find_map(|k| names.iter().position(|n| n == k));
+        let step_c = col(&["step", "global_step", "_step"]).ok_or_else(|| {
+            IngestError::parse(
+                path,
+                Some(1),
+                format!("no `step` column (columns: {})", names.join(", ")),
+            )
+        })?;
+        let loss_c = col(&["loss"]).ok_or_else(|| {
+            IngestError::parse(
+                path,
+                Some(1),
+                format!("no `loss` column (columns: {})", names.join(", ")),
+            )
+        })?;
+        let (lr_c, gn_c, ep_c) = (
+            col(&["lr", "learning_rate"]),
+            col(&["grad_norm"]),
+            col(&["epoch"]),
+        );
+        let tok_cum_c = col(&["tokens_seen", "num_input_tokens_seen", "tokens/total"]);
+        let tok_step_c = col(&["tokens"]);
+        Ok(CsvColumns {
+            step: step_c,
+            loss: loss_c,
+            lr: lr_c,
+            grad_norm: gn_c,
+            epoch: ep_c,
+            tokens_seen: tok_cum_c,
+            tokens: tok_step_c,
+            names,
+        })
+    }
+}
+
 /// CSV with a header row. Column names are matched case-insensitively after dropping a
 /// `train/` or `train_` prefix (W&B exports): step|global_step, loss, lr|learning_rate,
 /// grad_norm, tokens_seen|num_input_tokens_seen (cumulative), tokens (per step), epoch.
@@ -338,40 +402,8 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
             what: "the file is empty".into(),
         });
     };
-    let names: Vec<String> = split_csv(header)
-        .iter()
-        .map(|h| {
-            let h = h.to_ascii_lowercase();
-            let h = h
-                .strip_prefix("train/")
-                .or_else(|| h.strip_prefix("train_"))
-                .unwrap_or(&h)
-                .to_string();
-            h
-        })
-        .collect();
-    let col = |keys: &[&str]| keys.iter().find_map(|k| names.iter().position(|n| n == k));
-    let step_c = col(&["step", "global_step", "_step"]).ok_or_else(|| {
-        IngestError::parse(
-            path,
-            Some(1),
-            format!("no `step` column (columns: {})", names.join(", ")),
-        )
-    })?;
-    let loss_c = col(&["loss"]).ok_or_else(|| {
-        IngestError::parse(
-            path,
-            Some(1),
-            format!("no `loss` column (columns: {})", names.join(", ")),
-        )
-    })?;
-    let (lr_c, gn_c, ep_c) = (
-        col(&["lr", "learning_rate"]),
-        col(&["grad_norm"]),
-        col(&["epoch"]),
-    );
-    let tok_cum_c = col(&["tokens_seen", "num_input_tokens_seen", "tokens/total"]);
-    let tok_step_c = col(&["tokens"]);
+    let cols = CsvColumns::of_header(path, header)?;
+    let names = &cols.names;
     let n_lines = text.lines().count();
     let ends_with_newline = text.ends_with('\n');
     let mut rows = Vec::new();
@@ -401,15 +433,18 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
                 IngestError::parse(path, Some(lineno), format!("{what}: `{s}` is not a number"))
             })
         };
-        let Some(loss) = num(Some(loss_c), "loss")? else {
+        let Some(loss) = num(Some(cols.loss), "loss")? else {
             continue;
         };
-        let step = num(Some(step_c), "step")?
+        let step = num(Some(cols.step), "step")?
             .filter(|s| s.fract() == 0.0 && *s >= 0.0)
             .ok_or_else(|| {
                 IngestError::parse(path, Some(lineno), "step must be a non-negative integer")
             })?;
-        let tokens = match (num(tok_cum_c, "tokens")?, num(tok_step_c, "tokens")?) {
+        let tokens = match (
+            num(cols.tokens_seen, "tokens")?,
+            num(cols.tokens, "tokens")?,
+        ) {
             (Some(t), _) => Some(Tokens::Cumulative(t)),
             (None, Some(t)) => Some(Tokens::PerStep(t)),
             _ => None,
@@ -417,10 +452,10 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
         let p = CurvePoint {
             step: step as u64,
             loss,
-            lr: num(lr_c, "lr")?,
-            grad_norm: num(gn_c, "grad_norm")?,
+            lr: num(cols.lr, "lr")?,
+            grad_norm: num(cols.grad_norm, "grad_norm")?,
             tokens: None,
-            epoch: num(ep_c, "epoch")?,
+            epoch: num(cols.epoch, "epoch")?,
         };
         rows.push(Raw {
             point: p,
