@@ -6,7 +6,7 @@
 //! font library is needed. SVG text is left to the viewer's sans-serif font.
 
 use super::comparison::Comparison;
-use super::curves::{Axis, CurveDiff};
+use super::curves::{Axis, CurveDiff, CurveRow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -280,15 +280,8 @@ fn draw_difference<DB: DrawingBackend>(
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
     if !rows.is_empty() {
-        let mut poly: Vec<(f64, f64)> = rows.iter().map(|r| (r.x, r.band)).collect();
-        poly.extend(rows.iter().rev().map(|r| (r.x, -r.band)));
-        if rows.len() == 1 {
-            let (x, b) = (rows[0].x, rows[0].band);
-            let w = (x1 - x0) * 0.005;
-            poly = vec![(x - w, b), (x + w, b), (x + w, -b), (x - w, -b)];
-        }
         ch.draw_series(std::iter::once(Polygon::new(
-            poly,
+            band_polygon(rows, (x0, x1)),
             COLOR_BAND.mix(0.35).filled(),
         )))?
         .label("tolerance band")
@@ -342,4 +335,17 @@ fn draw_difference<DB: DrawingBackend>(
         .label_font((FAMILY, 14))
         .draw()?;
     Ok(())
+}
+
+/// The band ±(atol + rtol·|loss A|) as a closed polygon: along the top, back along the
+/// bottom. A single row gets a thin box so it stays visible.
+fn band_polygon(rows: &[CurveRow], (x0, x1): (f64, f64)) -> Vec<(f64, f64)> {
+    if rows.len() == 1 {
+        let (x, b) = (rows[0].x, rows[0].band);
+        let w = (x1 - x0) * 0.005;
+        return vec![(x - w, b), (x + w, b), (x + w, -b), (x - w, -b)];
+    }
+    let mut poly: Vec<(f64, f64)> = rows.iter().map(|r| (r.x, r.band)).collect();
+    poly.extend(rows.iter().rev().map(|r| (r.x, -r.band)));
+    poly
 }

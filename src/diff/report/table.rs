@@ -119,9 +119,7 @@ impl Table {
         };
         let mut s = line(self.columns.iter().map(|c| c.header.clone()).collect());
         for row in &self.rows {
-            s.push_str(&line(
-                self.cells(row).iter().map(|c| terminal_cell(c)).collect(),
-            ));
+            s.push_str(&line(self.cells(row).iter().map(terminal_cell).collect()));
         }
         s
     }
