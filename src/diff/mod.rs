@@ -1,9 +1,10 @@
 //! Verify: diff two runs (loss curves and weights) into a verdict, a report and a plot.
 //!
-//! The entry points are [`compare`] (two [`Run`]s already read) and [`diff_paths`] (read and
-//! compare); `report::write_report` writes the Markdown/HTML/PNG/SVG/CSV/JSON files. The CLI's
-//! `diff` and the engine's `verify` both go through these. Run A is the reference throughout:
-//! bands and relative errors are measured against A.
+//! The entry points are [`compare`] (two [`Run`](crate::ingest::Run)s already read) and
+//! [`diff_paths`] (read and compare); [`report::write_report`] writes the
+//! Markdown/HTML/PNG/SVG/CSV/JSON files. The CLI's `diff` and the engine's `verify` both go
+//! through these. Run A is the reference throughout: bands and relative errors are measured
+//! against A.
 //!
 //! Tolerances default from the runs' precision, the looser of the two ([`Tolerances::for_runs`]):
 //!

@@ -6,7 +6,8 @@
 //! f32 buffers (bf16: the 16 high bits of an f32; f16 through `half`), accumulates the
 //! statistics of the difference, and then tells the kernel it may drop the pages of that
 //! unit (`MADV_DONTNEED`). So the resident memory stays at a few units per thread however
-//! large the checkpoints are. Small tensors (LoRA factors) are read whole with [`read_f64`].
+//! large the checkpoints are. Small tensors (LoRA factors) are read whole with
+//! [`TensorSet::read_f64`].
 //!
 //! Left out: integer and fp8 dtypes (reported as unsupported per tensor).
 
