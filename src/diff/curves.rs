@@ -210,58 +210,11 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
                 .collect()
         }),
     };
-    let mut rows = Vec::new();
-    let mut matched_b = 0usize;
-    match o.by {
-        Axis::Step => {
-            let mut j = 0;
-            for (i, pa) in a.points.iter().enumerate() {
-                while j < b.points.len() && b.points[j].step < pa.step {
-                    j += 1;
-                }
-                if j < b.points.len() && b.points[j].step == pa.step {
-                    rows.push(row(
-                        pa,
-                        &b.points[j],
-                        la[i],
-                        lb[j],
-                        pa.step as f64,
-                        o.rtol,
-                        atol,
-                    ));
-                    matched_b += 1;
-                }
-            }
-        }
-        Axis::Tokens => {
-            let xb: Vec<f64> = b
-                .points
-                .iter()
-                .map(|p| p.tokens.unwrap_or(f64::NAN))
-                .collect();
-            let (lo, hi) = (
-                xb.first().copied().unwrap_or(0.0),
-                xb.last().copied().unwrap_or(0.0),
-            );
-            for (i, pa) in a.points.iter().enumerate() {
-                let x = pa.tokens.unwrap_or(f64::NAN);
-                if !(x >= lo && x <= hi) {
-                    continue;
-                }
-                // First index with xb >= x.
-                let k = xb.partition_point(|&t| t < x);
-                let (yb, nearest) = if xb[k] == x || k == 0 {
-                    (lb[k], k)
-                } else {
-                    let t = (x - xb[k - 1]) / (xb[k] - xb[k - 1]);
-                    let near = if t < 0.5 { k - 1 } else { k };
-                    (lb[k - 1] + t * (lb[k] - lb[k - 1]), near)
-                };
-                rows.push(row(pa, &b.points[nearest], la[i], yb, x, o.rtol, atol));
-            }
-            matched_b = rows.len().min(b.points.len());
-        }
-    }
+    let band = Band { rtol: o.rtol, atol };
+    let (rows, matched_b) = match o.by {
+        Axis::Step => align_by_step(a, b, &la, &lb, band),
+        Axis::Tokens => align_by_tokens(a, b, &la, &lb, band),
+    };
     let n = rows.len();
     let first_divergent = rows.iter().position(|r| !r.within);
     let outside = rows.iter().filter(|r| !r.within).count();
@@ -321,6 +274,93 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
     })
 }
 
+/// The tolerance band of a point: `atol + rtol·|loss A|`.
+#[derive(Clone, Copy)]
+struct Band {
+    rtol: f64,
+    atol: f64,
+}
+
+/// Pair the points logged at the same step; returns the rows and how many points of B
+/// found a partner. `la`/`lb` are the (possibly smoothed) losses of A and B.
+fn align_by_step(
+    a: &Curve,
+    b: &Curve,
+    la: &[f64],
+    lb: &[f64],
+    band: Band,
+) -> (Vec<CurveRow>, usize) {
+    let mut rows = Vec::new();
+    let mut matched_b = 0usize;
+    let mut j = 0;
+    for (i, pa) in a.points.iter().enumerate() {
+        while j < b.points.len() && b.points[j].step < pa.step {
+            j += 1;
+        }
+        if j < b.points.len() && b.points[j].step == pa.step {
+            rows.push(row(
+                pa,
+                &b.points[j],
+                la[i],
+                lb[j],
+                pa.step as f64,
+                band.rtol,
+                band.atol,
+            ));
+            matched_b += 1;
+        }
+    }
+    (rows, matched_b)
+}
+
+/// Pair every point of A inside B's token range with B's loss interpolated at A's token
+/// count (B's nearest logged step names the row); returns the rows and the points of B
+/// counted as matched.
+fn align_by_tokens(
+    a: &Curve,
+    b: &Curve,
+    la: &[f64],
+    lb: &[f64],
+    band: Band,
+) -> (Vec<CurveRow>, usize) {
+    let mut rows = Vec::new();
+    let xb: Vec<f64> = b
+        .points
+        .iter()
+        .map(|p| p.tokens.unwrap_or(f64::NAN))
+        .collect();
+    let (lo, hi) = (
+        xb.first().copied().unwrap_or(0.0),
+        xb.last().copied().unwrap_or(0.0),
+    );
+    for (i, pa) in a.points.iter().enumerate() {
+        let x = pa.tokens.unwrap_or(f64::NAN);
+        if !(x >= lo && x <= hi) {
+            continue;
+        }
+        // First index with xb >= x.
+        let k = xb.partition_point(|&t| t < x);
+        let (yb, nearest) = if xb[k] == x || k == 0 {
+            (lb[k], k)
+        } else {
+            let t = (x - xb[k - 1]) / (xb[k] - xb[k - 1]);
+            let near = if t < 0.5 { k - 1 } else { k };
+            (lb[k - 1] + t * (lb[k] - lb[k - 1]), near)
+        };
+        rows.push(row(
+            pa,
+            &b.points[nearest],
+            la[i],
+            yb,
+            x,
+            band.rtol,
+            band.atol,
+        ));
+    }
+    let matched_b = rows.len().min(b.points.len());
+    (rows, matched_b)
+}
+
 fn row(
     pa: &CurvePoint,
     pb: &CurvePoint,
@@ -357,78 +397,4 @@ fn row(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn curve(losses: &[f64]) -> Curve {
-        Curve {
-            source: "t.jsonl".into(),
-            points: losses
-                .iter()
-                .enumerate()
-                .map(|(i, &l)| CurvePoint {
-                    step: i as u64 + 1,
-                    loss: l,
-                    lr: Some(0.1),
-                    grad_norm: None,
-                    tokens: Some(100.0 * (i as f64 + 1.0)),
-                    epoch: None,
-                })
-                .collect(),
-            quantum: None,
-        }
-    }
-
-    fn opts(by: Axis) -> CurveOptions {
-        CurveOptions {
-            by,
-            rtol: 1e-3,
-            atol: 0.0,
-            ema: None,
-            last_k: 2,
-        }
-    }
-
-    #[test]
-    fn identical_curves_pass() {
-        let a = curve(&[3.0, 2.5, 2.0, 1.8]);
-        let d = diff_curves(&a, &a, &opts(Axis::Step)).unwrap();
-        assert_eq!(d.first_divergent, None);
-        assert_eq!(d.max_abs, 0.0);
-        assert_eq!(d.rows.len(), 4);
-    }
-
-    #[test]
-    fn first_divergent_step_and_lengths() {
-        let a = curve(&[3.0, 2.5, 2.0, 1.8, 1.7]);
-        let b = curve(&[3.0, 2.5, 2.1, 1.9]);
-        let d = diff_curves(&a, &b, &opts(Axis::Step)).unwrap();
-        assert_eq!(d.first_divergent_row().unwrap().step_a, 3);
-        assert_eq!(d.only_in_a, 1);
-        assert_eq!((d.last_step_a, d.last_step_b), (5, 4));
-        assert!((d.final_delta - 0.1).abs() < 1e-12);
-        assert!((d.last_k_mean_b - d.last_k_mean_a - 0.1).abs() < 1e-12);
-    }
-
-    #[test]
-    fn by_tokens_interpolates() {
-        let a = curve(&[3.0, 2.0, 1.0]);
-        let mut b = curve(&[3.0, 1.0]);
-        b.points[1].tokens = Some(300.0);
-        let d = diff_curves(&a, &b, &opts(Axis::Tokens)).unwrap();
-        assert_eq!(d.rows.len(), 3);
-        assert!((d.rows[1].loss_b - 2.0).abs() < 1e-12);
-        let mut c = curve(&[1.0]);
-        c.points[0].tokens = None;
-        assert!(matches!(
-            diff_curves(&a, &c, &opts(Axis::Tokens)),
-            Err(CurveError::NoTokens { .. })
-        ));
-    }
-
-    #[test]
-    fn ema_is_debiased() {
-        let s = ema(&[2.0, 2.0, 2.0], 0.9);
-        assert!(s.iter().all(|v| (v - 2.0).abs() < 1e-12));
-    }
-}
+mod tests;

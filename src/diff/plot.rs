@@ -5,8 +5,8 @@
 //! `fonts/LICENSE-DejaVu.txt`) and registered with plotters' `ab_glyph` backend, so no system
 //! font library is needed. SVG text is left to the viewer's sans-serif font.
 
-use super::curves::{Axis, CurveDiff};
-use super::Comparison;
+use super::comparison::Comparison;
+use super::curves::{Axis, CurveDiff, CurveRow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -148,14 +148,27 @@ fn draw<DB: DrawingBackend>(
     let root = root.titled(&title, (FAMILY, 22).into_font())?;
     let (upper, lower) = root.split_vertically((SIZE.1 as f64 * 0.56) as u32);
     let first_x = cd.first_divergent_row().map(|r| r.x);
+    let all = || cd.series_a.raw.iter().chain(&cd.series_b.raw);
+    let xs = range(all().map(|p| p.0));
+    draw_losses(&upper, c, cd, by, xs, first_x)?;
+    draw_difference(&lower, cd, by, xs, first_x)
+}
 
-    // --- top: both curves ---
+/// Top: both loss curves (smoothed over faint raw ones with EMA), and where they first leave
+/// the band.
+fn draw_losses<DB: DrawingBackend>(
+    upper: &DrawingArea<DB, Shift>,
+    c: &Comparison,
+    cd: &CurveDiff,
+    by: &str,
+    (x0, x1): (f64, f64),
+    first_x: Option<f64>,
+) -> DrawResult<DB> {
     let sa = cd.series_a.smoothed.as_ref().unwrap_or(&cd.series_a.raw);
     let sb = cd.series_b.smoothed.as_ref().unwrap_or(&cd.series_b.raw);
     let all = || cd.series_a.raw.iter().chain(&cd.series_b.raw);
-    let (x0, x1) = range(all().map(|p| p.0));
     let (y0, y1) = range(all().map(|p| p.1));
-    let mut ch = ChartBuilder::on(&upper)
+    let mut ch = ChartBuilder::on(upper)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -224,7 +237,17 @@ fn draw<DB: DrawingBackend>(
         .label_font((FAMILY, 14))
         .draw()?;
 
-    // --- bottom: the difference and the band ---
+    Ok(())
+}
+
+/// Bottom: the difference B − A against the tolerance band, points outside marked.
+fn draw_difference<DB: DrawingBackend>(
+    lower: &DrawingArea<DB, Shift>,
+    cd: &CurveDiff,
+    by: &str,
+    (x0, x1): (f64, f64),
+    first_x: Option<f64>,
+) -> DrawResult<DB> {
     let rows = &cd.rows;
     let dmax = rows
         .iter()
@@ -232,7 +255,7 @@ fn draw<DB: DrawingBackend>(
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let dmax = if dmax > 0.0 { dmax * 1.15 } else { 1e-6 };
-    let mut ch = ChartBuilder::on(&lower)
+    let mut ch = ChartBuilder::on(lower)
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
@@ -257,15 +280,8 @@ fn draw<DB: DrawingBackend>(
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()?;
     if !rows.is_empty() {
-        let mut poly: Vec<(f64, f64)> = rows.iter().map(|r| (r.x, r.band)).collect();
-        poly.extend(rows.iter().rev().map(|r| (r.x, -r.band)));
-        if rows.len() == 1 {
-            let (x, b) = (rows[0].x, rows[0].band);
-            let w = (x1 - x0) * 0.005;
-            poly = vec![(x - w, b), (x + w, b), (x + w, -b), (x - w, -b)];
-        }
         ch.draw_series(std::iter::once(Polygon::new(
-            poly,
+            band_polygon(rows, (x0, x1)),
             COLOR_BAND.mix(0.35).filled(),
         )))?
         .label("tolerance band")
@@ -319,4 +335,17 @@ fn draw<DB: DrawingBackend>(
         .label_font((FAMILY, 14))
         .draw()?;
     Ok(())
+}
+
+/// The band ±(atol + rtol·|loss A|) as a closed polygon: along the top, back along the
+/// bottom. A single row gets a thin box so it stays visible.
+fn band_polygon(rows: &[CurveRow], (x0, x1): (f64, f64)) -> Vec<(f64, f64)> {
+    if rows.len() == 1 {
+        let (x, b) = (rows[0].x, rows[0].band);
+        let w = (x1 - x0) * 0.005;
+        return vec![(x - w, b), (x + w, b), (x + w, -b), (x - w, -b)];
+    }
+    let mut poly: Vec<(f64, f64)> = rows.iter().map(|r| (r.x, r.band)).collect();
+    poly.extend(rows.iter().rev().map(|r| (r.x, -r.band)));
+    poly
 }

@@ -1,8 +1,8 @@
 //! Curve tables through polars (cargo feature `tables`): the aligned rows as a DataFrame,
-//! written as Parquet. CSV needs no polars and lives in `report::curves_csv`.
+//! written as Parquet. CSV needs no polars and lives in `report::csv`.
 
 use super::curves::CurveDiff;
-use super::report::ReportError;
+use super::report::error::ReportError;
 use polars::prelude::*;
 use std::path::Path;
 

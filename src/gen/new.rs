@@ -83,7 +83,7 @@ pub fn build(req: &NewRequest) -> Result<Resolved, Diagnostic> {
             }
         })
         .collect();
-    let env = super::environment();
+    let env = super::template::environment();
     let text = env
         .render_str(
             template_text(),

@@ -5,7 +5,8 @@
 //! `json` writes NaN and Infinity as bare tokens, which are not JSON; [`sanitize_json`] turns
 //! them into strings first so they can be reported by line instead of failing the parse.
 
-use super::{Curve, CurvePoint, IngestError};
+use super::error::IngestError;
+use super::run::{Curve, CurvePoint};
 use serde_json::Value;
 use std::path::Path;
 
@@ -322,6 +323,70 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
     finish(path, rows, "no lines with `step` and `loss`")
 }
 
+/// The columns of a CSV curve, found by name in its header (`train/` and `train_` prefixes
+/// dropped, case ignored).
+struct CsvColumns {
+    names: Vec<String>,
+    step: usize,
+    loss: usize,
+    lr: Option<usize>,
+    grad_norm: Option<usize>,
+    epoch: Option<usize>,
+    /// Cumulative tokens seen.
+    tokens_seen: Option<usize>,
+    /// Tokens of this step only.
+    tokens: Option<usize>,
+}
+
+impl CsvColumns {
+    fn of_header(path: &Path, header: &str) -> Result<CsvColumns, IngestError> {
+        let names: Vec<String> = split_csv(header)
+            .iter()
+            .map(|h| {
+                let h = h.to_ascii_lowercase();
+                let h = h
+                    .strip_prefix("train/")
+                    .or_else(|| h.strip_prefix("train_"))
+                    .unwrap_or(&h)
+                    .to_string();
+                h
+            })
+            .collect();
+        let col = |keys: &[&str]| keys.iter().find_map(|k| names.iter().position(|n| n == k));
+        let step_c = col(&["step", "global_step", "_step"]).ok_or_else(|| {
+            IngestError::parse(
+                path,
+                Some(1),
+                format!("no `step` column (columns: {})", names.join(", ")),
+            )
+        })?;
+        let loss_c = col(&["loss"]).ok_or_else(|| {
+            IngestError::parse(
+                path,
+                Some(1),
+                format!("no `loss` column (columns: {})", names.join(", ")),
+            )
+        })?;
+        let (lr_c, gn_c, ep_c) = (
+            col(&["lr", "learning_rate"]),
+            col(&["grad_norm"]),
+            col(&["epoch"]),
+        );
+        let tok_cum_c = col(&["tokens_seen", "num_input_tokens_seen", "tokens/total"]);
+        let tok_step_c = col(&["tokens"]);
+        Ok(CsvColumns {
+            step: step_c,
+            loss: loss_c,
+            lr: lr_c,
+            grad_norm: gn_c,
+            epoch: ep_c,
+            tokens_seen: tok_cum_c,
+            tokens: tok_step_c,
+            names,
+        })
+    }
+}
+
 /// CSV with a header row. Column names are matched case-insensitively after dropping a
 /// `train/` or `train_` prefix (W&B exports): step|global_step, loss, lr|learning_rate,
 /// grad_norm, tokens_seen|num_input_tokens_seen (cumulative), tokens (per step), epoch.
@@ -337,40 +402,8 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
             what: "the file is empty".into(),
         });
     };
-    let names: Vec<String> = split_csv(header)
-        .iter()
-        .map(|h| {
-            let h = h.to_ascii_lowercase();
-            let h = h
-                .strip_prefix("train/")
-                .or_else(|| h.strip_prefix("train_"))
-                .unwrap_or(&h)
-                .to_string();
-            h
-        })
-        .collect();
-    let col = |keys: &[&str]| keys.iter().find_map(|k| names.iter().position(|n| n == k));
-    let step_c = col(&["step", "global_step", "_step"]).ok_or_else(|| {
-        IngestError::parse(
-            path,
-            Some(1),
-            format!("no `step` column (columns: {})", names.join(", ")),
-        )
-    })?;
-    let loss_c = col(&["loss"]).ok_or_else(|| {
-        IngestError::parse(
-            path,
-            Some(1),
-            format!("no `loss` column (columns: {})", names.join(", ")),
-        )
-    })?;
-    let (lr_c, gn_c, ep_c) = (
-        col(&["lr", "learning_rate"]),
-        col(&["grad_norm"]),
-        col(&["epoch"]),
-    );
-    let tok_cum_c = col(&["tokens_seen", "num_input_tokens_seen", "tokens/total"]);
-    let tok_step_c = col(&["tokens"]);
+    let cols = CsvColumns::of_header(path, header)?;
+    let names = &cols.names;
     let n_lines = text.lines().count();
     let ends_with_newline = text.ends_with('\n');
     let mut rows = Vec::new();
@@ -400,15 +433,18 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
                 IngestError::parse(path, Some(lineno), format!("{what}: `{s}` is not a number"))
             })
         };
-        let Some(loss) = num(Some(loss_c), "loss")? else {
+        let Some(loss) = num(Some(cols.loss), "loss")? else {
             continue;
         };
-        let step = num(Some(step_c), "step")?
+        let step = num(Some(cols.step), "step")?
             .filter(|s| s.fract() == 0.0 && *s >= 0.0)
             .ok_or_else(|| {
                 IngestError::parse(path, Some(lineno), "step must be a non-negative integer")
             })?;
-        let tokens = match (num(tok_cum_c, "tokens")?, num(tok_step_c, "tokens")?) {
+        let tokens = match (
+            num(cols.tokens_seen, "tokens")?,
+            num(cols.tokens, "tokens")?,
+        ) {
             (Some(t), _) => Some(Tokens::Cumulative(t)),
             (None, Some(t)) => Some(Tokens::PerStep(t)),
             _ => None,
@@ -416,10 +452,10 @@ pub(crate) fn csv(path: &Path) -> Result<Curve, IngestError> {
         let p = CurvePoint {
             step: step as u64,
             loss,
-            lr: num(lr_c, "lr")?,
-            grad_norm: num(gn_c, "grad_norm")?,
+            lr: num(cols.lr, "lr")?,
+            grad_norm: num(cols.grad_norm, "grad_norm")?,
             tokens: None,
-            epoch: num(ep_c, "epoch")?,
+            epoch: num(cols.epoch, "epoch")?,
         };
         rows.push(Raw {
             point: p,
@@ -551,138 +587,4 @@ pub(crate) fn duplicate_or_gap_notes(curve: &Curve) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn tmp(name: &str, body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(name);
-        std::fs::File::create(&p)
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        (d, p)
-    }
-
-    #[test]
-    fn torchtune_lines() {
-        let (_d, p) = tmp(
-            "log_1.txt",
-            "Step 1 | loss:6.5 lr:0.001 tokens_per_second_per_gpu:10.0 grad_norm:0.5 \nStep 2 | loss:6.25 lr:0.002 \n",
-        );
-        let c = torchtune_log(&p).unwrap();
-        assert_eq!(c.points.len(), 2);
-        assert_eq!(c.points[1].loss, 6.25);
-        assert_eq!(c.points[0].grad_norm, Some(0.5));
-        assert_eq!(c.points[1].grad_norm, None);
-    }
-
-    #[test]
-    fn torchtune_truncated_and_nan() {
-        let (_d, p) = tmp("log.txt", "Step 1 | loss:6.5 lr:0.001 \nStep 2 | loss:6.2");
-        assert!(matches!(
-            torchtune_log(&p),
-            Err(IngestError::Truncated { line: 2, .. })
-        ));
-        let (_d, p) = tmp("log.txt", "Step 1 | loss:6.5 \nStep 2 | loss:nan \n");
-        let e = torchtune_log(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                IngestError::NonFinite {
-                    line: Some(2),
-                    step: 2,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let (_d, p) = tmp("log.txt", "");
-        let e = torchtune_log(&p).unwrap_err();
-        assert!(e.to_string().contains("the file is empty"), "{e}");
-    }
-
-    #[test]
-    fn sanitize_keeps_strings() {
-        let (s, lines) = sanitize_json("{\"a\": \"NaN x\",\n \"b\": NaN, \"c\": -Infinity}");
-        assert_eq!(
-            s,
-            "{\"a\": \"NaN x\",\n \"b\": \"NaN\", \"c\": \"-Infinity\"}"
-        );
-        assert_eq!(lines, vec![2, 2]);
-    }
-
-    #[test]
-    fn trainer_state_nan_names_line() {
-        let (_d, p) = tmp(
-            "trainer_state.json",
-            "{\n \"log_history\": [\n  {\"loss\": 1.0, \"step\": 1},\n  {\"loss\": NaN, \"step\": 2}\n ]\n}\n",
-        );
-        let e = trainer_state(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                IngestError::NonFinite {
-                    line: Some(4),
-                    step: 2,
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let (_d, p) = tmp(
-            "trainer_state.json",
-            "{\n \"log_history\": [\n  {\"loss\": 1.0, \"step\": 1},\n",
-        );
-        assert!(matches!(
-            trainer_state(&p),
-            Err(IngestError::Truncated { .. })
-        ));
-    }
-
-    #[test]
-    fn jsonl_per_step_tokens_accumulate_and_duplicates_keep_last() {
-        let (_d, p) = tmp(
-            "m.jsonl",
-            "{\"step\":1,\"loss\":2.0,\"tokens\":10}\n{\"step\":2,\"loss\":1.5,\"tokens\":5}\n{\"step\":2,\"loss\":1.4,\"tokens\":5}\n",
-        );
-        let c = jsonl(&p).unwrap();
-        assert_eq!(c.points.len(), 2);
-        assert_eq!(c.points[1].loss, 1.4);
-        assert_eq!(c.points[0].tokens, Some(10.0));
-        assert_eq!(c.points[1].tokens, Some(20.0));
-    }
-
-    #[test]
-    fn jsonl_truncated_last_line() {
-        let (_d, p) = tmp("m.jsonl", "{\"step\":1,\"loss\":2.0}\n{\"step\":2,\"lo");
-        assert!(matches!(
-            jsonl(&p),
-            Err(IngestError::Truncated { line: 2, .. })
-        ));
-    }
-
-    #[test]
-    fn csv_wandb_columns() {
-        let (_d, p) = tmp(
-            "c.csv",
-            "Step,train/loss,train/learning_rate\n1,2.5,0.1\n2,\"2.25\",0.2\n",
-        );
-        let c = csv(&p).unwrap();
-        assert_eq!(c.points.len(), 2);
-        assert_eq!(c.points[1].loss, 2.25);
-        assert_eq!(c.points[1].lr, Some(0.2));
-        let (_d, p) = tmp("c.csv", "step,loss\n1,2.5\n2");
-        assert!(matches!(
-            csv(&p),
-            Err(IngestError::Truncated { line: 3, .. })
-        ));
-    }
-
-    #[test]
-    fn rounding_detected() {
-        let (_d, p) = tmp("m.jsonl", "{\"step\":1,\"loss\":2.1234}\n{\"step\":2,\"loss\":2.0}\n{\"step\":3,\"loss\":1.9876}\n");
-        assert_eq!(jsonl(&p).unwrap().quantum, Some(1e-4));
-    }
-}
+mod tests;
