@@ -32,7 +32,7 @@ use super::reader::{Parsed, ReadError, Reader};
 use super::table::{Ignored, Kind, Table};
 use super::{data, families, yaml, yaml_out, Framework, WriteOptions, Written};
 use crate::diag::{Diagnostic, Source, Span};
-use crate::ir::Resolved;
+use crate::ir::{BaseWeights, Method, Resolved, Strategy};
 use indexmap::IndexMap;
 use read::{
     derive_kernels, derive_shuffle_seed, read_adapter, read_batch, read_drop_last, read_flattening,
@@ -242,11 +242,18 @@ fn family_linear(family: &str) -> Vec<String> {
 }
 
 /// Whether Axolotl can run its fused LoRA kernels (and so auto-enables them).
-fn kernels_possible(method: &str, base_weights: &str, remote_code: bool, strategy: &str) -> bool {
-    matches!(method, "lora" | "qlora")
-        && !(method == "lora" && base_weights == "int8")
-        && !remote_code
-        && strategy != "fsdp1"
+fn kernels_possible(
+    method: Method,
+    base_weights: BaseWeights,
+    remote_code: bool,
+    strategy: Strategy,
+) -> bool {
+    let adapter = match method {
+        Method::Lora => base_weights != BaseWeights::Int8,
+        Method::Qlora => true,
+        Method::Full => false,
+    };
+    adapter && !remote_code && strategy != Strategy::Fsdp1
 }
 
 // ---------------------------------------------------------------- writing

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::diag::Severity;
+use crate::ir::{Recompute, Tracker};
 use crate::translate::reader::ReadError;
 use crate::translate::report::Status;
 
@@ -147,7 +148,7 @@ fn bnb_config_kwargs_type_and_double_quant_are_read_the_rest_kept() {
     let y = format!("{LORA}load_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n  bnb_4bit_quant_type: fp4\n  llm_int8_threshold: 5.0\n");
     let p = ok(&y);
     assert!(!p.resolved.spec.quantization.double_quant);
-    assert_eq!(p.resolved.spec.quantization.base_weights, "fp4");
+    assert_eq!(p.resolved.spec.quantization.base_weights, BaseWeights::Fp4);
     assert_eq!(
         pass(&y, "bnb_config_kwargs.llm_int8_threshold"),
         Some(json!(5.0))
@@ -716,7 +717,7 @@ fn save_cadence() {
 #[test]
 fn trackers() {
     let p = ok("wandb_project: my-proj\nwandb_entity: me\n");
-    assert_eq!(p.resolved.spec.logging.tracker, "wandb");
+    assert_eq!(p.resolved.spec.logging.tracker, Tracker::Wandb);
     assert_eq!(p.resolved.spec.logging.project, "my-proj");
     assert_eq!(ir("wandb_project:\n", "logging.tracker"), json!("none"));
     assert_eq!(ir("use_wandb: true\n", "logging.tracker"), json!("wandb"));
@@ -814,7 +815,7 @@ fn fsdp_versions_prefixes_and_the_legacy_list() {
         ),
         ("fsdp2", false)
     );
-    assert_eq!(s.memory.gradient_checkpointing, "on");
+    assert_eq!(s.memory.gradient_checkpointing, Recompute::On);
     let out = yaml_of(&format!("{v2}gradient_checkpointing: true\n"));
     assert_eq!(out["fsdp_config"]["activation_checkpointing"], json!(true));
     assert_eq!(

@@ -3,7 +3,10 @@
 //! (devices, data order, checkpoints, trackers) and the passthrough keys merged back.
 
 use super::{family_linear, kernels_possible, keys, FW, KERNEL_KEYS};
-use crate::ir::{Origin, Resolved, RunSpec};
+use crate::ir::{
+    BaseWeights, Bias, DatasetFormat, Dtype, LossKind, Method, Origin, PrecisionMode, Recompute,
+    Resolved, RunSpec, ScheduleKind, Strategy, Tracker,
+};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::report::Status;
 use crate::translate::WriteOptions;
@@ -60,7 +63,7 @@ pub(super) fn write_model(em: &mut Emitter, spec: &RunSpec) {
             .data
             .datasets
             .iter()
-            .any(|d| d.format == "chat_template");
+            .any(|d| d.format == DatasetFormat::ChatTemplate);
         let (status, note) = if chats {
             (
                 Status::NotExpressible,
@@ -102,7 +105,7 @@ fn cover_unused(em: &mut Emitter, prefixes: &[&str], note: &str) {
 
 pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOptions) {
     let a = &spec.adapter;
-    if a.method == "full" {
+    if a.method == Method::Full {
         em.cover(
             "adapter.method",
             Status::Carried,
@@ -126,14 +129,18 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
     }
     em.put(
         "adapter",
-        json!(if a.method == "qlora" { "qlora" } else { "lora" }),
+        json!(if a.method == Method::Qlora {
+            Method::Qlora
+        } else {
+            Method::Lora
+        }),
         &["adapter.method"],
         Status::Carried,
         "",
     );
     let q = &spec.quantization;
-    match q.base_weights.as_str() {
-        "nf4" | "fp4" => {
+    match q.base_weights {
+        BaseWeights::Nf4 | BaseWeights::Fp4 => {
             em.put(
                 "load_in_4bit",
                 json!(true),
@@ -143,7 +150,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             );
             // Axolotl's built-in QLoRA config: NF4, double quant, block size 64.
             let mut kw = Map::new();
-            if q.base_weights == "fp4" {
+            if q.base_weights == BaseWeights::Fp4 {
                 kw.insert("bnb_4bit_quant_type".into(), json!("fp4"));
             }
             if !q.double_quant {
@@ -166,7 +173,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
                 );
             }
         }
-        "int8" => {
+        BaseWeights::Int8 => {
             em.put(
                 "load_in_8bit",
                 json!(true),
@@ -176,13 +183,12 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             );
             em.cover("quantization.double_quant", Status::Defaulted, "", "");
         }
-        "none" => {
+        BaseWeights::None => {
             em.cover("quantization.base_weights", Status::Carried, "adapter", "");
             em.cover("quantization.double_quant", Status::Defaulted, "", "");
         }
-        _ => {}
     }
-    if q.block_size != 64 && q.base_weights != "none" {
+    if q.block_size != 64 && q.base_weights != BaseWeights::None {
         em.cover(
             "quantization.block_size",
             Status::NotExpressible,
@@ -233,10 +239,10 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
     }
     // Fused kernels: Axolotl turns them on by itself when it can.
     let possible = kernels_possible(
-        &a.method,
-        &q.base_weights,
+        a.method,
+        q.base_weights,
         spec.model.trust_remote_code,
-        &spec.parallel.strategy,
+        spec.parallel.strategy,
     );
     let off = |em: &mut Emitter, status: Status, comment: &str| {
         for k in KERNEL_KEYS {
@@ -255,7 +261,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
         (false, true) => off(em, Status::Carried, "parity: Axolotl would auto-enable fused LoRA kernels"),
         (false, false) => em.cover("adapter.fused_kernels", Status::Carried, "", "Axolotl does not enable them here"),
     }
-    if a.bias != "none" {
+    if a.bias != Bias::None {
         em.cover(
             "adapter.bias",
             Status::NotExpressible,
@@ -263,7 +269,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             "Axolotl builds LoraConfig with bias=\"none\"",
         );
     }
-    if a.weight_dtype != "fp32" {
+    if a.weight_dtype != Dtype::Fp32 {
         em.cover(
             "adapter.weight_dtype",
             Status::Approximated,
@@ -296,8 +302,8 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
         em.cover("schedule.warmup_ratio", Status::Carried, "warmup_steps", "");
     }
     let mut kwargs = Map::new();
-    match s.kind.as_str() {
-        "cosine_with_min_lr" | "cosine_warmup_with_min_lr" => {
+    match s.kind {
+        ScheduleKind::CosineWithMinLr | ScheduleKind::CosineWarmupWithMinLr => {
             kwargs.insert("min_lr_rate".into(), json!(s.min_lr_ratio));
             em.cover(
                 "schedule.min_lr_ratio",
@@ -306,7 +312,7 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
                 "",
             );
         }
-        "cosine" => {} // cosine_min_lr_ratio through the table
+        ScheduleKind::Cosine => {} // cosine_min_lr_ratio through the table
         _ if s.min_lr_ratio != 0.0 => em.cover(
             "schedule.min_lr_ratio",
             Status::NotExpressible,
@@ -315,16 +321,16 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
         ),
         _ => em.cover("schedule.min_lr_ratio", Status::Defaulted, "", ""),
     }
-    let default_cycles = if s.kind == "cosine_with_restarts" {
+    let default_cycles = if s.kind == ScheduleKind::CosineWithRestarts {
         1.0
     } else {
         0.5
     };
-    if matches!(
-        s.kind.as_str(),
-        "cosine" | "cosine_with_restarts" | "cosine_with_min_lr"
-    ) && s.num_cycles != default_cycles
-    {
+    let cyclic = matches!(
+        s.kind,
+        ScheduleKind::Cosine | ScheduleKind::CosineWithRestarts | ScheduleKind::CosineWithMinLr
+    );
+    if cyclic && s.num_cycles != default_cycles {
         kwargs.insert("num_cycles".into(), json!(s.num_cycles));
         em.cover(
             "schedule.num_cycles",
@@ -332,12 +338,7 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
             "lr_scheduler_kwargs.num_cycles",
             "",
         );
-    } else if s.num_cycles != 0.5
-        && !matches!(
-            s.kind.as_str(),
-            "cosine" | "cosine_with_restarts" | "cosine_with_min_lr"
-        )
-    {
+    } else if s.num_cycles != 0.5 && !cyclic {
         em.cover(
             "schedule.num_cycles",
             Status::Defaulted,
@@ -358,10 +359,10 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
 
 pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     let p = &spec.precision;
-    let (bf16, fp16) = match p.compute_dtype.as_str() {
-        "bf16" => (true, false),
-        "fp16" => (false, true),
-        _ => (false, false),
+    let (bf16, fp16) = match p.compute_dtype {
+        Dtype::Bf16 => (true, false),
+        Dtype::Fp16 => (false, true),
+        Dtype::Fp32 => (false, false),
     };
     em.put(
         "bf16",
@@ -377,7 +378,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
         Status::Carried,
         "",
     );
-    if p.mode != "pure" && p.compute_dtype != "fp32" {
+    if p.mode != PrecisionMode::Pure && p.compute_dtype != Dtype::Fp32 {
         em.cover(
             "precision.mode",
             Status::Approximated,
@@ -389,12 +390,10 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     }
     let m = &spec.memory;
     // Under FSDP2, activation checkpointing belongs to fsdp_config (parallel::write).
-    let fsdp = spec.parallel.strategy == "fsdp2" && m.gradient_checkpointing == "on";
-    if !fsdp || m.gradient_checkpointing == "off" {
-        let gc = match m.gradient_checkpointing.as_str() {
-            "on" | "offload" => json!(true),
-            _ => json!(false),
-        };
+    let fsdp =
+        spec.parallel.strategy == Strategy::Fsdp2 && m.gradient_checkpointing == Recompute::On;
+    if !fsdp || m.gradient_checkpointing == Recompute::Off {
+        let gc = json!(m.gradient_checkpointing.is_on());
         em.put(
             "gradient_checkpointing",
             gc,
@@ -403,7 +402,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
             "",
         );
     }
-    if m.gradient_checkpointing == "offload" {
+    if m.gradient_checkpointing == Recompute::Offload {
         em.put(
             "activation_offloading",
             json!("legacy"),
@@ -415,7 +414,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
             "offloaded checkpoints (was gradient_checkpointing: offload)",
         );
     } else if m.activation_offloading {
-        let status = if m.gradient_checkpointing == "off" {
+        let status = if m.gradient_checkpointing == Recompute::Off {
             Status::Approximated
         } else {
             Status::Carried
@@ -434,16 +433,16 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
 
 pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
     let k = keys();
-    match spec.loss.kind.as_str() {
-        "cross_entropy" => em.cover("loss.kind", Status::Defaulted, "", ""),
-        "chunked_cross_entropy" => em.put(
+    match spec.loss.kind {
+        LossKind::CrossEntropy => em.cover("loss.kind", Status::Defaulted, "", ""),
+        LossKind::ChunkedCrossEntropy => em.put(
             "chunked_cross_entropy",
             json!(true),
             &["loss.kind"],
             Status::Carried,
             "",
         ),
-        "cut_cross_entropy" => {
+        LossKind::CutCrossEntropy => {
             em.put(
                 "plugins",
                 json!([k.plugins.cut_cross_entropy]),
@@ -459,7 +458,7 @@ pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
                 "",
             );
         }
-        "fused_linear_cross_entropy" => {
+        LossKind::FusedLinearCrossEntropy => {
             em.put(
                 "plugins",
                 json!([k.plugins.liger]),
@@ -475,12 +474,6 @@ pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
                 "",
             );
         }
-        other => em.cover(
-            "loss.kind",
-            Status::Approximated,
-            "",
-            &format!("Axolotl has no `{other}`; its standard cross entropy is used"),
-        ),
     }
 }
 
@@ -494,7 +487,7 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
         );
         em.cover("batch.devices", Status::Approximated, "", &note);
         em.cover("batch.global_batch", Status::Approximated, "", &note);
-        if spec.parallel.strategy == "ddp" {
+        if spec.parallel.strategy == Strategy::Ddp {
             em.cover("parallel.strategy", Status::Approximated, "", &note);
         }
     }
@@ -543,29 +536,29 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
         );
     }
     let l = &spec.logging;
-    match l.tracker.as_str() {
-        "wandb" if !l.project.is_empty() => em.put(
+    match l.tracker {
+        Tracker::Wandb if !l.project.is_empty() => em.put(
             "wandb_project",
             json!(l.project),
             &["logging.tracker", "logging.project"],
             Status::Carried,
             "",
         ),
-        "wandb" => em.put(
+        Tracker::Wandb => em.put(
             "use_wandb",
             json!(true),
             &["logging.tracker"],
             Status::Carried,
             "",
         ),
-        "tensorboard" => em.put(
+        Tracker::Tensorboard => em.put(
             "use_tensorboard",
             json!(true),
             &["logging.tracker"],
             Status::Carried,
             "",
         ),
-        "mlflow" => {
+        Tracker::Mlflow => {
             em.put(
                 "use_mlflow",
                 json!(true),
@@ -583,15 +576,15 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
                 );
             }
         }
-        "none" => em.cover("logging.tracker", Status::Defaulted, "", ""),
-        other => em.cover(
+        Tracker::None => em.cover("logging.tracker", Status::Defaulted, "", ""),
+        other @ Tracker::Comet => em.cover(
             "logging.tracker",
             Status::NotExpressible,
             "",
             &format!("Axolotl has no `{other}` tracker"),
         ),
     }
-    if !l.project.is_empty() && !matches!(l.tracker.as_str(), "wandb" | "mlflow") {
+    if !l.project.is_empty() && !matches!(l.tracker, Tracker::Wandb | Tracker::Mlflow) {
         em.cover(
             "logging.project",
             Status::NotExpressible,

@@ -11,7 +11,10 @@ use super::write_data::write_datasets;
 use super::write_model::{write_checkpointer, write_model, write_tokenizer};
 use super::{FW, RANDOM_SEED_RULE};
 use crate::diag::Diagnostic;
-use crate::ir::{Origin, Resolved, RunSpec};
+use crate::ir::{
+    AcrossRanks, Dtype, LossNormalization, Method, Origin, PrecisionMode, Recompute, Resolved,
+    RunSpec, ScheduleKind, Strategy, Tracker,
+};
 use crate::translate::emitter::{values_equal, Emitter, Out};
 use crate::translate::report::{compact, Status};
 use crate::translate::{data, yaml_out, WriteOptions, Written};
@@ -61,8 +64,8 @@ pub(super) fn place(model: &str) -> Place {
 
 /// The recipe that runs a spec: LoRA/QLoRA or full, one device or several.
 pub fn recipe_for(spec: &RunSpec) -> &'static Recipe {
-    let distributed = spec.batch.devices > 1 || spec.parallel.strategy != "single";
-    tables::get().recipe(&spec.adapter.method, distributed)
+    let distributed = spec.batch.devices > 1 || spec.parallel.strategy != Strategy::Single;
+    tables::get().recipe(spec.adapter.method, distributed)
 }
 
 /// `tune run [--nproc_per_node N] <recipe> --config <file>`.
@@ -276,7 +279,7 @@ fn write_optimizer(em: &mut Emitter, t: &Tables, spec: &RunSpec, from: &str) {
                 "optimizer._component_",
                 "",
             );
-            if o.name.contains("8bit") && spec.adapter.method == "full" && from != FW.name() {
+            if o.name.contains("8bit") && spec.adapter.method == Method::Full && from != FW.name() {
                 em.cover("optimizer.name", Status::Approximated, "optimizer._component_", "Hugging Face keeps 32-bit optimizer state for embedding layers under 8-bit optimizers; bitsandbytes used directly does not");
             }
             e
@@ -393,27 +396,27 @@ fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recipe: &Recipe)
         );
     }
     let (component, cycles, status, note): (Option<&str>, Option<f64>, Status, String) =
-        match s.kind.as_str() {
-            "cosine" => (
+        match s.kind {
+            ScheduleKind::Cosine => (
                 Some(cosine.component.as_str()),
                 (s.num_cycles != 0.5).then_some(s.num_cycles),
                 Status::Carried,
                 String::new(),
             ),
-            "constant" if !recipe.lr_scheduler_required && warmup == 0 => {
+            ScheduleKind::Constant if !recipe.lr_scheduler_required && warmup == 0 => {
                 (None, None, Status::Carried, String::new())
             }
-            "constant" | "constant_with_warmup" => (
+            ScheduleKind::Constant | ScheduleKind::ConstantWithWarmup => (
                 Some(cosine.component.as_str()),
                 Some(0.0),
                 Status::Carried,
                 String::new(),
             ),
-            "linear" => {
+            ScheduleKind::Linear => {
                 let lin =
                     t.c.lr_scheduler
                         .iter()
-                        .find(|x| x.kind == "linear")
+                        .find(|x| x.kind == ScheduleKind::Linear)
                         .unwrap_or(cosine);
                 if !lin.requires.is_empty() {
                     em.warnings.push(
@@ -463,7 +466,7 @@ fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recipe: &Recipe)
                 &comment,
             );
             if let Some(n) = cycles {
-                let comment = if n == 0.0 && s.kind != "cosine" {
+                let comment = if n == 0.0 && s.kind != ScheduleKind::Cosine {
                     "0 cycles: the LR stays at its peak after warmup"
                 } else {
                     ""
@@ -476,7 +479,7 @@ fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recipe: &Recipe)
                     comment,
                 );
             }
-            if cycles == Some(0.0) || s.kind == "linear" {
+            if cycles == Some(0.0) || s.kind == ScheduleKind::Linear {
                 em.cover(
                     "schedule.num_cycles",
                     Status::Carried,
@@ -509,10 +512,10 @@ fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recipe: &Recipe)
     }
 }
 
-pub(super) fn written_dtype(spec: &RunSpec) -> &'static str {
-    match spec.precision.compute_dtype.as_str() {
-        "fp32" => "fp32",
-        _ => "bf16",
+pub(super) fn written_dtype(spec: &RunSpec) -> Dtype {
+    match spec.precision.compute_dtype {
+        Dtype::Fp32 => Dtype::Fp32,
+        Dtype::Bf16 | Dtype::Fp16 => Dtype::Bf16,
     }
 }
 
@@ -540,20 +543,20 @@ fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
             ),
         );
     }
-    match spec.loss.normalization.as_str() {
-        "token_weighted_unshifted" => em.cover("loss.normalization", Status::Carried, "", ""),
-        "token_mean_over_step" => em.cover("loss.normalization", Status::Approximated, "", "TorchTune 0.6.1 weights each micro-batch by its label count taken before the label shift: one extra token per row whose first label is unmasked"),
-        _ => em.cover("loss.normalization", Status::NotExpressible, "", "TorchTune weights micro-batches by their token counts; a mean of micro-batch means cannot be set"),
+    match spec.loss.normalization {
+        LossNormalization::TokenWeightedUnshifted => em.cover("loss.normalization", Status::Carried, "", ""),
+        LossNormalization::TokenMeanOverStep => em.cover("loss.normalization", Status::Approximated, "", "TorchTune 0.6.1 weights each micro-batch by its label count taken before the label shift: one extra token per row whose first label is unmasked"),
+        LossNormalization::MeanOfMicrobatchMeans => em.cover("loss.normalization", Status::NotExpressible, "", "TorchTune weights micro-batches by their token counts; a mean of micro-batch means cannot be set"),
     }
-    match spec.loss.across_ranks.as_str() {
-        "global_tokens" => em.cover("loss.across_ranks", Status::Carried, "", ""),
+    match spec.loss.across_ranks {
+        AcrossRanks::GlobalTokens => em.cover("loss.across_ranks", Status::Carried, "", ""),
         _ if spec.batch.devices <= 1 => em.cover("loss.across_ranks", Status::Approximated, "", "identical on one device; TorchTune normalises by the global token count once the run spans several GPUs"),
         _ => em.cover("loss.across_ranks", Status::NotExpressible, "", "TorchTune normalises by the token count of all ranks, not the mean of per-rank means"),
     }
     // Precision: dtype is the whole model's dtype.
     let dtype = written_dtype(spec);
     carried(em, "dtype", json!(dtype), &["precision.compute_dtype"], "");
-    if spec.precision.compute_dtype == "fp16" {
+    if spec.precision.compute_dtype == Dtype::Fp16 {
         em.cover(
             "precision.compute_dtype",
             Status::Approximated,
@@ -561,8 +564,10 @@ fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
             "TorchTune refuses fp16; bf16 is written",
         );
     }
-    match (spec.precision.mode.as_str(), dtype) {
-        ("pure", _) | (_, "fp32") => em.cover("precision.mode", Status::Carried, "dtype", ""),
+    match (spec.precision.mode, dtype) {
+        (PrecisionMode::Pure, _) | (_, Dtype::Fp32) => {
+            em.cover("precision.mode", Status::Carried, "dtype", "")
+        }
         _ => {
             em.cover(
                 "precision.mode",
@@ -577,7 +582,7 @@ fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
         }
     }
     // Memory: offloading checkpointing is checkpointing plus activation offloading.
-    if spec.memory.gradient_checkpointing == "offload" {
+    if spec.memory.gradient_checkpointing == Recompute::Offload {
         carried(
             em,
             "enable_activation_checkpointing",
@@ -607,7 +612,9 @@ fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
                 note,
             );
         }
-    } else if spec.memory.activation_offloading && spec.memory.gradient_checkpointing == "off" {
+    } else if spec.memory.activation_offloading
+        && spec.memory.gradient_checkpointing == Recompute::Off
+    {
         em.warnings.push(
             Diagnostic::warning(
                 "conflict",
@@ -634,15 +641,15 @@ fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) {
         }
         return;
     }
-    match p.strategy.as_str() {
-        "fsdp2" => em.cover("parallel.strategy", Status::Carried, "", ""),
-        "single" | "ddp" => em.cover(
+    match p.strategy {
+        Strategy::Fsdp2 => em.cover("parallel.strategy", Status::Carried, "", ""),
+        Strategy::Single | Strategy::Ddp => em.cover(
             "parallel.strategy",
             Status::Approximated,
             "",
             "TorchTune's distributed recipes shard with FSDP2; same math as DDP",
         ),
-        other => em.cover(
+        other @ (Strategy::Fsdp1 | Strategy::Deepspeed) => em.cover(
             "parallel.strategy",
             Status::Approximated,
             "",
@@ -667,7 +674,8 @@ fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) {
             "TorchTune uses FSDP2, not DeepSpeed",
         );
     }
-    let reshard = p.reshard_after_forward && !(p.strategy == "deepspeed" && p.zero_stage < 3);
+    let reshard =
+        p.reshard_after_forward && !(p.strategy == Strategy::Deepspeed && p.zero_stage < 3);
     if p.cpu_offload {
         carried(
             em,
@@ -711,8 +719,8 @@ fn write_logging(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
                 &["logging.tracker"],
                 "",
             );
-            match m.tracker.as_str() {
-                "none" | "tensorboard" => carried(
+            match m.tracker {
+                Tracker::None | Tracker::Tensorboard => carried(
                     em,
                     "metric_logger.log_dir",
                     json!("${output_dir}/logs"),

@@ -7,7 +7,7 @@ use super::write::{
     carried, json_path, number, place, read_config_json, written_dtype, Choice, Place,
 };
 use crate::diag::Diagnostic;
-use crate::ir::{Origin, RunSpec};
+use crate::ir::{AdapterInit, Attention, BaseWeights, Bias, Method, Origin, RunSpec};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::families;
 use crate::translate::report::Status;
@@ -17,7 +17,7 @@ use std::path::Path;
 // ------------------------------------------------------------------- model
 
 pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Choice {
-    let method = spec.adapter.method.as_str();
+    let method = spec.adapter.method;
     let family =
         families::by_name(&spec.model.family).or_else(|| families::detect(&spec.model.base));
     let wanted = family.map_or("unknown".to_string(), |f| f.torchtune_module.clone());
@@ -76,9 +76,9 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
     let has_qlora = t
         .builders
         .iter()
-        .any(|b| b.module == module && b.method == "qlora");
+        .any(|b| b.module == module && b.method == Method::Qlora);
     let (builder_method, quantize_arg) = match method {
-        "qlora" if !has_qlora => ("lora", true),
+        Method::Qlora if !has_qlora => (Method::Lora, true),
         m => (m, false),
     };
     let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
@@ -142,7 +142,7 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
             write_dimensions(em, t, spec, base, comp);
         }
     }
-    if method == "full" {
+    if method == Method::Full {
         // No adapters: values equal to TorchTune's read back the same; others cannot.
         let flat = spec.flat();
         for (path, v) in flat
@@ -154,7 +154,9 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
             }
             match em.defaults.get(path) {
                 Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
-                _ if path == "adapter.weight_dtype" && v.as_str() == Some(written_dtype(spec)) => {
+                _ if path == "adapter.weight_dtype"
+                    && v.as_str() == Some(written_dtype(spec).as_str()) =>
+                {
                     em.cover(path, Status::Carried, "dtype", "")
                 }
                 _ => em.cover(
@@ -361,8 +363,8 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             );
         }
     }
-    match spec.quantization.base_weights.as_str() {
-        "nf4" => {
+    match spec.quantization.base_weights {
+        BaseWeights::Nf4 => {
             if quantize_arg {
                 carried(
                     em,
@@ -388,8 +390,8 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
                 );
             }
         }
-        "none" => {}
-        other => em.cover(
+        BaseWeights::None => {}
+        other @ (BaseWeights::Fp4 | BaseWeights::Int8) => em.cover(
             "quantization.base_weights",
             Status::NotExpressible,
             "",
@@ -399,7 +401,7 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
     if !spec.quantization.skip_modules.is_empty() {
         em.cover("quantization.skip_modules", Status::Approximated, "", "TorchTune keeps the output projection and embeddings unquantized and quantizes every other linear layer");
     }
-    if a.bias != "none" {
+    if a.bias != Bias::None {
         em.cover(
             "adapter.bias",
             Status::NotExpressible,
@@ -423,7 +425,7 @@ fn write_lora(em: &mut Emitter, spec: &RunSpec, choice: &Choice, quantize_arg: b
             "the LoRA recipes train adapter parameters only",
         );
     }
-    if a.init != "kaiming_uniform" {
+    if a.init != AdapterInit::KaimingUniform {
         em.cover(
             "adapter.init",
             Status::NotExpressible,
@@ -603,7 +605,7 @@ pub(super) fn write_tokenizer(
             "TorchTune tokenizers take special tokens from their own tables (pad id included)",
         );
     }
-    if spec.model.attention != "sdpa" {
+    if spec.model.attention != Attention::Sdpa {
         em.cover("model.attention", Status::Approximated, "", "TorchTune always calls scaled_dot_product_attention, which picks the flash kernel on GPUs that have it");
     }
 }
@@ -733,13 +735,12 @@ fn checkpoint_files(t: &Tables, spec: &RunSpec, dir: &str, choice: &Choice) -> O
             return Some(json!(bin));
         }
     }
-    let method = if spec.adapter.method == "qlora" {
-        "lora"
-    } else {
-        spec.adapter.method.as_str()
+    let method = match spec.adapter.method {
+        Method::Qlora => Method::Lora,
+        m @ (Method::Lora | Method::Full) => m,
     };
     let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
     t.sized(&choice.module, method, &spec.model.size, instruct)
-        .or_else(|| t.sized(&choice.module, "full", &spec.model.size, instruct))
+        .or_else(|| t.sized(&choice.module, Method::Full, &spec.model.size, instruct))
         .and_then(|b| b.checkpoint_files.clone())
 }

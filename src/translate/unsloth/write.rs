@@ -8,7 +8,7 @@
 //! DeepSpeed/FSDP sharding, a run without Unsloth's fused kernels, TorchTune's sampler, …
 
 use super::FW;
-use crate::ir::Resolved;
+use crate::ir::{Method, Recompute, Resolved};
 use crate::translate::emitter::{Emitter, Out};
 use crate::translate::{data, WriteOptions, Written};
 use serde::Serialize;
@@ -182,7 +182,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         ..Ctx::default()
     };
     let foreign = from != FW.name();
-    let full = spec.adapter.method == "full";
+    let full = spec.adapter.method == Method::Full;
 
     let s = Src {
         spec,
@@ -229,22 +229,22 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
 /// `use_gradient_checkpointing` for the IR's recomputation mode, with its comment.
 fn gc_value(em: &Emitter) -> (Value, String) {
     let m = &em.resolved.spec.memory;
-    match m.gradient_checkpointing.as_str() {
-        "offload" => (
+    match m.gradient_checkpointing {
+        Recompute::Offload => (
             json!("unsloth"),
             "\"unsloth\": recompute with CPU-offloaded activations".into(),
         ),
-        "on" if m.activation_offloading => (
+        Recompute::On if m.activation_offloading => (
             json!("unsloth"),
             "\"unsloth\": recompute with CPU-offloaded activations".into(),
         ),
-        "on" => (
+        Recompute::On => (
             json!(true),
-            em.parity_comment("memory.gradient_checkpointing", &json!("on")),
+            em.parity_comment("memory.gradient_checkpointing", &json!(Recompute::On)),
         ),
-        _ => (
+        Recompute::Off => (
             json!(false),
-            em.parity_comment("memory.gradient_checkpointing", &json!("off")),
+            em.parity_comment("memory.gradient_checkpointing", &json!(Recompute::Off)),
         ),
     }
 }
