@@ -7,6 +7,9 @@ pub mod spec;
 pub mod tree;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use kinds::*;
 pub use provenance::{Origin, Provenance};
 pub use spec::*;

@@ -1264,3 +1264,39 @@ fn fuzz_mutated_fixtures_never_panic() {
         "too few mutations read at all ({read_ok}); the fuzz is not exercising the reader"
     );
 }
+
+/// A misspelt method is a typo at its line with the allowed values, not "not supported".
+#[test]
+fn misspelt_adapter_is_located_with_the_allowed_values() {
+    let e = match parse("adapter: qlorra\nload_in_4bit: true\n") {
+        Err(ReadError::Invalid(e)) => e,
+        other => panic!("expected an invalid-input error, got {other:?}"),
+    };
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].id, "unknown-value");
+    assert!(e[0].message.contains("adapter.method") && e[0].message.contains("`adapter`"));
+    let line = BASE.lines().count() + 1;
+    assert_eq!((e[0].line, e[0].column), (Some(line), Some(1)));
+    let help = e[0].help.as_deref().unwrap();
+    assert!(help.contains("expected one of lora, qlora, full"), "{help}");
+}
+
+/// A closed-set value the field table carries as text (`attn_implementation`) is refused when
+/// the spec is built, at the key its provenance records.
+#[test]
+fn unknown_attention_is_located_at_its_key() {
+    let e = errors(&format!("{LORA}attn_implementation: flash_attn\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].id, "unknown-value");
+    assert_eq!(
+        e[0].message,
+        "unknown model.attention `flash_attn` (from `attn_implementation`)"
+    );
+    let line = BASE.lines().count() + LORA.lines().count() + 1;
+    assert_eq!((e[0].line, e[0].column), (Some(line), Some(1)));
+    assert!(e[0]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("sdpa, flash_attention_2"));
+}
