@@ -100,7 +100,7 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
     /// Stable kebab-case id: `unknown-key`, `syntax`, `type-mismatch`, `conflict`,
-    /// `not-supported`, `not-expressible`, `missing-key`, `deprecated-key`.
+    /// `not-supported`, `not-expressible`, `missing-key`, `deprecated-key`, `unknown-value`.
     pub id: &'static str,
     pub severity: Severity,
     pub message: String,

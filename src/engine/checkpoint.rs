@@ -8,6 +8,7 @@
 
 use super::error::{read_json, EngineError, Result};
 use super::io;
+use crate::ir::Method;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,7 +18,7 @@ pub struct TrainerState {
     /// The run's flavour, to refuse resuming under different semantics.
     pub flavour: String,
     /// `adapter.method` of the run.
-    pub method: String,
+    pub method: Method,
 }
 
 pub fn dir_for(output: &Path, step: u64) -> PathBuf {

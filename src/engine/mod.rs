@@ -46,7 +46,7 @@ pub mod train;
 pub use error::{EngineError, Result};
 pub use train::{run, RunOptions, RunSummary};
 
-use crate::ir::{Origin, Resolved};
+use crate::ir::{LrReported, Origin, Resolved};
 use crate::translate::Framework;
 
 /// Whose semantics a run follows where the frameworks differ and the IR does not (yet) spell
@@ -98,7 +98,7 @@ impl Flavour {
         let best = counts.iter().enumerate().max_by_key(|(_, c)| **c);
         match best {
             Some((i, &c)) if c > 0 => [Flavour::TorchTune, Flavour::Axolotl, Flavour::Unsloth][i],
-            _ if resolved.spec.logging.lr_reported == "next" => Flavour::TorchTune,
+            _ if resolved.spec.logging.lr_reported == LrReported::Next => Flavour::TorchTune,
             _ => Flavour::Axolotl,
         }
     }

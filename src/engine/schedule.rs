@@ -13,6 +13,7 @@
 //! TorchTune reads it after `scheduler.step()`, i.e. the next step's (λ(k)) — `logging.lr_reported`.
 
 use super::error::{EngineError, Result};
+use crate::ir::ScheduleKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -33,16 +34,25 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn parse(name: &str) -> Result<Kind> {
-        Ok(match name {
-            "cosine" | "cosine_with_min_lr" => Kind::Cosine,
-            "linear" => Kind::Linear,
-            "constant" => Kind::Constant,
-            "constant_with_warmup" => Kind::ConstantWithWarmup,
-            other => {
+    /// The engine's schedule for the IR's `schedule.kind`.
+    pub fn of(kind: ScheduleKind) -> Result<Kind> {
+        Ok(match kind {
+            ScheduleKind::Cosine | ScheduleKind::CosineWithMinLr => Kind::Cosine,
+            ScheduleKind::Linear => Kind::Linear,
+            ScheduleKind::Constant => Kind::Constant,
+            ScheduleKind::ConstantWithWarmup => Kind::ConstantWithWarmup,
+            ScheduleKind::CosineWarmupWithMinLr
+            | ScheduleKind::CosineWithRestarts
+            | ScheduleKind::Polynomial
+            | ScheduleKind::InverseSqrt
+            | ScheduleKind::ReduceLrOnPlateau
+            | ScheduleKind::WarmupStableDecay
+            | ScheduleKind::Greedy
+            | ScheduleKind::OneCycle
+            | ScheduleKind::Rex => {
                 return Err(EngineError::unsupported(
                     "schedule.kind",
-                    other,
+                    kind,
                     "the engine runs cosine, cosine_with_min_lr, linear, constant and constant_with_warmup",
                 ))
             }

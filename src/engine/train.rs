@@ -27,7 +27,9 @@ use super::optim::{self, AdamW, AdamWConfig};
 use super::recompute;
 use super::schedule::{self, Schedule};
 use super::Flavour;
-use crate::ir::{Origin, Resolved, RunSpec};
+use crate::ir::{
+    Attention, BaseWeights, Dtype, LossNormalization, LrReported, Method, Origin, Resolved, RunSpec,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -213,31 +215,6 @@ pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) 
     })
 }
 
-/// `loss.normalization` of the IR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Normalization {
-    TokenMeanOverStep,
-    MeanOfMicrobatchMeans,
-    TokenWeightedUnshifted,
-}
-
-impl Normalization {
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "token_mean_over_step" => Normalization::TokenMeanOverStep,
-            "mean_of_microbatch_means" => Normalization::MeanOfMicrobatchMeans,
-            "token_weighted_unshifted" => Normalization::TokenWeightedUnshifted,
-            other => {
-                return Err(EngineError::unsupported(
-                    "loss.normalization",
-                    other,
-                    "expected token_mean_over_step, mean_of_microbatch_means or token_weighted_unshifted",
-                ))
-            }
-        })
-    }
-}
-
 /// Which parameters decay: HF exempts biases and norm weights
 /// (`Trainer.get_decay_parameter_names`); TorchTune passes every parameter to AdamW.
 fn decays(flavour: Flavour, name: &str) -> bool {
@@ -253,16 +230,27 @@ fn decays(flavour: Flavour, name: &str) -> bool {
         || segments.iter().any(|s| s.ends_with("_norm")))
 }
 
-fn kind_of(dtype: &str, field: &str) -> Result<Kind> {
+fn kind_of(dtype: Dtype) -> Kind {
     match dtype {
-        "fp32" | "float32" => Ok(Kind::Float),
-        "bf16" | "bfloat16" => Ok(Kind::BFloat16),
-        "fp16" | "float16" => Ok(Kind::Half),
-        other => Err(EngineError::unsupported(
-            field,
-            other,
-            "expected fp32, bf16 or fp16",
-        )),
+        Dtype::Fp32 => Kind::Float,
+        Dtype::Bf16 => Kind::BFloat16,
+        Dtype::Fp16 => Kind::Half,
+    }
+}
+
+/// `--dtype`: the IR spelling, or torch's long name (`float32`).
+fn parse_dtype(name: &str) -> Result<Dtype> {
+    match name {
+        "float32" => Ok(Dtype::Fp32),
+        "bfloat16" => Ok(Dtype::Bf16),
+        "float16" => Ok(Dtype::Fp16),
+        other => other.parse().map_err(|_| {
+            EngineError::unsupported(
+                "precision.compute_dtype",
+                other,
+                "expected fp32, bf16 or fp16",
+            )
+        }),
     }
 }
 
@@ -321,7 +309,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
             .set("training.max_steps", Origin::explicit("--max-steps"));
     }
     if let Some(d) = &opts.compute_dtype {
-        resolved.spec.precision.compute_dtype = d.clone();
+        resolved.spec.precision.compute_dtype = parse_dtype(d)?;
         resolved
             .provenance
             .set("precision.compute_dtype", Origin::explicit("--dtype"));
@@ -361,14 +349,17 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
     // QLoRA: NF4 base weights (bitsandbytes-compatible), block 64, with or without double
     // quantisation; FP4 and 8-bit bases are not implemented.
     let q = &spec.quantization;
-    let qlora = spec.adapter.method == "qlora" || q.base_weights != "none";
+    let qlora = spec.adapter.method == Method::Qlora || q.base_weights != BaseWeights::None;
     if qlora {
-        if !matches!(q.base_weights.as_str(), "nf4" | "none") {
-            return Err(EngineError::unsupported(
-                "quantization.base_weights",
-                &q.base_weights,
-                "the engine quantises base weights as NF4 only",
-            ));
+        match q.base_weights {
+            BaseWeights::Nf4 | BaseWeights::None => {}
+            BaseWeights::Fp4 | BaseWeights::Int8 => {
+                return Err(EngineError::unsupported(
+                    "quantization.base_weights",
+                    q.base_weights,
+                    "the engine quantises base weights as NF4 only",
+                ))
+            }
         }
         if q.block_size != 64 {
             return Err(EngineError::unsupported(
@@ -377,15 +368,15 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
                 "the engine's NF4 uses bitsandbytes' default block of 64",
             ));
         }
-        if spec.adapter.method == "full" {
+        if spec.adapter.method == Method::Full {
             return Err(EngineError::unsupported(
                 "adapter.method",
-                "full",
+                Method::Full,
                 "a full fine-tune cannot train quantised base weights",
             ));
         }
     }
-    let compute = kind_of(&spec.precision.compute_dtype, "precision.compute_dtype")?;
+    let compute = kind_of(spec.precision.compute_dtype);
     // HF autocast keeps fp32 master weights for trainable params; pure bf16 (TorchTune) does not.
     let compute = if device == Device::Cpu && compute == Kind::Half {
         Kind::Float
@@ -411,10 +402,15 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         val,
     } = data::build_split(&spec, flavour, &tok)?;
     // 3. the model
-    let attention = if spec.model.attention == "eager" {
-        AttentionImpl::Eager
-    } else {
-        AttentionImpl::Sdpa
+    // The engine has two kernels: the reference one, and SDPA for every fused kernel.
+    let attention = match spec.model.attention {
+        Attention::Eager => AttentionImpl::Eager,
+        Attention::Sdpa
+        | Attention::FlashAttention2
+        | Attention::FlashAttention3
+        | Attention::FlexAttention
+        | Attention::Xformers
+        | Attention::Sage => AttentionImpl::Sdpa,
     };
     let mut model = model::load(&model_dir, compute, device, attention)?;
     let max_len = samples
@@ -438,8 +434,8 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         let _ = p.set_requires_grad(false);
     }
     let (lora, named_trainable): (Option<LoraSpec>, Vec<(String, Tensor)>) =
-        match spec.adapter.method.as_str() {
-            "lora" | "qlora" => {
+        match spec.adapter.method {
+            Method::Lora | Method::Qlora => {
                 if qlora {
                     // quantise before attaching: the adapters wrap the NF4 layers
                     let q = &spec.quantization;
@@ -458,7 +454,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
                     dropout: spec.adapter.dropout,
                     use_rslora: spec.adapter.use_rslora,
                     target_modules: spec.adapter.target_modules.clone(),
-                    kind: kind_of(&spec.adapter.weight_dtype, "adapter.weight_dtype")?,
+                    kind: kind_of(spec.adapter.weight_dtype),
                 };
                 lora::attach(&mut model, &ls, &lora_init(&spec, flavour))?;
                 let t = model
@@ -468,19 +464,12 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
                     .collect();
                 (Some(ls), t)
             }
-            "full" => {
+            Method::Full => {
                 let t: Vec<(String, Tensor)> = model.named_parameters();
                 for (_, p) in &t {
                     let _ = p.set_requires_grad(true);
                 }
                 (None, t)
-            }
-            other => {
-                return Err(EngineError::unsupported(
-                    "adapter.method",
-                    other,
-                    "the engine runs lora, qlora and full",
-                ))
             }
         };
     // 5. optimizer
@@ -526,7 +515,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
         s.warmup_steps
     };
     let schedule = Schedule {
-        kind: schedule::Kind::parse(&s.kind)?,
+        kind: schedule::Kind::of(s.kind)?,
         base_lr: o.lr,
         warmup_steps,
         total_steps: plan.total_steps,
@@ -539,7 +528,7 @@ fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe
     if flavour != Flavour::TorchTune {
         tch::manual_seed(spec.training.seed as i64);
     }
-    let recompute = spec.memory.gradient_checkpointing != "off";
+    let recompute = spec.memory.gradient_checkpointing.is_on();
     Ok(Recipe {
         spec,
         flavour,
@@ -761,7 +750,7 @@ impl Recipe {
         let n_shifted: i64 = batches.iter().map(|b| b.label_tokens_shifted).sum();
         let n_unshifted: i64 = batches.iter().map(|b| b.label_tokens_unshifted).sum();
         let tokens: i64 = batches.iter().map(|b| b.tokens).sum();
-        let norm = Normalization::parse(&self.spec.loss.normalization)?;
+        let norm = self.spec.loss.normalization;
         let n_micro = batches.len() as f64;
         let mut running = Tensor::zeros([], (Kind::Float, self.device));
         for b in &mut batches {
@@ -772,7 +761,7 @@ impl Recipe {
             let scale = |sum: Tensor| match norm {
                 // TorchTune: CEWithChunkedOutputLoss = Σ CE / n_shifted(mb); the recipe
                 // multiplies by n_unshifted(mb) and scales the grads by 1/Σ n_unshifted later.
-                Normalization::TokenWeightedUnshifted => {
+                LossNormalization::TokenWeightedUnshifted => {
                     if n_mb == 0 {
                         sum * 0.0
                     } else {
@@ -780,10 +769,10 @@ impl Recipe {
                     }
                 }
                 // HF ForCausalLMLoss with num_items_in_batch = the window's shifted count.
-                Normalization::TokenMeanOverStep => sum / (n_shifted.max(1) as f64),
+                LossNormalization::TokenMeanOverStep => sum / (n_shifted.max(1) as f64),
                 // HF without num_items_in_batch: each micro-batch's mean, ÷ the window's
                 // micro-batch count (`current_gradient_accumulation_steps`).
-                Normalization::MeanOfMicrobatchMeans => sum / (n_mb.max(1) as f64) / n_micro,
+                LossNormalization::MeanOfMicrobatchMeans => sum / (n_mb.max(1) as f64) / n_micro,
             };
             // forward → Σ CE (fp32) → scale → backward, by layer recomputation when asked
             let loss = recompute::forward_backward(
@@ -797,7 +786,7 @@ impl Recipe {
         }
         self.model.set_docs(None);
         let logged = match norm {
-            Normalization::TokenWeightedUnshifted => {
+            LossNormalization::TokenWeightedUnshifted => {
                 let scale = 1.0f32 / n_unshifted.max(1) as f32;
                 optim::scale_grads(&self.trainable, scale);
                 // running_loss.item() / num_tokens: a float32 reciprocal times the sum
@@ -819,10 +808,9 @@ impl Recipe {
         let lr = self.schedule.lr_at(global_step);
         self.optimizer.step(lr)?;
         self.optimizer.zero_grad();
-        let reported_lr = if self.spec.logging.lr_reported == "next" {
-            self.schedule.base_lr * self.schedule.lambda(global_step)
-        } else {
-            lr
+        let reported_lr = match self.spec.logging.lr_reported {
+            LrReported::Next => self.schedule.base_lr * self.schedule.lambda(global_step),
+            LrReported::Applied => lr,
         };
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
         Ok(StepMetrics {
@@ -877,7 +865,7 @@ impl Recipe {
             &TrainerState {
                 global_step: step,
                 flavour: self.flavour.name().into(),
-                method: self.spec.adapter.method.clone(),
+                method: self.spec.adapter.method,
             },
             &self.optimizer.state_tensors(),
         )?;

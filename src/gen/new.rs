@@ -136,6 +136,7 @@ fn guess_format(dataset: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::{BaseWeights, Strategy};
 
     #[test]
     fn new_lora_for_four_gpus_keeps_global_batch() {
@@ -148,12 +149,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(r.spec.model.family, "llama3_1");
-        assert_eq!(r.spec.quantization.base_weights, "nf4");
+        assert_eq!(r.spec.quantization.base_weights, BaseWeights::Nf4);
         assert_eq!(
             (r.spec.batch.grad_accum_steps, r.spec.batch.global_batch),
             (2, 16)
         );
-        assert_eq!(r.spec.parallel.strategy, "ddp");
+        assert_eq!(r.spec.parallel.strategy, Strategy::Ddp);
         assert_eq!(r.spec.adapter.target_modules.len(), 7);
     }
 

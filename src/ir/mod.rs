@@ -1,11 +1,16 @@
 //! The intermediate representation: [`RunSpec`] with its [`Provenance`], validation and the
 //! native `run.toml` form.
 
+pub mod kinds;
 pub mod provenance;
 pub mod spec;
 pub mod tree;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
+pub use kinds::*;
 pub use provenance::{Origin, Provenance};
 pub use spec::*;
 
@@ -31,13 +36,57 @@ impl RunSpec {
     }
 
     /// Rebuild from a JSON tree; the error names the first field that does not fit.
-    pub fn from_value(value: Value) -> Result<RunSpec, String> {
-        serde_path_error(value)
+    pub fn from_value(value: Value) -> Result<RunSpec, SpecError> {
+        serde_path_to_error::deserialize(value).map_err(|e| SpecError {
+            path: dotted(e.path()),
+            message: e.inner().to_string(),
+        })
     }
 }
 
-fn serde_path_error(value: Value) -> Result<RunSpec, String> {
-    serde_json::from_value::<RunSpec>(value).map_err(|e| e.to_string())
+/// A JSON tree that is not a [`RunSpec`]: the first field that does not fit and why
+/// (`adapter.method`: "unknown variant `qlorra`, expected one of `lora`, `qlora`, `full`").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// Dotted IR path as provenance keys it (`data.datasets.0.format`); for a missing
+    /// field, the table that lacks it; empty at the root.
+    pub path: String,
+    /// serde's message.
+    pub message: String,
+}
+
+impl SpecError {
+    /// A closed-set field holding a spelling outside its set.
+    pub fn is_unknown_variant(&self) -> bool {
+        self.message.starts_with("unknown variant")
+    }
+}
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// serde_path_to_error's `data.datasets[0].format` as the provenance key `data.datasets.0.format`.
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let parts: Vec<String> = path
+        .iter()
+        .filter_map(|seg| match seg {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .collect();
+    parts.join(".")
 }
 
 impl Resolved {
@@ -99,6 +148,10 @@ fn toml_diag(source: &Source, e: &toml::de::Error) -> Diagnostic {
     let span = e.span().map(|r| Span::new(r.start, r.end));
     let id = if msg.contains("unknown field") {
         "unknown-key"
+    } else if msg.contains("unknown variant") {
+        // A closed-set field (`loss.normalization`) with a spelling outside its set; serde
+        // lists the allowed ones.
+        "unknown-value"
     } else {
         "syntax"
     };

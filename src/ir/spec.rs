@@ -12,6 +12,12 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{
+    AcrossRanks, AdapterInit, Attention, BaseWeights, Bias, DatasetFormat, Dtype, Loader, LossKind,
+    LossNormalization, LrReported, Method, Overlong, PrecisionMode, Recompute, ScheduleKind,
+    Strategy, Tracker,
+};
+
 /// Version of the `run.toml` schema written by this build.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -63,7 +69,7 @@ pub struct Model {
     pub special_tokens: IndexMap<String, String>,
     /// `eager`, `sdpa`, `flash_attention_2`, `flex_attention`. Affects numerics slightly
     /// and packing semantics strongly.
-    pub attention: String,
+    pub attention: Attention,
     pub trust_remote_code: bool,
 }
 
@@ -72,7 +78,7 @@ pub struct Model {
 #[serde(deny_unknown_fields)]
 pub struct Quantization {
     /// `none`, `nf4` (QLoRA: bitsandbytes 4-bit NormalFloat), `fp4`, `int8`.
-    pub base_weights: String,
+    pub base_weights: BaseWeights,
     /// bitsandbytes double quantisation of the absmax statistics.
     pub double_quant: bool,
     /// Block size of the 4-bit quantiser (bitsandbytes default 64).
@@ -87,7 +93,7 @@ pub struct Quantization {
 #[serde(deny_unknown_fields)]
 pub struct Adapter {
     /// `lora`, `qlora` (LoRA over 4-bit NF4 base weights) or `full`.
-    pub method: String,
+    pub method: Method,
     /// LoRA rank r.
     pub rank: u32,
     /// LoRA alpha; the update is scaled by alpha/r (alpha/√r with rsLoRA).
@@ -100,21 +106,21 @@ pub struct Adapter {
     /// `lora_target_linear`, PEFT `all-linear`) rather than listed.
     pub target_all_linear: bool,
     /// `none`, `all`, `lora_only` (PEFT `bias`).
-    pub bias: String,
+    pub bias: Bias,
     pub use_rslora: bool,
     pub use_dora: bool,
     /// Modules trained in full next to the adapters (`embed_tokens`, `lm_head`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules_to_save: Vec<String>,
     /// `kaiming_uniform` (PEFT `init_lora_weights=True`: A ~ U(±1/√in), B = 0), `gaussian`, …
-    pub init: String,
+    pub init: AdapterInit,
     /// Seed drawn right before adapter init (Unsloth `random_state`), if the framework
     /// seeds it separately from the run seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_seed: Option<u64>,
     /// dtype the trainable adapter weights and their optimizer state live in:
     /// `fp32` (PEFT autocast, Axolotl/Unsloth) or `bf16` (TorchTune pure bf16).
-    pub weight_dtype: String,
+    pub weight_dtype: Dtype,
     /// Start from this adapter instead of a fresh init (Axolotl `lora_model_dir`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub init_from: String,
@@ -130,7 +136,7 @@ pub struct Data {
     /// Maximum tokens per sample.
     pub sequence_len: u32,
     /// What happens to a sample longer than `sequence_len`: `drop`, `truncate`, `split`.
-    pub overlong: String,
+    pub overlong: Overlong,
     /// Compute loss on prompt tokens too (Axolotl `train_on_inputs`, TorchTune
     /// `train_on_input`); false masks them with -100.
     pub train_on_inputs: bool,
@@ -166,8 +172,8 @@ pub struct Dataset {
     pub path: String,
     /// File loader when `path` is a file or a generic builder: `json`, `parquet`, `csv`,
     /// `text`, or empty for a hub dataset.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub loader: String,
+    #[serde(default, skip_serializing_if = "Loader::is_hub")]
+    pub loader: Loader,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_files: Vec<String>,
     /// HF dataset config name.
@@ -176,7 +182,7 @@ pub struct Dataset {
     pub split: String,
     /// `alpaca`, `chat_template`, `completion`, `input_output`, `instruct` (user-defined
     /// columns and prompt format).
-    pub format: String,
+    pub format: DatasetFormat,
     /// Exact prompt framing for instruction formats; see `translators/prompts.toml`
     /// (`alpaca` = the Stanford Alpaca strings, `alpaca_chat` = wrapped as a chat turn …).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -244,7 +250,7 @@ pub struct Optimizer {
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     /// `cosine`, `linear`, `constant`, `constant_with_warmup`, `cosine_with_min_lr`, …
-    pub kind: String,
+    pub kind: ScheduleKind,
     /// Linear warmup from 0 over this many optimizer steps. Resolved from a ratio where the
     /// source gave one (see `warmup_ratio`).
     pub warmup_steps: u64,
@@ -267,24 +273,24 @@ pub struct Loss {
     /// Axolotl 0.19 under transformers 5 as measured).
     /// `token_weighted_unshifted`: each micro-batch's token mean weighted by its label count
     /// counted *before* the shift (TorchTune 0.6.1 recipes), normalised by the step's total.
-    pub normalization: String,
+    pub normalization: LossNormalization,
     /// Across data-parallel ranks: `global_tokens` (TorchTune, HF with
     /// `average_tokens_across_devices`) or `mean_of_ranks`.
-    pub across_ranks: String,
+    pub across_ranks: AcrossRanks,
     /// `cross_entropy`, `chunked_cross_entropy` (TorchTune), `cut_cross_entropy` or
     /// `fused_linear_cross_entropy` (Axolotl plugins): the same value up to rounding,
     /// different memory.
-    pub kind: String,
+    pub kind: LossKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Precision {
     /// Dtype of the forward/backward math: `bf16`, `fp16`, `fp32`.
-    pub compute_dtype: String,
+    pub compute_dtype: Dtype,
     /// `autocast` (fp32 master weights, HF AMP) or `pure` (whole model in the compute
     /// dtype, TorchTune).
-    pub mode: String,
+    pub mode: PrecisionMode,
     /// TF32 matmuls for fp32 math on Ampere+.
     pub tf32: bool,
 }
@@ -293,7 +299,7 @@ pub struct Precision {
 #[serde(deny_unknown_fields)]
 pub struct Memory {
     /// Activation recomputation: `off`, `on`, `offload` (Unsloth: recompute with CPU offload).
-    pub gradient_checkpointing: String,
+    pub gradient_checkpointing: Recompute,
     pub activation_offloading: bool,
     /// torch.compile of the model / loss.
     pub compile: bool,
@@ -303,7 +309,7 @@ pub struct Memory {
 #[serde(deny_unknown_fields)]
 pub struct Parallel {
     /// `single`, `ddp`, `fsdp1`, `fsdp2`, `deepspeed`.
-    pub strategy: String,
+    pub strategy: Strategy,
     /// DeepSpeed ZeRO stage when `strategy = "deepspeed"` (0 otherwise).
     pub zero_stage: u32,
     /// DeepSpeed JSON config path, as given.
@@ -333,9 +339,9 @@ pub struct Logging {
     pub every_n_steps: u64,
     /// Which LR a log line shows: `applied` (HF: the LR the logged step used) or `next`
     /// (TorchTune: read after `scheduler.step()`, so the next step's LR).
-    pub lr_reported: String,
+    pub lr_reported: LrReported,
     /// Experiment tracker: `none`, `wandb`, `tensorboard`, `mlflow`.
-    pub tracker: String,
+    pub tracker: Tracker,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub project: String,
 }

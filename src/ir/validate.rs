@@ -3,6 +3,7 @@
 //! Validation gathers every problem instead of stopping at the first; each names the fields
 //! involved and the fix.
 
+use super::kinds::{BaseWeights, Dtype, Method, PrecisionMode, Strategy};
 use super::{Origin, Resolved};
 use crate::diag::Diagnostic;
 
@@ -24,8 +25,8 @@ pub fn derive(r: &mut Resolved) {
             ),
         },
     );
-    if r.spec.batch.devices > 1 && r.spec.parallel.strategy == "single" {
-        r.spec.parallel.strategy = "ddp".into();
+    if r.spec.batch.devices > 1 && r.spec.parallel.strategy == Strategy::Single {
+        r.spec.parallel.strategy = Strategy::Ddp;
         r.provenance.set(
             "parallel.strategy",
             Origin::Derived {
@@ -43,24 +44,23 @@ pub fn validate(r: &Resolved) -> Vec<Diagnostic> {
     let mut conflict =
         |msg: String, help: &str| out.push(Diagnostic::error("conflict", msg).with_help(help));
 
-    let four_bit = matches!(s.quantization.base_weights.as_str(), "nf4" | "fp4");
-    match s.adapter.method.as_str() {
-        "qlora" if !four_bit => conflict(
+    let four_bit = s.quantization.base_weights.is_four_bit();
+    match s.adapter.method {
+        Method::Qlora if !four_bit => conflict(
             format!("adapter.method is qlora but the base weights are `{}`, not 4-bit", s.quantization.base_weights),
             "set quantization.base_weights = \"nf4\" (Axolotl: load_in_4bit: true) or use method lora",
         ),
-        "lora" if four_bit => conflict(
+        Method::Lora if four_bit => conflict(
             "adapter.method is lora but the base weights are 4-bit: that is QLoRA".into(),
             "set adapter.method = \"qlora\" (Axolotl: adapter: qlora)",
         ),
-        "full" if s.quantization.base_weights != "none" => conflict(
+        Method::Full if s.quantization.base_weights != BaseWeights::None => conflict(
             format!("a full fine-tune cannot train quantised base weights (`{}`)", s.quantization.base_weights),
             "drop the 4/8-bit loading or train an adapter",
         ),
-        "lora" | "qlora" | "full" => {}
-        other => conflict(format!("unknown adapter.method `{other}`"), "use lora, qlora or full"),
+        Method::Lora | Method::Qlora | Method::Full => {}
     }
-    if s.adapter.method != "full" {
+    if s.adapter.method != Method::Full {
         if s.adapter.rank == 0 {
             conflict(
                 "adapter.rank is 0".into(),
@@ -125,7 +125,7 @@ pub fn validate(r: &Resolved) -> Vec<Diagnostic> {
             "set epochs = 1 or a max_steps",
         );
     }
-    if s.precision.compute_dtype == "fp16" && s.precision.mode == "pure" {
+    if s.precision.compute_dtype == Dtype::Fp16 && s.precision.mode == PrecisionMode::Pure {
         out.push(
             Diagnostic::warning(
                 "precision",

@@ -25,6 +25,7 @@ pub use reader::{Parsed, ReadError};
 pub use report::{PortReport, Status};
 
 use crate::diag::{Diagnostic, Source};
+use crate::ir::Strategy;
 use crate::ir::{validate, Origin, Resolved};
 
 /// Read an input of a known format.
@@ -155,10 +156,10 @@ pub fn retarget_devices(resolved: &mut Resolved, devices: u32) -> Vec<Diagnostic
     resolved
         .provenance
         .set("batch.devices", Origin::explicit("--devices"));
-    if devices > 1 && resolved.spec.parallel.strategy == "single" {
-        resolved.spec.parallel.strategy = "ddp".into();
+    if devices > 1 && resolved.spec.parallel.strategy == Strategy::Single {
+        resolved.spec.parallel.strategy = Strategy::Ddp;
     } else if devices == 1 {
-        resolved.spec.parallel.strategy = "single".into();
+        resolved.spec.parallel.strategy = Strategy::Single;
     }
     validate::derive(resolved);
     notes

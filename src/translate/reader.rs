@@ -6,7 +6,7 @@ use super::defaults::Defaults;
 use super::node::{Entry, Node};
 use super::table::{value_text, Table};
 use crate::diag::{did_you_mean, Diagnostic, Source, Span};
-use crate::ir::{tree, validate, Origin, Provenance, Resolved, RunSpec};
+use crate::ir::{tree, validate, Origin, Provenance, Resolved, RunSpec, SpecError};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -265,7 +265,7 @@ impl<'a> Reader<'a> {
             return Err(ReadError::Invalid(errors));
         }
         let spec = RunSpec::from_value(self.ir.clone())
-            .map_err(|e| ReadError::Invalid(vec![self.missing(&e)]))?;
+            .map_err(|e| ReadError::Invalid(vec![self.not_fitting(&e)]))?;
         let mut resolved = Resolved {
             spec,
             provenance: self.provenance,
@@ -284,6 +284,50 @@ impl<'a> Reader<'a> {
             resolved,
             diagnostics: self.diagnostics,
         })
+    }
+
+    /// The IR tree is not a spec: a closed-set value outside its set, pointed at the source
+    /// key it came from, or a missing field.
+    fn not_fitting(&self, e: &SpecError) -> Diagnostic {
+        if e.is_unknown_variant() {
+            self.unknown_value(e)
+        } else {
+            self.missing(&e.message)
+        }
+    }
+
+    /// serde's "unknown variant `qlorra`, expected one of `lora`, `qlora`, `full`" at
+    /// `adapter.method`, reported at the source key its provenance records.
+    fn unknown_value(&self, e: &SpecError) -> Diagnostic {
+        let found = match self.ir_value(&e.path) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        let expected = e
+            .message
+            .split_once("expected ")
+            .map_or(String::new(), |(_, rest)| rest.replace('`', ""));
+        let (key, span) = match self.provenance.get(&e.path) {
+            Some(Origin::Explicit {
+                key,
+                line: Some(line),
+                column: Some(col),
+            }) => {
+                let at = self.source.offset_of(*line, *col);
+                (Some(key.as_str()), Some(Span::new(at, at)))
+            }
+            Some(Origin::Explicit { key, .. }) => (Some(key.as_str()), None),
+            _ => (None, None),
+        };
+        let message = match key {
+            Some(key) => format!("unknown {} `{found}` (from `{key}`)", e.path),
+            None => format!("unknown {} `{found}`", e.path),
+        };
+        Diagnostic::error("unknown-value", message)
+            .at(span)
+            .with_help(format!("expected {expected}"))
+            .locate(self.source)
     }
 
     /// Turn serde's "missing field `lr`" into the source key the user must add.

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use tch::Tensor;
 use tunebridge::diag::Source;
 use tunebridge::engine::{self, Flavour, RunOptions, RunSummary};
-use tunebridge::ir::Resolved;
+use tunebridge::ir::{BaseWeights, Loader, Method, Recompute, Resolved};
 use tunebridge::translate::{self, Framework};
 
 static ENGINE: Mutex<()> = Mutex::new(());
@@ -286,7 +286,7 @@ fn resume_equals_uninterrupted(resolved: &Resolved, fw: Framework, stop: u64) {
         joined, expected,
         "interrupted + resumed curve differs from the uninterrupted one"
     );
-    let weights = if resolved.spec.adapter.method == "full" {
+    let weights = if resolved.spec.adapter.method == Method::Full {
         "model.safetensors"
     } else {
         "adapter_model.safetensors"
@@ -890,8 +890,8 @@ fn a_qlora_run_trains_and_starts_where_lora_over_the_dequantized_weights_does() 
     let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
     resolved.spec.training.max_steps = 12;
     let mut qlora = resolved.clone();
-    qlora.spec.adapter.method = "qlora".into();
-    qlora.spec.quantization.base_weights = "nf4".into();
+    qlora.spec.adapter.method = Method::Qlora;
+    qlora.spec.quantization.base_weights = BaseWeights::Nf4;
     qlora.spec.quantization.double_quant = true;
     qlora.spec.quantization.block_size = 64;
     let qdir = tempfile::tempdir().unwrap();
@@ -1039,7 +1039,7 @@ fn a_parquet_dataset_trains_like_its_json_twin() {
     let data = renamed.path().join("alpaca.data");
     std::fs::copy(repo().join("fixtures/data/alpaca.parquet"), &data).unwrap();
     resolved.spec.data.datasets[0].path = data.display().to_string();
-    resolved.spec.data.datasets[0].loader = "parquet".into();
+    resolved.spec.data.datasets[0].loader = Loader::Parquet;
     let c = tempfile::tempdir().unwrap();
     let rc = train(&resolved, &options(fw, c.path()));
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -1335,12 +1335,12 @@ fn a_packed_torchtune_run_trains_on_packs_and_other_flavours_refuse() {
     let len = resolved.spec.data.sequence_len as i64;
     assert!(lines[0]["tokens"].as_i64().unwrap() <= mb * ga * len);
     // layer recomputation re-runs each layer under the same document layout
-    let other = if resolved.spec.memory.gradient_checkpointing == "off" {
-        "on"
+    let other = if resolved.spec.memory.gradient_checkpointing == Recompute::Off {
+        Recompute::On
     } else {
-        "off"
+        Recompute::Off
     };
-    resolved.spec.memory.gradient_checkpointing = other.into();
+    resolved.spec.memory.gradient_checkpointing = other;
     let dir2 = tempfile::tempdir().unwrap();
     let again = train(&resolved, &options(fw, dir2.path()));
     for (a, b) in summary.losses.iter().zip(&again.losses) {

@@ -2,6 +2,7 @@
 //! or a hub dataset id resolved in the local Hugging Face cache (never downloaded).
 
 use super::super::error::{read_to_string, EngineError, Result};
+use crate::ir::Loader;
 use serde_json::{Map, Number, Value};
 use std::path::{Path, PathBuf};
 
@@ -16,20 +17,24 @@ fn is_data_file(p: &Path) -> bool {
 
 /// Rows of a file: Parquet when `loader` is `parquet` or the name ends in `.parquet`, else a
 /// JSON array or JSON Lines.
-pub fn read_rows_as(path: &Path, loader: &str) -> Result<Vec<Map<String, Value>>> {
-    let parquet = loader == "parquet"
-        || (loader.is_empty() || loader == "json")
-            && path.extension().and_then(|e| e.to_str()) == Some("parquet");
-    match loader {
-        "" | "json" | "parquet" => {}
-        other => {
+pub fn read_rows_as(path: &Path, loader: Loader) -> Result<Vec<Map<String, Value>>> {
+    let parquet_extension = path.extension().and_then(|e| e.to_str()) == Some("parquet");
+    let parquet = match loader {
+        Loader::Parquet => true,
+        Loader::Hub | Loader::Json => parquet_extension,
+        Loader::Csv
+        | Loader::Text
+        | Loader::Txt
+        | Loader::Arrow
+        | Loader::Pandas
+        | Loader::Webdataset => {
             return Err(EngineError::unsupported(
                 "data.datasets.loader",
-                other,
+                loader,
                 "the engine reads json, jsonl and parquet files",
             ))
         }
-    }
+    };
     if parquet {
         read_parquet(path)
     } else {
@@ -277,11 +282,11 @@ mod tests {
     fn ds(path: &str, split: &str) -> crate::ir::Dataset {
         crate::ir::Dataset {
             path: path.into(),
-            loader: String::new(),
+            loader: Loader::Hub,
             data_files: vec![],
             name: String::new(),
             split: split.into(),
-            format: "alpaca".into(),
+            format: crate::ir::DatasetFormat::Alpaca,
             prompt_style: String::new(),
             columns: Default::default(),
             templates: Default::default(),

@@ -20,6 +20,7 @@ use super::template::{ChatTemplate, Message};
 use super::tokenizer::Tokenizer;
 use super::Sample;
 use crate::engine::Flavour;
+use crate::ir::{DatasetFormat, Overlong};
 use serde_json::{Map, Value};
 
 pub const IGNORE: i64 = -100;
@@ -103,8 +104,8 @@ pub struct FormatCtx<'a> {
     pub tok: &'a Tokenizer,
     pub train_on_inputs: bool,
     pub sequence_len: usize,
-    /// `truncate` or `drop` (`split` is refused earlier).
-    pub overlong: &'a str,
+    /// `truncate` or `drop` (`split` and `raise` are refused earlier).
+    pub overlong: Overlong,
     pub add_eos: bool,
     pub alpaca: AlpacaStrings,
     pub columns: &'a indexmap::IndexMap<String, String>,
@@ -141,10 +142,10 @@ impl FormatCtx<'_> {
 /// nothing to train on).
 pub fn format_row(
     ctx: &FormatCtx,
-    format: &str,
+    format: DatasetFormat,
     row: &Map<String, Value>,
 ) -> Result<Vec<Option<Sample>>> {
-    if format == "completion" && ctx.flavour == Flavour::Axolotl {
+    if format == DatasetFormat::Completion && ctx.flavour == Flavour::Axolotl {
         return Ok(axolotl_completion(ctx, row)?
             .into_iter()
             .map(|s| overlong(ctx, s))
@@ -152,17 +153,10 @@ pub fn format_row(
     }
     let sample = match format {
         // `instruct`: user-defined prompt strings (IR `templates`), the Alpaca machinery
-        "alpaca" | "instruct" => alpaca(ctx, row)?,
-        "completion" => completion(ctx, row)?,
-        "input_output" => input_output(ctx, row)?,
-        "chat_template" => chat(ctx, row)?,
-        other => {
-            return Err(EngineError::unsupported(
-                "data.datasets.format",
-                other,
-                "the engine runs alpaca, chat_template, completion and input_output",
-            ))
-        }
+        DatasetFormat::Alpaca | DatasetFormat::Instruct => alpaca(ctx, row)?,
+        DatasetFormat::Completion => completion(ctx, row)?,
+        DatasetFormat::InputOutput => input_output(ctx, row)?,
+        DatasetFormat::ChatTemplate => chat(ctx, row)?,
     };
     Ok(vec![overlong(ctx, sample)])
 }
@@ -178,8 +172,8 @@ fn overlong(ctx: &FormatCtx, s: Sample) -> Option<Sample> {
         return Some(s);
     }
     match ctx.overlong {
-        "drop" => None,
-        _ => Some(Sample {
+        Overlong::Drop => None,
+        Overlong::Truncate | Overlong::Split | Overlong::Raise => Some(Sample {
             doc_lens: Vec::new(),
             input_ids: s.input_ids[..ctx.sequence_len].to_vec(),
             labels: s.labels[..ctx.sequence_len].to_vec(),

@@ -14,7 +14,7 @@ pub mod tokenizer;
 use super::error::{EngineError, Result};
 use super::model::llama::DocLayout;
 use super::Flavour;
-use crate::ir::RunSpec;
+use crate::ir::{DatasetFormat, Loader, Overlong, RunSpec};
 use serde_json::{Map, Value};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -35,7 +35,7 @@ pub struct Sample {
 
 /// Rows of a JSON array, JSON Lines or (by its extension) Parquet file.
 pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    files::read_rows_as(path, "")
+    files::read_rows_as(path, Loader::Hub)
 }
 
 /// Every dataset of the spec tokenized, in the order the framework's sampler sees them
@@ -97,7 +97,11 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
                  Axolotl's multipack bin packing and TRL's packing are not reproduced",
             ));
         }
-        if let Some(ds) = d.datasets.iter().find(|ds| ds.format == "completion") {
+        if let Some(ds) = d
+            .datasets
+            .iter()
+            .find(|ds| ds.format == DatasetFormat::Completion)
+        {
             return Err(EngineError::unsupported(
                 "data.packing",
                 "true",
@@ -109,12 +113,15 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             ));
         }
     }
-    if !matches!(d.overlong.as_str(), "drop" | "truncate") {
-        return Err(EngineError::unsupported(
-            "data.overlong",
-            &d.overlong,
-            "the engine drops or truncates",
-        ));
+    match d.overlong {
+        Overlong::Drop | Overlong::Truncate => {}
+        Overlong::Split | Overlong::Raise => {
+            return Err(EngineError::unsupported(
+                "data.overlong",
+                d.overlong,
+                "the engine drops or truncates",
+            ))
+        }
     }
     let mut all: Vec<Option<Sample>> = Vec::new();
     for ds in &d.datasets {
@@ -123,9 +130,9 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             tok,
             train_on_inputs: d.train_on_inputs,
             sequence_len: d.sequence_len as usize,
-            overlong: &d.overlong,
+            overlong: d.overlong,
             add_eos: d.add_eos,
-            alpaca: if matches!(ds.format.as_str(), "alpaca" | "instruct") {
+            alpaca: if matches!(ds.format, DatasetFormat::Alpaca | DatasetFormat::Instruct) {
                 format::AlpacaStrings::resolve(&ds.prompt_style, &ds.templates, flavour)?
             } else {
                 format::AlpacaStrings {
@@ -140,8 +147,8 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             chat_framed: ds.prompt_style.ends_with("_chat_template"),
         };
         for file in dataset_files(ds)? {
-            for (i, row) in files::read_rows_as(&file, &ds.loader)?.iter().enumerate() {
-                let s = format::format_row(&ctx, &ds.format, row).map_err(|e| match e {
+            for (i, row) in files::read_rows_as(&file, ds.loader)?.iter().enumerate() {
+                let s = format::format_row(&ctx, ds.format, row).map_err(|e| match e {
                     EngineError::Data(m) => {
                         EngineError::bad_file(&file, format!("row {}: {m}", i + 1))
                     }

@@ -2,6 +2,7 @@
 
 use super::keys::FW;
 use crate::diag::{Diagnostic, Span};
+use crate::ir::{BaseWeights, Method, Strategy};
 use crate::translate::families;
 use crate::translate::reader::Reader;
 use serde_json::{Map, Value};
@@ -51,13 +52,15 @@ pub(super) fn family_linear(family: &str) -> Vec<String> {
 
 /// Whether Axolotl can run its fused LoRA kernels (and so auto-enables them).
 pub(super) fn kernels_possible(
-    method: &str,
-    base_weights: &str,
+    method: Method,
+    base_weights: BaseWeights,
     remote_code: bool,
-    strategy: &str,
+    strategy: Strategy,
 ) -> bool {
-    matches!(method, "lora" | "qlora")
-        && !(method == "lora" && base_weights == "int8")
-        && !remote_code
-        && strategy != "fsdp1"
+    let adapter = match method {
+        Method::Lora => base_weights != BaseWeights::Int8,
+        Method::Qlora => true,
+        Method::Full => false,
+    };
+    adapter && !remote_code && strategy != Strategy::Fsdp1
 }

@@ -12,7 +12,7 @@
 use super::common::keep;
 use super::keys::{Keys, FW};
 use crate::diag::Diagnostic;
-use crate::ir::RunSpec;
+use crate::ir::{Attention, DatasetFormat, RunSpec};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::node::Node;
 use crate::translate::reader::{ReadError, Reader};
@@ -328,7 +328,7 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
         .map(|(i, d)| {
             let mut m = Map::new();
             m.insert("path".into(), json!(d.path));
-            if !d.loader.is_empty() {
+            if !d.loader.is_hub() {
                 m.insert("ds_type".into(), json!(d.loader));
             }
             if !d.data_files.is_empty() {
@@ -340,8 +340,8 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             if d.split != "train" {
                 m.insert("split".into(), json!(d.split));
             }
-            match d.format.as_str() {
-                "alpaca" => {
+            match d.format {
+                DatasetFormat::Alpaca => {
                     let known = keys.datasets.alpaca_styles.contains(&d.prompt_style);
                     let style = if known { d.prompt_style.clone() } else { "alpaca".into() };
                     if !known && !d.prompt_style.is_empty() {
@@ -353,7 +353,7 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                     }
                     m.insert("type".into(), json!(style));
                 }
-                "chat_template" => {
+                DatasetFormat::ChatTemplate => {
                     m.insert("type".into(), json!("chat_template"));
                     let mut props = Map::new();
                     for (k, v) in &d.columns {
@@ -372,16 +372,16 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                         m.insert("roles_to_train".into(), json!(d.roles_to_train));
                     }
                 }
-                "completion" => {
+                DatasetFormat::Completion => {
                     m.insert("type".into(), json!("completion"));
                     if let Some(col) = d.columns.get("text").filter(|c| *c != "text") {
                         m.insert("field".into(), json!(col));
                     }
                 }
-                "input_output" => {
+                DatasetFormat::InputOutput => {
                     m.insert("type".into(), json!("input_output"));
                 }
-                "instruct" => {
+                DatasetFormat::Instruct => {
                     // Axolotl's user-defined type frames prompts with its format strings; a
                     // source that framed them otherwise (a chat template, its own defaults)
                     // gets Axolotl's defaults for what it left out.
@@ -424,14 +424,6 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                         }
                     }
                     m.insert("type".into(), Value::Object(t));
-                }
-                other => {
-                    notes.push((
-                        format!("data.datasets.{i}.format"),
-                        Status::NotExpressible,
-                        format!("Axolotl has no `{other}` dataset format"),
-                    ));
-                    m.insert("type".into(), json!(other));
                 }
             }
             if !d.response_markers.is_empty() {
@@ -495,10 +487,14 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
         ),
     }
     // Axolotl flattens batches only with varlen attention (validation.py check_batch_flattening_fa).
-    let varlen = matches!(
-        spec.model.attention.as_str(),
-        "flash_attention_2" | "flash_attention_3" | "flex_attention" | "xformers" | "sage"
-    );
+    let varlen = match spec.model.attention {
+        Attention::FlashAttention2
+        | Attention::FlashAttention3
+        | Attention::FlexAttention
+        | Attention::Xformers
+        | Attention::Sage => true,
+        Attention::Eager | Attention::Sdpa => false,
+    };
     match spec.data.padding_free {
         true if !spec.data.packing && !varlen => em.cover(
             "data.padding_free",

@@ -10,7 +10,7 @@
 use super::common::{ir_str, keep};
 use super::keys::Keys;
 use crate::diag::Diagnostic;
-use crate::ir::RunSpec;
+use crate::ir::{Recompute, RunSpec, Strategy};
 use crate::translate::emitter::Emitter;
 use crate::translate::families;
 use crate::translate::reader::Reader;
@@ -232,8 +232,8 @@ fn wrap_policy(cfg: &mut Map<String, Value>, spec: &RunSpec, keys: &Keys) {
 
 pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
     let p = &spec.parallel;
-    match p.strategy.as_str() {
-        "deepspeed" => {
+    match p.strategy {
+        Strategy::Deepspeed => {
             em.cover("parallel.reshard_after_forward", Status::Defaulted, "", "");
             let kept_inline = spec
                 .passthrough
@@ -286,7 +286,7 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                 );
             }
         }
-        "fsdp2" => {
+        Strategy::Fsdp2 => {
             // As Axolotl's FSDP2 examples: version at the top, activation checkpointing in
             // fsdp_config (HF refuses it together with gradient_checkpointing).
             em.put(
@@ -310,14 +310,14 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             ];
             // Offloaded checkpoints stay HF gradient checkpointing + activation_offloading
             // (as examples/alst/llama3-8b-fsdp2-alst.yaml does).
-            if spec.memory.gradient_checkpointing == "on" {
+            if spec.memory.gradient_checkpointing == Recompute::On {
                 cfg.insert("activation_checkpointing".into(), json!(true));
                 irs.push("memory.gradient_checkpointing");
             }
             em.put("fsdp_config", Value::Object(cfg), &irs, Status::Carried, "");
             em.cover("parallel.zero_stage", Status::Defaulted, "", "");
         }
-        "fsdp1" => {
+        Strategy::Fsdp1 => {
             // As Axolotl's FSDP1 examples: the `fsdp` list decides the sharding (the schema has
             // no sharding_strategy, and accelerate wants a strategy name, not a bool, for FSDP1).
             let mut list = vec![json!(if p.reshard_after_forward {
@@ -355,7 +355,7 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             );
             em.cover("parallel.zero_stage", Status::Defaulted, "", "");
         }
-        "single" | "ddp" => {
+        Strategy::Single | Strategy::Ddp => {
             // Plain DDP: Axolotl picks it itself under a multi-GPU launcher.
             em.cover("parallel.strategy", Status::Carried, "", "");
             em.cover("parallel.zero_stage", Status::Defaulted, "", "");
@@ -369,11 +369,5 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
                 );
             }
         }
-        other => em.cover(
-            "parallel.strategy",
-            Status::NotExpressible,
-            "",
-            &format!("Axolotl has no `{other}` strategy"),
-        ),
     }
 }

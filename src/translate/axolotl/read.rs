@@ -12,9 +12,11 @@ use super::read_run::{
     drop_noops, read_checkpoint, read_logging, read_loss, read_memory, read_precision,
     read_renamed, read_schedule,
 };
+use crate::diag::did_you_mean;
 use crate::diag::Source;
 use crate::diag::{Diagnostic, Span};
 use crate::ir::Origin;
+use crate::ir::{BaseWeights, Method, Strategy};
 use crate::translate::data;
 use crate::translate::families;
 use crate::translate::reader::Parsed;
@@ -220,7 +222,10 @@ pub(super) fn read_adapter(r: &mut Reader) -> Result<KernelKeys, ReadError> {
     let span = key_span(r, "adapter");
     let four_bit = r.value("load_in_4bit") == Some(json!(true));
     let eight_bit = r.value("load_in_8bit") == Some(json!(true));
-    for (key, q) in [("load_in_4bit", "nf4"), ("load_in_8bit", "int8")] {
+    for (key, q) in [
+        ("load_in_4bit", BaseWeights::Nf4),
+        ("load_in_8bit", BaseWeights::Int8),
+    ] {
         if let Some(e) = r.get(key) {
             r.consume(key);
             if e.node.to_value() == json!(true) {
@@ -229,10 +234,12 @@ pub(super) fn read_adapter(r: &mut Reader) -> Result<KernelKeys, ReadError> {
         }
     }
     match adapter.as_ref().and_then(Value::as_str) {
-        Some("lora") if four_bit => r.set_from("adapter.method", json!("qlora"), "adapter", span),
-        Some("lora") => r.set_from("adapter.method", json!("lora"), "adapter", span),
+        Some("lora") if four_bit => {
+            r.set_from("adapter.method", json!(Method::Qlora), "adapter", span)
+        }
+        Some("lora") => r.set_from("adapter.method", json!(Method::Lora), "adapter", span),
         Some("qlora") => {
-            r.set_from("adapter.method", json!("qlora"), "adapter", span);
+            r.set_from("adapter.method", json!(Method::Qlora), "adapter", span);
             if eight_bit {
                 r.warn(
                     Diagnostic::error("conflict", "`adapter: qlora` with `load_in_8bit: true`")
@@ -246,6 +253,20 @@ pub(super) fn read_adapter(r: &mut Reader) -> Result<KernelKeys, ReadError> {
                         .with_help("add `load_in_4bit: true`, or use `adapter: lora`"),
                 );
             }
+        }
+        // A misspelt method is a typo, not an unsupported adapter.
+        Some(other) if did_you_mean(other, ["lora", "qlora"]).is_some() => {
+            let hint = did_you_mean(other, ["lora", "qlora"]).unwrap_or_default();
+            return Err(ReadError::Invalid(vec![Diagnostic::error(
+                "unknown-value",
+                format!("unknown adapter.method `{other}` (from `adapter`)"),
+            )
+            .at(span)
+            .with_help(format!(
+                "{hint} expected one of {}: `adapter: lora` or `adapter: qlora`, no `adapter` for full",
+                Method::SPELLINGS.join(", ")
+            ))
+            .locate(r.source)]));
         }
         Some(other) => {
             return Err(ReadError::NotSupported(
@@ -444,8 +465,8 @@ fn resolve_target_regex(pattern: &str, linear: &[String]) -> Result<(Vec<String>
 /// Fused LoRA kernels: explicit keys win; otherwise Axolotl turns them on for LoRA/QLoRA
 /// unless the kernels cannot run (schemas/config.py check_auto_enable_lora_kernels).
 pub(super) fn derive_kernels(r: &mut Reader, given: &KernelKeys) {
-    let method = ir_str(r, "adapter.method");
-    if method == "full" {
+    let method = ir_str(r, "adapter.method").parse::<Method>();
+    if method == Ok(Method::Full) {
         r.set(
             "adapter.fused_kernels",
             json!(false),
@@ -462,12 +483,20 @@ pub(super) fn derive_kernels(r: &mut Reader, given: &KernelKeys) {
         r.set_from("adapter.fused_kernels", json!(on), k, Some(*span));
         return;
     }
-    let possible = kernels_possible(
-        &method,
-        &ir_str(r, "quantization.base_weights"),
-        r.ir_value("model.trust_remote_code") == Some(&json!(true)),
-        &ir_str(r, "parallel.strategy"),
-    );
+    // A value outside its set is reported when the spec is built; no kernels until then.
+    let possible = match (
+        method,
+        ir_str(r, "quantization.base_weights").parse::<BaseWeights>(),
+        ir_str(r, "parallel.strategy").parse::<Strategy>(),
+    ) {
+        (Ok(method), Ok(base_weights), Ok(strategy)) => kernels_possible(
+            method,
+            base_weights,
+            r.ir_value("model.trust_remote_code") == Some(&json!(true)),
+            strategy,
+        ),
+        _ => false,
+    };
     r.set(
         "adapter.fused_kernels",
         json!(possible),

@@ -4,6 +4,7 @@
 use super::keys::KERNEL_KEYS;
 use super::{read, write};
 use crate::diag::{Diagnostic, Severity, Source};
+use crate::ir::{BaseWeights, Recompute, Tracker};
 use crate::translate::framework::WriteOptions;
 use crate::translate::reader::{Parsed, ReadError};
 use crate::translate::report::Status;
@@ -150,7 +151,7 @@ fn bnb_config_kwargs_type_and_double_quant_are_read_the_rest_kept() {
     let y = format!("{LORA}load_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n  bnb_4bit_quant_type: fp4\n  llm_int8_threshold: 5.0\n");
     let p = ok(&y);
     assert!(!p.resolved.spec.quantization.double_quant);
-    assert_eq!(p.resolved.spec.quantization.base_weights, "fp4");
+    assert_eq!(p.resolved.spec.quantization.base_weights, BaseWeights::Fp4);
     assert_eq!(
         pass(&y, "bnb_config_kwargs.llm_int8_threshold"),
         Some(json!(5.0))
@@ -719,7 +720,7 @@ fn save_cadence() {
 #[test]
 fn trackers() {
     let p = ok("wandb_project: my-proj\nwandb_entity: me\n");
-    assert_eq!(p.resolved.spec.logging.tracker, "wandb");
+    assert_eq!(p.resolved.spec.logging.tracker, Tracker::Wandb);
     assert_eq!(p.resolved.spec.logging.project, "my-proj");
     assert_eq!(ir("wandb_project:\n", "logging.tracker"), json!("none"));
     assert_eq!(ir("use_wandb: true\n", "logging.tracker"), json!("wandb"));
@@ -817,7 +818,7 @@ fn fsdp_versions_prefixes_and_the_legacy_list() {
         ),
         ("fsdp2", false)
     );
-    assert_eq!(s.memory.gradient_checkpointing, "on");
+    assert_eq!(s.memory.gradient_checkpointing, Recompute::On);
     let out = yaml_of(&format!("{v2}gradient_checkpointing: true\n"));
     assert_eq!(out["fsdp_config"]["activation_checkpointing"], json!(true));
     assert_eq!(
@@ -1265,4 +1266,40 @@ fn fuzz_mutated_fixtures_never_panic() {
         read_ok > 100,
         "too few mutations read at all ({read_ok}); the fuzz is not exercising the reader"
     );
+}
+
+/// A misspelt method is a typo at its line with the allowed values, not "not supported".
+#[test]
+fn misspelt_adapter_is_located_with_the_allowed_values() {
+    let e = match parse("adapter: qlorra\nload_in_4bit: true\n") {
+        Err(ReadError::Invalid(e)) => e,
+        other => panic!("expected an invalid-input error, got {other:?}"),
+    };
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].id, "unknown-value");
+    assert!(e[0].message.contains("adapter.method") && e[0].message.contains("`adapter`"));
+    let line = BASE.lines().count() + 1;
+    assert_eq!((e[0].line, e[0].column), (Some(line), Some(1)));
+    let help = e[0].help.as_deref().unwrap();
+    assert!(help.contains("expected one of lora, qlora, full"), "{help}");
+}
+
+/// A closed-set value the field table carries as text (`attn_implementation`) is refused when
+/// the spec is built, at the key its provenance records.
+#[test]
+fn unknown_attention_is_located_at_its_key() {
+    let e = errors(&format!("{LORA}attn_implementation: flash_attn\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].id, "unknown-value");
+    assert_eq!(
+        e[0].message,
+        "unknown model.attention `flash_attn` (from `attn_implementation`)"
+    );
+    let line = BASE.lines().count() + LORA.lines().count() + 1;
+    assert_eq!((e[0].line, e[0].column), (Some(line), Some(1)));
+    assert!(e[0]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("sdpa, flash_attention_2"));
 }

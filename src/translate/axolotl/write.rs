@@ -7,6 +7,7 @@ use super::datasets;
 use super::keys::{keys, table, FW, KERNEL_KEYS};
 use super::parallel;
 use super::write_run::{write_loss, write_passthrough, write_precision, write_run, write_schedule};
+use crate::ir::{BaseWeights, Bias, DatasetFormat, Dtype, Method};
 use crate::ir::{Resolved, RunSpec};
 use crate::translate::data;
 use crate::translate::emitter::Out;
@@ -146,7 +147,7 @@ pub(super) fn write_model(em: &mut Emitter, spec: &RunSpec) {
             .data
             .datasets
             .iter()
-            .any(|d| d.format == "chat_template");
+            .any(|d| d.format == DatasetFormat::ChatTemplate);
         let (status, note) = if chats {
             (
                 Status::NotExpressible,
@@ -188,7 +189,7 @@ fn cover_unused(em: &mut Emitter, prefixes: &[&str], note: &str) {
 
 pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOptions) {
     let a = &spec.adapter;
-    if a.method == "full" {
+    if a.method == Method::Full {
         em.cover(
             "adapter.method",
             Status::Carried,
@@ -212,14 +213,18 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
     }
     em.put(
         "adapter",
-        json!(if a.method == "qlora" { "qlora" } else { "lora" }),
+        json!(if a.method == Method::Qlora {
+            Method::Qlora
+        } else {
+            Method::Lora
+        }),
         &["adapter.method"],
         Status::Carried,
         "",
     );
     let q = &spec.quantization;
-    match q.base_weights.as_str() {
-        "nf4" | "fp4" => {
+    match q.base_weights {
+        BaseWeights::Nf4 | BaseWeights::Fp4 => {
             em.put(
                 "load_in_4bit",
                 json!(true),
@@ -229,7 +234,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             );
             // Axolotl's built-in QLoRA config: NF4, double quant, block size 64.
             let mut kw = Map::new();
-            if q.base_weights == "fp4" {
+            if q.base_weights == BaseWeights::Fp4 {
                 kw.insert("bnb_4bit_quant_type".into(), json!("fp4"));
             }
             if !q.double_quant {
@@ -252,7 +257,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
                 );
             }
         }
-        "int8" => {
+        BaseWeights::Int8 => {
             em.put(
                 "load_in_8bit",
                 json!(true),
@@ -262,13 +267,12 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             );
             em.cover("quantization.double_quant", Status::Defaulted, "", "");
         }
-        "none" => {
+        BaseWeights::None => {
             em.cover("quantization.base_weights", Status::Carried, "adapter", "");
             em.cover("quantization.double_quant", Status::Defaulted, "", "");
         }
-        _ => {}
     }
-    if q.block_size != 64 && q.base_weights != "none" {
+    if q.block_size != 64 && q.base_weights != BaseWeights::None {
         em.cover(
             "quantization.block_size",
             Status::NotExpressible,
@@ -319,10 +323,10 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
     }
     // Fused kernels: Axolotl turns them on by itself when it can.
     let possible = kernels_possible(
-        &a.method,
-        &q.base_weights,
+        a.method,
+        q.base_weights,
         spec.model.trust_remote_code,
-        &spec.parallel.strategy,
+        spec.parallel.strategy,
     );
     let off = |em: &mut Emitter, status: Status, comment: &str| {
         for k in KERNEL_KEYS {
@@ -341,7 +345,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
         (false, true) => off(em, Status::Carried, "parity: Axolotl would auto-enable fused LoRA kernels"),
         (false, false) => em.cover("adapter.fused_kernels", Status::Carried, "", "Axolotl does not enable them here"),
     }
-    if a.bias != "none" {
+    if a.bias != Bias::None {
         em.cover(
             "adapter.bias",
             Status::NotExpressible,
@@ -349,7 +353,7 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             "Axolotl builds LoraConfig with bias=\"none\"",
         );
     }
-    if a.weight_dtype != "fp32" {
+    if a.weight_dtype != Dtype::Fp32 {
         em.cover(
             "adapter.weight_dtype",
             Status::Approximated,

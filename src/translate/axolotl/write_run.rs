@@ -2,7 +2,9 @@
 //! (devices, data order, checkpoints, trackers) and the passthrough keys merged back.
 
 use super::keys::{keys, FW};
-use crate::ir::{Origin, Resolved, RunSpec};
+use crate::ir::{
+    Dtype, Origin, PrecisionMode, Recompute, Resolved, RunSpec, ScheduleKind, Strategy,
+};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use serde_json::{json, Map, Value};
@@ -49,7 +51,7 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
         ),
         _ => em.cover("schedule.min_lr_ratio", Status::Defaulted, "", ""),
     }
-    let default_cycles = if s.kind == "cosine_with_restarts" {
+    let default_cycles = if s.kind == ScheduleKind::CosineWithRestarts {
         1.0
     } else {
         0.5
@@ -111,7 +113,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
         Status::Carried,
         "",
     );
-    if p.mode != "pure" && p.compute_dtype != "fp32" {
+    if p.mode != PrecisionMode::Pure && p.compute_dtype != Dtype::Fp32 {
         em.cover(
             "precision.mode",
             Status::Approximated,
@@ -123,12 +125,10 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     }
     let m = &spec.memory;
     // Under FSDP2, activation checkpointing belongs to fsdp_config (parallel::write).
-    let fsdp = spec.parallel.strategy == "fsdp2" && m.gradient_checkpointing == "on";
-    if !fsdp || m.gradient_checkpointing == "off" {
-        let gc = match m.gradient_checkpointing.as_str() {
-            "on" | "offload" => json!(true),
-            _ => json!(false),
-        };
+    let fsdp =
+        spec.parallel.strategy == Strategy::Fsdp2 && m.gradient_checkpointing == Recompute::On;
+    if !fsdp || m.gradient_checkpointing == Recompute::Off {
+        let gc = json!(m.gradient_checkpointing.is_on());
         em.put(
             "gradient_checkpointing",
             gc,
@@ -137,7 +137,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
             "",
         );
     }
-    if m.gradient_checkpointing == "offload" {
+    if m.gradient_checkpointing == Recompute::Offload {
         em.put(
             "activation_offloading",
             json!("legacy"),
@@ -149,7 +149,7 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
             "offloaded checkpoints (was gradient_checkpointing: offload)",
         );
     } else if m.activation_offloading {
-        let status = if m.gradient_checkpointing == "off" {
+        let status = if m.gradient_checkpointing == Recompute::Off {
             Status::Approximated
         } else {
             Status::Carried
@@ -228,7 +228,7 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
         );
         em.cover("batch.devices", Status::Approximated, "", &note);
         em.cover("batch.global_batch", Status::Approximated, "", &note);
-        if spec.parallel.strategy == "ddp" {
+        if spec.parallel.strategy == Strategy::Ddp {
             em.cover("parallel.strategy", Status::Approximated, "", &note);
         }
     }

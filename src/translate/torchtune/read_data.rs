@@ -3,7 +3,7 @@
 use super::read_component::{bool_arg, default_origin};
 use super::tables;
 use crate::diag::{did_you_mean, Diagnostic, Span};
-use crate::ir::Origin;
+use crate::ir::{DatasetFormat, Origin};
 use crate::translate::node::Node;
 use crate::translate::reader::Reader;
 use serde_json::{json, Value};
@@ -197,8 +197,8 @@ fn read_dataset(
         ),
     };
     let mut columns = serde_json::Map::new();
-    match spec.format.as_str() {
-        "chat_template" => {
+    match spec.format {
+        DatasetFormat::ChatTemplate => {
             let col = s("conversation_column").unwrap_or_else(|| spec.conversation_column.clone());
             let style = s("conversation_style").unwrap_or_else(|| spec.conversation_style.clone());
             if col.is_empty() || style.is_empty() {
@@ -236,11 +236,11 @@ fn read_dataset(
             };
             ds.insert("roles_to_train".into(), json!(roles));
         }
-        "completion" => {
+        DatasetFormat::Completion => {
             let col = s("column").unwrap_or_else(|| spec.column.clone());
             columns.insert("text".into(), json!(col));
         }
-        _ => {}
+        DatasetFormat::Alpaca | DatasetFormat::InputOutput | DatasetFormat::Instruct => {}
     }
     if let Some(e) = map.get("column_map") {
         match e.node.to_value() {
@@ -275,7 +275,7 @@ fn read_dataset(
     if !columns.is_empty() {
         ds.insert("columns".into(), Value::Object(columns));
     }
-    if spec.format != "completion" {
+    if spec.format != DatasetFormat::Completion {
         train_on.push(toi);
     }
     match map.get("packed") {

@@ -4,6 +4,7 @@ use super::common::{hf_targets, ATTN_MODULES, MLP_MODULES};
 use super::read_component::{add_passthrough, bool_arg, component, num_arg, unknown_arg};
 use super::tables::{self, Builder, Component};
 use crate::diag::{did_you_mean, Diagnostic};
+use crate::ir::{BaseWeights, Method};
 use crate::translate::families;
 use crate::translate::reader::{ReadError, Reader};
 use serde_json::{json, Value};
@@ -23,7 +24,7 @@ pub(super) const LORA_ARGS: [&str; 8] = [
 /// What the model builder tells the rest of the config.
 pub(super) struct ModelInfo {
     pub(super) module: String,
-    pub(super) method: String,
+    pub(super) method: Method,
     /// max_seq_len of the builder (sized) or its `max_seq_len` argument (size-free).
     pub(super) max_seq_len: Option<u64>,
 }
@@ -42,11 +43,11 @@ pub(super) fn read_model(r: &mut Reader) -> Result<Option<ModelInfo>, ReadError>
     } else {
         None
     };
-    let (module, mut method, allowed_dims): (String, String, Vec<String>) = match (
+    let (module, mut method, allowed_dims): (String, Method, Vec<String>) = match (
         builder, size_free,
     ) {
-        (Some(b), _) => (b.module.clone(), b.method.clone(), Vec::new()),
-        (None, Some(c)) => (c.module.clone(), c.method.clone(), c.args.clone()),
+        (Some(b), _) => (b.module.clone(), b.method, Vec::new()),
+        (None, Some(c)) => (c.module.clone(), c.method, c.args.clone()),
         (None, None) => {
             let d = match tables::split_model_path(&path) {
                     Some((module, name)) if t.has_module(module) => {
@@ -87,10 +88,14 @@ pub(super) fn read_model(r: &mut Reader) -> Result<Option<ModelInfo>, ReadError>
         origin.clone(),
     );
     r.set("adapter.method", json!(method), origin.clone());
-    if method == "qlora" {
-        r.set("quantization.base_weights", json!("nf4"), origin.clone());
+    if method == Method::Qlora {
+        r.set(
+            "quantization.base_weights",
+            json!(BaseWeights::Nf4),
+            origin.clone(),
+        );
     }
-    let lora = method != "full";
+    let lora = method != Method::Full;
     let mut max_seq_len = builder.map(|b| b.max_seq_len);
 
     let mut attn: Option<Vec<String>> = None;
@@ -204,9 +209,14 @@ pub(super) fn read_model(r: &mut Reader) -> Result<Option<ModelInfo>, ReadError>
             }
             "quantize_base" => {
                 if bool_arg(r, &key, e) == Some(true) {
-                    method = "qlora".into();
-                    r.set_from("adapter.method", json!("qlora"), &key, span);
-                    r.set_from("quantization.base_weights", json!("nf4"), &key, span);
+                    method = Method::Qlora;
+                    r.set_from("adapter.method", json!(Method::Qlora), &key, span);
+                    r.set_from(
+                        "quantization.base_weights",
+                        json!(BaseWeights::Nf4),
+                        &key,
+                        span,
+                    );
                 }
             }
             dim => {

@@ -9,7 +9,7 @@ use super::read_component::{
 use super::read_model::ModelInfo;
 use super::tables;
 use crate::diag::{Diagnostic, Span};
-use crate::ir::Origin;
+use crate::ir::{Method, Origin, ScheduleKind};
 use crate::translate::reader::Reader;
 use serde_json::{json, Value};
 
@@ -215,7 +215,7 @@ pub(super) fn read_scheduler(r: &mut Reader, model: &ModelInfo) {
     let t = tables::get();
     if r.get("lr_scheduler").is_none_or(|e| e.node.is_null()) {
         r.consume("lr_scheduler");
-        if model.method != "full" {
+        if model.method != Method::Full {
             r.warn(
                 Diagnostic::error("missing-key", "`lr_scheduler` is missing: the LoRA recipes read `cfg.lr_scheduler`")
                     .with_help("add torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup with num_warmup_steps"),
@@ -236,7 +236,9 @@ pub(super) fn read_scheduler(r: &mut Reader, model: &ModelInfo) {
         return;
     };
     let span = map.get("_component_").map(|e| e.key_span);
-    let mut kind = sch.kind.clone();
+    let kind = sch.kind;
+    // Cosine with `num_cycles: 0` is read as a constant schedule below.
+    let mut zero_cycles = false;
     let mut warmup = 0u64;
     for (k, e) in map {
         let key = format!("lr_scheduler.{k}");
@@ -261,8 +263,8 @@ pub(super) fn read_scheduler(r: &mut Reader, model: &ModelInfo) {
             "num_cycles" if sch.defaults.contains_key("num_cycles") => {
                 r.consume(&key);
                 if let Some(v) = num_arg(r, &key, e) {
-                    if v == 0.0 && kind == "cosine" {
-                        kind = "zero_cycles".into();
+                    if v == 0.0 && kind == ScheduleKind::Cosine {
+                        zero_cycles = true;
                     } else {
                         r.set_from("schedule.num_cycles", json!(v), &key, Some(e.key_span));
                     }
@@ -285,12 +287,12 @@ pub(super) fn read_scheduler(r: &mut Reader, model: &ModelInfo) {
                 .with_help("the scheduler takes warmup in optimizer steps; add num_warmup_steps: 0 for none"),
         );
     }
-    if kind == "zero_cycles" {
+    if zero_cycles {
         // Cosine with no cycle holds the peak LR after warmup.
         let k = if warmup > 0 {
-            "constant_with_warmup"
+            ScheduleKind::ConstantWithWarmup
         } else {
-            "constant"
+            ScheduleKind::Constant
         };
         r.set(
             "schedule.kind",
@@ -439,7 +441,7 @@ pub(super) fn read_parallel(r: &mut Reader, launch: &Option<launch::Launch>, mod
                     .at(span)
                     .with_help(format!(
                         "run it with `{}`",
-                        t.recipe(&model.method, recipe.distributed).name
+                        t.recipe(model.method, recipe.distributed).name
                     )),
                 );
             }

@@ -2,6 +2,7 @@
 //! from torchtune 0.6.1) and `components.toml` (tokenizers, optimizers, schedulers, losses,
 //! loggers, datasets, recipes, output layout). Parsed once; lookups only, no behaviour.
 
+use crate::ir::{DatasetFormat, LossKind, Method, ScheduleKind, Tracker};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,7 +24,7 @@ pub struct Builder {
     pub name: String,
     pub module: String,
     /// `full`, `lora` or `qlora`.
-    pub method: String,
+    pub method: Method,
     /// Parameter-count tag as Hugging Face names carry it (`1B`, `0.5B`), empty if none.
     pub size: String,
     /// `base` / `instruct` for the Qwen2.5 builders that come in both.
@@ -51,7 +52,7 @@ impl Builder {
 pub struct Component {
     pub name: String,
     pub module: String,
-    pub method: String,
+    pub method: Method,
     pub args: Vec<String>,
     #[serde(default)]
     pub defaults: IndexMap<String, Value>,
@@ -78,7 +79,7 @@ struct BuildersFile {
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub name: String,
-    pub methods: Vec<String>,
+    pub methods: Vec<Method>,
     pub distributed: bool,
     pub lr_scheduler_required: bool,
 }
@@ -130,7 +131,7 @@ pub struct Optimizer {
 #[serde(deny_unknown_fields)]
 pub struct Scheduler {
     pub component: String,
-    pub kind: String,
+    pub kind: ScheduleKind,
     #[serde(default)]
     pub defaults: IndexMap<String, Value>,
     #[serde(default)]
@@ -143,7 +144,7 @@ pub struct Scheduler {
 #[serde(deny_unknown_fields)]
 pub struct Loss {
     pub component: String,
-    pub kind: String,
+    pub kind: LossKind,
     #[serde(default)]
     pub note: String,
 }
@@ -152,7 +153,7 @@ pub struct Loss {
 #[serde(deny_unknown_fields)]
 pub struct MetricLogger {
     pub component: String,
-    pub tracker: String,
+    pub tracker: Tracker,
     #[serde(default)]
     pub project: String,
     #[serde(default = "yes")]
@@ -163,7 +164,7 @@ pub struct MetricLogger {
 #[serde(deny_unknown_fields)]
 pub struct Dataset {
     pub component: String,
-    pub format: String,
+    pub format: DatasetFormat,
     #[serde(default)]
     pub prompt_style: String,
     #[serde(default)]
@@ -316,7 +317,7 @@ impl Tables {
     pub fn sized(
         &self,
         module: &str,
-        method: &str,
+        method: Method,
         size: &str,
         instruct: bool,
     ) -> Option<&Builder> {
@@ -337,7 +338,7 @@ impl Tables {
     }
 
     /// The only sized builder of a module for a method, when the module has exactly one size.
-    pub fn only_size(&self, module: &str, method: &str) -> Option<&Builder> {
+    pub fn only_size(&self, module: &str, method: Method) -> Option<&Builder> {
         let mut it = self
             .builders
             .iter()
@@ -346,8 +347,11 @@ impl Tables {
         it.all(|b| b.size == first.size).then_some(first)
     }
 
-    pub fn size_free(&self, module: &str, method: &str) -> Option<&Component> {
-        let method = if method == "qlora" { "lora" } else { method };
+    pub fn size_free(&self, module: &str, method: Method) -> Option<&Component> {
+        let method = match method {
+            Method::Qlora => Method::Lora,
+            Method::Lora | Method::Full => method,
+        };
         let module = self
             .c
             .module
@@ -378,11 +382,11 @@ impl Tables {
         self.c.tokenizer.iter().find(|t| t.component == component)
     }
 
-    pub fn recipe(&self, method: &str, distributed: bool) -> &Recipe {
+    pub fn recipe(&self, method: Method, distributed: bool) -> &Recipe {
         self.c
             .recipe
             .iter()
-            .find(|r| r.methods.iter().any(|m| m == method) && r.distributed == distributed)
+            .find(|r| r.methods.contains(&method) && r.distributed == distributed)
             .unwrap_or(&self.c.recipe[0])
     }
 
@@ -422,33 +426,35 @@ mod tests {
         ] {
             assert!(t.has_module(module), "{module}");
             assert!(t.tokenizer_for_module(module).is_some(), "{module}");
-            assert!(t.size_free(module, "lora").is_some(), "{module}");
-            assert!(t.size_free(module, "full").is_some(), "{module}");
+            assert!(t.size_free(module, Method::Lora).is_some(), "{module}");
+            assert!(t.size_free(module, Method::Full).is_some(), "{module}");
         }
         let b = t
             .builder("torchtune.models.llama3_2.lora_llama3_2_1b")
             .unwrap();
         assert_eq!(
-            (b.size.as_str(), b.method.as_str(), b.tied),
-            ("1B", "lora", true)
+            (b.size.as_str(), b.method, b.tied),
+            ("1B", Method::Lora, true)
         );
         assert!(!b.output_lora);
         assert_eq!(b.max_seq_len, 131072);
         let q = t.builder("torchtune.models.qwen2_5._model_builders.qlora_qwen2_5_0_5b");
         assert!(q.is_none(), "Qwen2.5 has no QLoRA builders in 0.6.1");
         assert_eq!(
-            t.sized("qwen2_5", "lora", "1.5B", true).unwrap().name,
+            t.sized("qwen2_5", Method::Lora, "1.5B", true).unwrap().name,
             "lora_qwen2_5_1_5b_instruct"
         );
         assert_eq!(
-            t.sized("qwen2_5", "lora", "1.5B", false).unwrap().name,
+            t.sized("qwen2_5", Method::Lora, "1.5B", false)
+                .unwrap()
+                .name,
             "lora_qwen2_5_1_5b_base"
         );
         assert_eq!(
-            t.only_size("phi3", "qlora").unwrap().name,
+            t.only_size("phi3", Method::Qlora).unwrap().name,
             "qlora_phi3_mini"
         );
-        assert!(t.only_size("llama3_2", "lora").is_none());
+        assert!(t.only_size("llama3_2", Method::Lora).is_none());
     }
 
     #[test]

@@ -3,6 +3,10 @@
 
 use super::*;
 use crate::diag::{Severity, Source};
+use crate::ir::{
+    AcrossRanks, BaseWeights, DatasetFormat, Dtype, LossKind, LrReported, Method, ScheduleKind,
+    Strategy,
+};
 use crate::translate::framework::WriteOptions;
 use crate::translate::report::Status;
 use serde_json::{json, Value};
@@ -91,7 +95,7 @@ fn reads_a_shipped_lora_config() {
         ("llama3_2", "1B")
     );
     assert_eq!(s.model.chat_template, "llama3");
-    assert_eq!(s.adapter.method, "lora");
+    assert_eq!(s.adapter.method, Method::Lora);
     assert_eq!(
         s.adapter.target_modules,
         [
@@ -105,7 +109,7 @@ fn reads_a_shipped_lora_config() {
     );
     assert!(!s.adapter.target_all_linear);
     assert_eq!((s.adapter.rank, s.adapter.alpha), (64, 128.0));
-    assert_eq!(s.adapter.weight_dtype, "bf16");
+    assert_eq!(s.adapter.weight_dtype, Dtype::Bf16);
     assert_eq!(s.data.sequence_len, 131072);
     assert_eq!(s.data.datasets[0].path, "yahma/alpaca-cleaned");
     assert_eq!(s.data.datasets[0].prompt_style, "alpaca_chat_template");
@@ -120,8 +124,8 @@ fn reads_a_shipped_lora_config() {
         (s.schedule.kind.as_str(), s.schedule.warmup_steps),
         ("cosine", 100)
     );
-    assert_eq!(s.loss.kind, "chunked_cross_entropy");
-    assert_eq!(s.loss.across_ranks, "global_tokens");
+    assert_eq!(s.loss.kind, LossKind::ChunkedCrossEntropy);
+    assert_eq!(s.loss.across_ranks, AcrossRanks::GlobalTokens);
     assert_eq!(
         (
             s.precision.compute_dtype.as_str(),
@@ -129,9 +133,9 @@ fn reads_a_shipped_lora_config() {
         ),
         ("bf16", "pure")
     );
-    assert_eq!(s.logging.lr_reported, "next");
+    assert_eq!(s.logging.lr_reported, LrReported::Next);
     assert_eq!(s.batch.global_batch, 32);
-    assert_eq!(s.parallel.strategy, "single");
+    assert_eq!(s.parallel.strategy, Strategy::Single);
     assert!(p.diagnostics.iter().any(|d| d.id == "random-seed"));
     assert!(
         !p.diagnostics.iter().any(|d| d.id == "unknown-key"),
@@ -172,7 +176,7 @@ fn distributed_launch_comes_from_the_header_command() {
     let p = parse(&text);
     let s = &p.resolved.spec;
     assert_eq!((s.batch.devices, s.batch.global_batch), (4, 128));
-    assert_eq!(s.parallel.strategy, "fsdp2");
+    assert_eq!(s.parallel.strategy, Strategy::Fsdp2);
     let w = write(&p.resolved, "torchtune", &WriteOptions::default());
     assert_eq!(
         w.command,
@@ -184,18 +188,18 @@ fn distributed_launch_comes_from_the_header_command() {
 #[test]
 fn qlora_and_full_builders() {
     let q = parse(&LORA.replace("lora_llama3_2_1b", "qlora_llama3_2_1b"));
-    assert_eq!(q.resolved.spec.adapter.method, "qlora");
-    assert_eq!(q.resolved.spec.quantization.base_weights, "nf4");
+    assert_eq!(q.resolved.spec.adapter.method, Method::Qlora);
+    assert_eq!(q.resolved.spec.quantization.base_weights, BaseWeights::Nf4);
     let qb = parse(&LORA.replace(
         "  lora_dropout: 0.0\n",
         "  lora_dropout: 0.0\n  quantize_base: True\n",
     ));
-    assert_eq!(qb.resolved.spec.adapter.method, "qlora");
+    assert_eq!(qb.resolved.spec.adapter.method, Method::Qlora);
     let full_text = LORA
         .replace("lora_llama3_2_1b", "llama3_2_1b")
         .replace("  lora_attn_modules: ['q_proj', 'v_proj', 'output_proj']\n  apply_lora_to_mlp: True\n  lora_rank: 64\n  lora_alpha: 128\n  lora_dropout: 0.0\n", "");
     let f = parse(&full_text);
-    assert_eq!(f.resolved.spec.adapter.method, "full");
+    assert_eq!(f.resolved.spec.adapter.method, Method::Full);
     let w = write(&f.resolved, "torchtune", &WriteOptions::default());
     assert!(
         w.command.contains("full_finetune_single_device"),
@@ -332,7 +336,7 @@ fn datasets_of_every_builder() {
     assert!(!chat.spec.data.train_on_inputs);
     let inst = ds("dataset:\n  _component_: torchtune.datasets.instruct_dataset\n  source: org/qa\n  column_map:\n    input: question\n    output: answer\n  train_on_input: True\n  packed: False\n");
     let d = &inst.spec.data.datasets[0];
-    assert_eq!(d.format, "instruct");
+    assert_eq!(d.format, DatasetFormat::Instruct);
     assert_eq!(d.columns.get("input").map(String::as_str), Some("question"));
     assert!(inst.spec.data.train_on_inputs);
     let text = ds("dataset:\n  - _component_: torchtune.datasets.text_completion_dataset\n    source: text\n    data_files: [a.txt, b.txt]\n    column: body\n  - _component_: torchtune.datasets.alpaca_dataset\n");
@@ -366,7 +370,10 @@ fn constant_schedules_are_cosine_with_zero_cycles() {
         "  num_warmup_steps: 100\n",
         "  num_warmup_steps: 10\n  num_cycles: 0.0\n",
     ));
-    assert_eq!(p.resolved.spec.schedule.kind, "constant_with_warmup");
+    assert_eq!(
+        p.resolved.spec.schedule.kind,
+        ScheduleKind::ConstantWithWarmup
+    );
     let w = write(&p.resolved, "torchtune", &WriteOptions::default());
     assert!(w.text.contains("num_cycles: 0.0"), "{}", w.text);
     assert_eq!(parse(&w.text).resolved.spec, p.resolved.spec);
@@ -413,8 +420,8 @@ fn writes_explicit_parity_values_from_another_framework() {
     );
     r.spec.adapter.dropout = 0.05;
     r.spec.data.datasets[0].prompt_style = "alpaca".into();
-    r.spec.loss.across_ranks = "mean_of_ranks".into();
-    r.spec.adapter.weight_dtype = "fp32".into();
+    r.spec.loss.across_ranks = AcrossRanks::MeanOfRanks;
+    r.spec.adapter.weight_dtype = Dtype::Fp32;
     let w = write(r, "axolotl", &WriteOptions::default());
     assert!(w.text.contains("train_on_input: false"), "{}", w.text);
     assert!(
@@ -636,11 +643,11 @@ fn recipe_choice() {
     let p = parse(LORA);
     let mut s = p.resolved.spec.clone();
     assert_eq!(recipe_for(&s).name, "lora_finetune_single_device");
-    s.adapter.method = "qlora".into();
+    s.adapter.method = Method::Qlora;
     assert_eq!(recipe_for(&s).name, "lora_finetune_single_device");
     s.batch.devices = 8;
     assert_eq!(recipe_for(&s).name, "lora_finetune_distributed");
-    s.adapter.method = "full".into();
+    s.adapter.method = Method::Full;
     assert_eq!(recipe_for(&s).name, "full_finetune_distributed");
     assert_eq!(
         command_for(&s, "x.yaml"),

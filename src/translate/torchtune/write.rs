@@ -16,6 +16,7 @@ use super::write_training::{
     write_logging, write_loss_and_precision, write_optimizer, write_parallel, write_schedule,
     write_steps,
 };
+use crate::ir::Strategy;
 use crate::ir::{Resolved, RunSpec};
 use crate::translate::emitter::{Emitter, Out};
 use crate::translate::framework::WriteOptions;
@@ -26,8 +27,8 @@ use serde_json::json;
 
 /// The recipe that runs a spec: LoRA/QLoRA or full, one device or several.
 pub fn recipe_for(spec: &RunSpec) -> &'static Recipe {
-    let distributed = spec.batch.devices > 1 || spec.parallel.strategy != "single";
-    tables::get().recipe(&spec.adapter.method, distributed)
+    let distributed = spec.batch.devices > 1 || spec.parallel.strategy != Strategy::Single;
+    tables::get().recipe(spec.adapter.method, distributed)
 }
 
 /// `tune run [--nproc_per_node N] <recipe> --config <file>`.

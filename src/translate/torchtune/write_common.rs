@@ -1,7 +1,7 @@
 //! Helpers the TorchTune writers share: where the base weights live, the model folder's
 //! `config.json`, numbers and dtypes as TorchTune spells them, and `# parity:` comments.
 
-use crate::ir::{Origin, RunSpec};
+use crate::ir::{Dtype, Origin, RunSpec};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::report::{compact, Status};
 use serde_json::{json, Value};
@@ -75,9 +75,9 @@ pub(super) fn json_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(v, |node, seg| node.get(seg))
 }
 
-pub(super) fn written_dtype(spec: &RunSpec) -> &'static str {
-    match spec.precision.compute_dtype.as_str() {
-        "fp32" => "fp32",
-        _ => "bf16",
+pub(super) fn written_dtype(spec: &RunSpec) -> Dtype {
+    match spec.precision.compute_dtype {
+        Dtype::Fp32 => Dtype::Fp32,
+        Dtype::Bf16 | Dtype::Fp16 => Dtype::Bf16,
     }
 }

@@ -3,7 +3,7 @@
 use super::tables::Tables;
 use super::write_common::{carried, parity_against};
 use crate::diag::Diagnostic;
-use crate::ir::RunSpec;
+use crate::ir::{DatasetFormat, RunSpec};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use serde_json::{json, Map, Value};
@@ -21,7 +21,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
             b.preset
                 && b.format == d.format
                 && b.source == d.path
-                && d.loader.is_empty()
+                && d.loader.is_hub()
                 && b.name == d.name
                 && (b.column.is_empty() || d.columns.get("text") == Some(&b.column))
                 && b.conversation_style.is_empty()
@@ -33,7 +33,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
         let instruct =
             t.c.dataset
                 .iter()
-                .find(|b| !b.preset && b.format == "instruct");
+                .find(|b| !b.preset && b.format == DatasetFormat::Instruct);
         let Some(builder) = preset.or(generic).or(instruct) else {
             continue;
         };
@@ -52,7 +52,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
                 "arrow" => Some("arrow"),
                 _ => None,
             });
-        let loader = if d.loader.is_empty() {
+        let loader = if d.loader.is_hub() {
             ext_loader.unwrap_or("")
         } else {
             d.loader.as_str()
@@ -79,8 +79,8 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
             m.insert("split".into(), json!(d.split));
         }
         let mut column_map = Map::new();
-        match d.format.as_str() {
-            "alpaca" => {
+        match d.format {
+            DatasetFormat::Alpaca => {
                 let accepted = builder.map(|b| b.columns.clone()).unwrap_or_default();
                 for (k, v) in &d.columns {
                     if accepted.contains(k) {
@@ -106,7 +106,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
                     );
                 }
             }
-            "chat_template" => {
+            DatasetFormat::ChatTemplate => {
                 let col = d
                     .columns
                     .get("messages")
@@ -144,7 +144,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
                     em.cover(&format!("{p}.columns"), Status::NotExpressible, "", "chat_dataset maps the conversation column and the sharegpt/openai field names only");
                 }
             }
-            "completion" => {
+            DatasetFormat::Completion => {
                 if let Some(col) = d.columns.get("text").filter(|c| *c != "text") {
                     m.insert("column".into(), json!(col));
                 }
@@ -161,7 +161,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
                     );
                 }
             }
-            "instruct" => {
+            DatasetFormat::Instruct => {
                 let accepted = builder.map(|b| b.columns.clone()).unwrap_or_default();
                 for (k, v) in &d.columns {
                     if accepted.contains(k) {
@@ -183,7 +183,7 @@ pub(super) fn write_datasets(em: &mut Emitter, t: &Tables, spec: &RunSpec, nativ
                     em.cover(&format!("{p}.prompt_style"), Status::Approximated, "dataset._component_", "instruct_dataset frames input/output as one chat turn of the model's chat format");
                 }
             }
-            other => {
+            other @ DatasetFormat::InputOutput => {
                 m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
                 for field in ["prompt_style", "columns", "templates"] {
                     em.cover(

@@ -5,6 +5,7 @@ use super::tables::{self, Tables};
 use super::write_common::{carried, json_path, number, read_config_json, written_dtype, Place};
 use crate::diag::Diagnostic;
 use crate::ir::RunSpec;
+use crate::ir::{AdapterInit, BaseWeights, Bias, Method};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::families;
 use crate::translate::report::Status;
@@ -27,7 +28,7 @@ pub(super) struct Choice {
 // ------------------------------------------------------------------- model
 
 pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Choice {
-    let method = spec.adapter.method.as_str();
+    let method = spec.adapter.method;
     let family =
         families::by_name(&spec.model.family).or_else(|| families::detect(&spec.model.base));
     let wanted = family.map_or("unknown".to_string(), |f| f.torchtune_module.clone());
@@ -86,9 +87,9 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
     let has_qlora = t
         .builders
         .iter()
-        .any(|b| b.module == module && b.method == "qlora");
+        .any(|b| b.module == module && b.method == Method::Qlora);
     let (builder_method, quantize_arg) = match method {
-        "qlora" if !has_qlora => ("lora", true),
+        Method::Qlora if !has_qlora => (Method::Lora, true),
         m => (m, false),
     };
     let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
@@ -152,7 +153,7 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
             write_dimensions(em, t, spec, base, comp);
         }
     }
-    if method == "full" {
+    if method == Method::Full {
         // No adapters: values equal to TorchTune's read back the same; others cannot.
         let flat = spec.flat();
         for (path, v) in flat
@@ -164,7 +165,9 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
             }
             match em.defaults.get(path) {
                 Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
-                _ if path == "adapter.weight_dtype" && v.as_str() == Some(written_dtype(spec)) => {
+                _ if path == "adapter.weight_dtype"
+                    && v.as_str() == Some(written_dtype(spec).as_str()) =>
+                {
                     em.cover(path, Status::Carried, "dtype", "")
                 }
                 _ => em.cover(
@@ -389,8 +392,8 @@ fn write_lora_scaling(em: &mut Emitter, spec: &RunSpec, choice: &Choice) {
 
 /// The NF4 base (a `qlora_` builder or `quantize_base`), and what TorchTune quantizes anyway.
 fn write_lora_quantization(em: &mut Emitter, spec: &RunSpec, quantize_arg: bool) {
-    match spec.quantization.base_weights.as_str() {
-        "nf4" => {
+    match spec.quantization.base_weights {
+        BaseWeights::Nf4 => {
             if quantize_arg {
                 carried(
                     em,
@@ -416,8 +419,8 @@ fn write_lora_quantization(em: &mut Emitter, spec: &RunSpec, quantize_arg: bool)
                 );
             }
         }
-        "none" => {}
-        other => em.cover(
+        BaseWeights::None => {}
+        other @ (BaseWeights::Fp4 | BaseWeights::Int8) => em.cover(
             "quantization.base_weights",
             Status::NotExpressible,
             "",
@@ -432,7 +435,7 @@ fn write_lora_quantization(em: &mut Emitter, spec: &RunSpec, quantize_arg: bool)
 /// Adapter options TorchTune has no key for: reported, and the adapter dtype warned about.
 fn cover_lora_options(em: &mut Emitter, spec: &RunSpec) {
     let a = &spec.adapter;
-    if a.bias != "none" {
+    if a.bias != Bias::None {
         em.cover(
             "adapter.bias",
             Status::NotExpressible,
@@ -456,7 +459,7 @@ fn cover_lora_options(em: &mut Emitter, spec: &RunSpec) {
             "the LoRA recipes train adapter parameters only",
         );
     }
-    if a.init != "kaiming_uniform" {
+    if a.init != AdapterInit::KaimingUniform {
         em.cover(
             "adapter.init",
             Status::NotExpressible,

@@ -5,7 +5,7 @@ use super::tables::Tables;
 use super::write_common::{carried, place, Place};
 use super::write_model::Choice;
 use crate::diag::Diagnostic;
-use crate::ir::{Origin, RunSpec};
+use crate::ir::{Attention, Method, Origin, RunSpec};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use serde_json::{json, Value};
@@ -134,7 +134,7 @@ pub(super) fn write_tokenizer(
             "TorchTune tokenizers take special tokens from their own tables (pad id included)",
         );
     }
-    if spec.model.attention != "sdpa" {
+    if spec.model.attention != Attention::Sdpa {
         em.cover("model.attention", Status::Approximated, "", "TorchTune always calls scaled_dot_product_attention, which picks the flash kernel on GPUs that have it");
     }
 }
@@ -264,13 +264,12 @@ fn checkpoint_files(t: &Tables, spec: &RunSpec, dir: &str, choice: &Choice) -> O
             return Some(json!(bin));
         }
     }
-    let method = if spec.adapter.method == "qlora" {
-        "lora"
-    } else {
-        spec.adapter.method.as_str()
+    let method = match spec.adapter.method {
+        Method::Qlora => Method::Lora,
+        m @ (Method::Lora | Method::Full) => m,
     };
     let instruct = spec.model.base.to_ascii_lowercase().contains("instruct");
     t.sized(&choice.module, method, &spec.model.size, instruct)
-        .or_else(|| t.sized(&choice.module, "full", &spec.model.size, instruct))
+        .or_else(|| t.sized(&choice.module, Method::Full, &spec.model.size, instruct))
         .and_then(|b| b.checkpoint_files.clone())
 }

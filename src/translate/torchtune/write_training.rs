@@ -5,7 +5,10 @@ use super::common::{FW, RANDOM_SEED_RULE};
 use super::tables::{Recipe, Tables};
 use super::write_common::{carried, parity_against, written_dtype};
 use crate::diag::Diagnostic;
-use crate::ir::{Origin, RunSpec};
+use crate::ir::{
+    AcrossRanks, Dtype, LossNormalization, Method, Origin, PrecisionMode, Recompute, RunSpec,
+    ScheduleKind, Strategy, Tracker,
+};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::report::Status;
 use serde_json::{json, Value};
@@ -100,7 +103,7 @@ pub(super) fn write_optimizer(em: &mut Emitter, t: &Tables, spec: &RunSpec, from
                 "optimizer._component_",
                 "",
             );
-            if o.name.contains("8bit") && spec.adapter.method == "full" && from != FW.name() {
+            if o.name.contains("8bit") && spec.adapter.method == Method::Full && from != FW.name() {
                 em.cover("optimizer.name", Status::Approximated, "optimizer._component_", "Hugging Face keeps 32-bit optimizer state for embedding layers under 8-bit optimizers; bitsandbytes used directly does not");
             }
             e
@@ -217,27 +220,27 @@ pub(super) fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recip
         );
     }
     let (component, cycles, status, note): (Option<&str>, Option<f64>, Status, String) =
-        match s.kind.as_str() {
-            "cosine" => (
+        match s.kind {
+            ScheduleKind::Cosine => (
                 Some(cosine.component.as_str()),
                 (s.num_cycles != 0.5).then_some(s.num_cycles),
                 Status::Carried,
                 String::new(),
             ),
-            "constant" if !recipe.lr_scheduler_required && warmup == 0 => {
+            ScheduleKind::Constant if !recipe.lr_scheduler_required && warmup == 0 => {
                 (None, None, Status::Carried, String::new())
             }
-            "constant" | "constant_with_warmup" => (
+            ScheduleKind::Constant | ScheduleKind::ConstantWithWarmup => (
                 Some(cosine.component.as_str()),
                 Some(0.0),
                 Status::Carried,
                 String::new(),
             ),
-            "linear" => {
+            ScheduleKind::Linear => {
                 let lin =
                     t.c.lr_scheduler
                         .iter()
-                        .find(|x| x.kind == "linear")
+                        .find(|x| x.kind == ScheduleKind::Linear)
                         .unwrap_or(cosine);
                 if !lin.requires.is_empty() {
                     em.warnings.push(
@@ -287,7 +290,7 @@ pub(super) fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recip
                 &comment,
             );
             if let Some(n) = cycles {
-                let comment = if n == 0.0 && s.kind != "cosine" {
+                let comment = if n == 0.0 && s.kind != ScheduleKind::Cosine {
                     "0 cycles: the LR stays at its peak after warmup"
                 } else {
                     ""
@@ -300,7 +303,7 @@ pub(super) fn write_schedule(em: &mut Emitter, t: &Tables, spec: &RunSpec, recip
                     comment,
                 );
             }
-            if cycles == Some(0.0) || s.kind == "linear" {
+            if cycles == Some(0.0) || s.kind == ScheduleKind::Linear {
                 em.cover(
                     "schedule.num_cycles",
                     Status::Carried,
@@ -357,20 +360,20 @@ pub(super) fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunS
             ),
         );
     }
-    match spec.loss.normalization.as_str() {
-        "token_weighted_unshifted" => em.cover("loss.normalization", Status::Carried, "", ""),
-        "token_mean_over_step" => em.cover("loss.normalization", Status::Approximated, "", "TorchTune 0.6.1 weights each micro-batch by its label count taken before the label shift: one extra token per row whose first label is unmasked"),
-        _ => em.cover("loss.normalization", Status::NotExpressible, "", "TorchTune weights micro-batches by their token counts; a mean of micro-batch means cannot be set"),
+    match spec.loss.normalization {
+        LossNormalization::TokenWeightedUnshifted => em.cover("loss.normalization", Status::Carried, "", ""),
+        LossNormalization::TokenMeanOverStep => em.cover("loss.normalization", Status::Approximated, "", "TorchTune 0.6.1 weights each micro-batch by its label count taken before the label shift: one extra token per row whose first label is unmasked"),
+        LossNormalization::MeanOfMicrobatchMeans => em.cover("loss.normalization", Status::NotExpressible, "", "TorchTune weights micro-batches by their token counts; a mean of micro-batch means cannot be set"),
     }
-    match spec.loss.across_ranks.as_str() {
-        "global_tokens" => em.cover("loss.across_ranks", Status::Carried, "", ""),
+    match spec.loss.across_ranks {
+        AcrossRanks::GlobalTokens => em.cover("loss.across_ranks", Status::Carried, "", ""),
         _ if spec.batch.devices <= 1 => em.cover("loss.across_ranks", Status::Approximated, "", "identical on one device; TorchTune normalises by the global token count once the run spans several GPUs"),
         _ => em.cover("loss.across_ranks", Status::NotExpressible, "", "TorchTune normalises by the token count of all ranks, not the mean of per-rank means"),
     }
     // Precision: dtype is the whole model's dtype.
     let dtype = written_dtype(spec);
     carried(em, "dtype", json!(dtype), &["precision.compute_dtype"], "");
-    if spec.precision.compute_dtype == "fp16" {
+    if spec.precision.compute_dtype == Dtype::Fp16 {
         em.cover(
             "precision.compute_dtype",
             Status::Approximated,
@@ -378,8 +381,10 @@ pub(super) fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunS
             "TorchTune refuses fp16; bf16 is written",
         );
     }
-    match (spec.precision.mode.as_str(), dtype) {
-        ("pure", _) | (_, "fp32") => em.cover("precision.mode", Status::Carried, "dtype", ""),
+    match (spec.precision.mode, dtype) {
+        (PrecisionMode::Pure, _) | (_, Dtype::Fp32) => {
+            em.cover("precision.mode", Status::Carried, "dtype", "")
+        }
         _ => {
             em.cover(
                 "precision.mode",
@@ -394,7 +399,7 @@ pub(super) fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunS
         }
     }
     // Memory: offloading checkpointing is checkpointing plus activation offloading.
-    if spec.memory.gradient_checkpointing == "offload" {
+    if spec.memory.gradient_checkpointing == Recompute::Offload {
         carried(
             em,
             "enable_activation_checkpointing",
@@ -424,7 +429,9 @@ pub(super) fn write_loss_and_precision(em: &mut Emitter, t: &Tables, spec: &RunS
                 note,
             );
         }
-    } else if spec.memory.activation_offloading && spec.memory.gradient_checkpointing == "off" {
+    } else if spec.memory.activation_offloading
+        && spec.memory.gradient_checkpointing == Recompute::Off
+    {
         em.warnings.push(
             Diagnostic::warning(
                 "conflict",
@@ -451,9 +458,9 @@ pub(super) fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) 
         }
         return;
     }
-    match p.strategy.as_str() {
-        "fsdp2" => em.cover("parallel.strategy", Status::Carried, "", ""),
-        "single" | "ddp" => em.cover(
+    match p.strategy {
+        Strategy::Fsdp2 => em.cover("parallel.strategy", Status::Carried, "", ""),
+        Strategy::Single | Strategy::Ddp => em.cover(
             "parallel.strategy",
             Status::Approximated,
             "",
@@ -484,7 +491,8 @@ pub(super) fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) 
             "TorchTune uses FSDP2, not DeepSpeed",
         );
     }
-    let reshard = p.reshard_after_forward && !(p.strategy == "deepspeed" && p.zero_stage < 3);
+    let reshard =
+        p.reshard_after_forward && !(p.strategy == Strategy::Deepspeed && p.zero_stage < 3);
     if p.cpu_offload {
         carried(
             em,
@@ -528,8 +536,8 @@ pub(super) fn write_logging(em: &mut Emitter, t: &Tables, spec: &RunSpec) {
                 &["logging.tracker"],
                 "",
             );
-            match m.tracker.as_str() {
-                "none" | "tensorboard" => carried(
+            match m.tracker {
+                Tracker::None | Tracker::Tensorboard => carried(
                     em,
                     "metric_logger.log_dir",
                     json!("${output_dir}/logs"),

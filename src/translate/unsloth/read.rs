@@ -9,7 +9,7 @@ use super::python::{self, Py};
 use super::script::{self, Script};
 use super::script_data::script_data;
 use crate::diag::{Diagnostic, Source, Span};
-use crate::ir::{tree, Origin};
+use crate::ir::{tree, BaseWeights, Method, Origin};
 use crate::translate::reader::{Parsed, ReadError, Reader};
 use crate::translate::{data, families};
 use serde_json::{json, Value};
@@ -203,13 +203,21 @@ fn read_method(r: &mut Reader, s: &Script) {
     let q8 = flag(r, "load_in_8bit");
     let b16 = flag(r, "load_in_16bit");
     let is_true = |v: &Option<(Value, Span)>| v.as_ref().is_some_and(|(v, _)| *v == json!(true));
-    let set = |r: &mut Reader, method: &str, weights: &str, key: &str, span: Option<Span>| {
+    // `weights` is a JSON value: bitsandbytes' `bnb_4bit_quant_type` goes in as written and
+    // is checked against the IR's spellings when the spec is built.
+    let set = |r: &mut Reader, method: Method, weights: Value, key: &str, span: Option<Span>| {
         r.set_from("adapter.method", json!(method), key, span);
-        r.set_from("quantization.base_weights", json!(weights), key, span);
+        r.set_from("quantization.base_weights", weights, key, span);
     };
     if is_true(&full) {
         let span = full.as_ref().map(|f| f.1);
-        set(r, "full", "none", "from_pretrained.full_finetuning", span);
+        set(
+            r,
+            Method::Full,
+            json!(BaseWeights::None),
+            "from_pretrained.full_finetuning",
+            span,
+        );
         if is_true(&q4) || is_true(&q8) {
             r.warn(
                 Diagnostic::warning(
@@ -234,16 +242,16 @@ fn read_method(r: &mut Reader, s: &Script) {
     if is_true(&q8) {
         set(
             r,
-            "lora",
-            "int8",
+            Method::Lora,
+            json!(BaseWeights::Int8),
             "from_pretrained.load_in_8bit",
             q8.map(|f| f.1),
         );
     } else if is_true(&b16) {
         set(
             r,
-            "lora",
-            "none",
+            Method::Lora,
+            json!(BaseWeights::None),
             "from_pretrained.load_in_16bit",
             b16.map(|f| f.1),
         );
@@ -251,15 +259,15 @@ fn read_method(r: &mut Reader, s: &Script) {
         match &q4 {
             Some((Value::Bool(false), span)) => set(
                 r,
-                "lora",
-                "none",
+                Method::Lora,
+                json!(BaseWeights::None),
                 "from_pretrained.load_in_4bit",
                 Some(*span),
             ),
             Some((Value::Bool(true), span)) => set(
                 r,
-                "qlora",
-                "nf4",
+                Method::Qlora,
+                json!(BaseWeights::Nf4),
                 "from_pretrained.load_in_4bit",
                 Some(*span),
             ),
@@ -285,11 +293,11 @@ fn read_method(r: &mut Reader, s: &Script) {
             let qt = b("bnb_4bit_quant_type")
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_else(|| "fp4".into());
-            set(r, "qlora", &qt, key, span);
+            set(r, Method::Qlora, json!(qt), key, span);
             let dq = b("bnb_4bit_use_double_quant") == Some(Py::Bool(true));
             r.set_from("quantization.double_quant", json!(dq), key, span);
         } else if b("load_in_8bit") == Some(Py::Bool(true)) {
-            set(r, "lora", "int8", key, span);
+            set(r, Method::Lora, json!(BaseWeights::Int8), key, span);
         }
     }
     if s.call("get_peft_model").is_none() {

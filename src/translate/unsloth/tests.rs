@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::diag::{Severity, Source};
+use crate::ir::DatasetFormat;
 use crate::translate::data;
 use crate::translate::framework::Framework;
 use crate::translate::framework::WriteOptions;
@@ -98,6 +99,16 @@ fn defaults_are_unsloths_not_trls() {
     );
 }
 
+/// The first allowed spelling of a closed-set IR field, from the error serde gives for a
+/// value outside the set; None for an open (string) field.
+fn first_spelling(path: &str) -> Option<String> {
+    let mut value = read_text(&script(&[])).resolved.spec.to_value();
+    crate::ir::tree::set_path(&mut value, path, json!("\u{1}"));
+    let e = crate::ir::RunSpec::from_value(value).err()?;
+    let expected = e.message.split_once("expected ")?.1;
+    expected.split('`').nth(1).map(str::to_string)
+}
+
 /// Every `[[field]]` of fields.toml, with every spelling of its map, lands on its IR path.
 #[test]
 fn every_table_field_is_read() {
@@ -132,7 +143,11 @@ fn every_table_field_is_read() {
                 Kind::Int => vec![("7".into(), json!(7))],
                 Kind::Float => vec![("0.125".into(), json!(0.125))],
                 Kind::Bool => vec![("True".into(), json!(true)), ("False".into(), json!(false))],
-                Kind::String => vec![("\"some/thing\"".into(), json!("some/thing"))],
+                Kind::String => {
+                    // A closed-set IR field (`model.attention`) takes one of its spellings.
+                    let v = first_spelling(&f.ir).unwrap_or_else(|| "some/thing".into());
+                    vec![(format!("{v:?}"), json!(v))]
+                }
                 _ => continue,
             }
         };
@@ -557,7 +572,7 @@ fn alpaca_styles_round_trip_through_the_script() {
         .unwrap();
         let mut p = read_text(&text);
         let ds = &mut p.resolved.spec.data.datasets[0];
-        ds.format = "alpaca".into();
+        ds.format = DatasetFormat::Alpaca;
         ds.prompt_style = style.into();
         ds.columns.clear();
         ds.templates.clear();

@@ -8,6 +8,7 @@
 //! DeepSpeed/FSDP sharding, a run without Unsloth's fused kernels, TorchTune's sampler, …
 
 use super::common::FW;
+use crate::ir::Method;
 use crate::ir::Resolved;
 use crate::translate::data;
 use crate::translate::emitter::{Emitter, Out};
@@ -102,7 +103,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
         ..Ctx::default()
     };
     let foreign = from != FW.name();
-    let full = spec.adapter.method == "full";
+    let full = spec.adapter.method == Method::Full;
 
     let s = Src {
         spec,

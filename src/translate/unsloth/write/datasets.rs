@@ -4,6 +4,7 @@
 use super::context::{Ctx, Ds, Func, Src};
 use super::literals::{py, py_num, py_str};
 use crate::ir::Dataset;
+use crate::ir::DatasetFormat;
 use crate::translate::emitter::Emitter;
 use crate::translate::families;
 use crate::translate::report::Status;
@@ -84,7 +85,7 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     }
     // Text field: every formatting function returns "text"; plain text datasets name their column.
     let text_field = match datasets.first() {
-        Some(d) if n == 1 && d.format == "completion" && !spec.data.add_eos => d
+        Some(d) if n == 1 && d.format == DatasetFormat::Completion && !spec.data.add_eos => d
             .columns
             .get("text")
             .cloned()
@@ -107,7 +108,9 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     );
     // Masking.
     if masked {
-        let all_completion = datasets.iter().all(|d| d.format == "completion");
+        let all_completion = datasets
+            .iter()
+            .all(|d| d.format == DatasetFormat::Completion);
         if all_completion {
             em.cover(
                 "data.train_on_inputs",
@@ -200,7 +203,9 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     if spec.data.add_eos
         && !ctx.needs_eos
         && !any_chat
-        && datasets.iter().all(|d| d.format != "completion")
+        && datasets
+            .iter()
+            .all(|d| d.format != DatasetFormat::Completion)
     {
         em.cover(
             "data.add_eos",
@@ -314,8 +319,8 @@ fn dataset_func(
     };
     let path = format!("data.datasets.{i}");
     let plain = matches!(em.resolved.spec.model.chat_template.as_str(), "none" | "");
-    match d.format.as_str() {
-        "alpaca" => {
+    match d.format {
+        DatasetFormat::Alpaca => {
             let style = script_data().alpaca_style(&d.prompt_style);
             let chat_wrapped = style.is_none() && !plain;
             if style.is_none() && plain {
@@ -352,7 +357,7 @@ fn dataset_func(
             let markers = text_markers(&st.turn_format);
             (Some(func), false, masked.then_some(markers).flatten())
         }
-        "instruct"
+        DatasetFormat::Instruct
             if d.prompt_style == "chat_template"
                 || d.templates.get("format").is_none_or(|f| f.is_empty()) =>
         {
@@ -395,7 +400,7 @@ fn dataset_func(
             let m = if masked { chat_markers(em) } else { None };
             (Some(func), true, m)
         }
-        "instruct" => {
+        DatasetFormat::Instruct => {
             let format = d.templates.get("format").cloned().unwrap_or_default();
             let no_input = d
                 .templates
@@ -443,7 +448,7 @@ fn dataset_func(
             let markers = text_markers(&format);
             (Some(func), false, masked.then_some(markers).flatten())
         }
-        "chat_template" => {
+        DatasetFormat::ChatTemplate => {
             func.kind = "chat";
             func.eos = false;
             func.column = col("messages");
@@ -467,14 +472,14 @@ fn dataset_func(
             };
             (Some(func), true, m)
         }
-        "completion" => {
+        DatasetFormat::Completion => {
             func.column = col("text");
             if !add_eos {
                 return (None, false, None);
             }
             (Some(func), false, None)
         }
-        other => {
+        other @ DatasetFormat::InputOutput => {
             em.cover(
                 &format!("{path}.format"),
                 Status::NotExpressible,
@@ -566,7 +571,7 @@ fn to_format(prompt: &str, with_output: bool) -> (String, Vec<String>) {
 
 fn load_expr(d: &Dataset) -> String {
     let mut args = Vec::new();
-    if d.loader.is_empty() {
+    if d.loader.is_hub() {
         args.push(py_str(&d.path));
         if !d.name.is_empty() {
             args.push(py_str(&d.name));
@@ -575,7 +580,7 @@ fn load_expr(d: &Dataset) -> String {
             args.push(format!("data_files = {}", py(&json!(d.data_files))));
         }
     } else {
-        args.push(py_str(&d.loader));
+        args.push(py_str(d.loader.as_str()));
         if !d.name.is_empty() {
             args.push(py_str(&d.name));
         }

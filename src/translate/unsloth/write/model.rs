@@ -2,6 +2,7 @@
 
 use super::context::{gc_value, Ctx, Src};
 use super::literals::py_str;
+use crate::ir::{Attention, BaseWeights, Bias, Dtype, PrecisionMode, Recompute};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use crate::translate::unsloth::common::FW;
@@ -26,10 +27,10 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         Status::Carried,
         &c,
     );
-    let (dtype, flag) = match spec.precision.compute_dtype.as_str() {
-        "fp16" => ("torch.float16", Some("fp16")),
-        "fp32" => ("torch.float32", None),
-        _ => ("None", None),
+    let (dtype, flag) = match spec.precision.compute_dtype {
+        Dtype::Fp16 => ("torch.float16", Some("fp16")),
+        Dtype::Fp32 => ("torch.float32", None),
+        Dtype::Bf16 => ("None", None),
     };
     em.put(
         "from_pretrained.dtype",
@@ -50,7 +51,7 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             Status::Carried,
             "",
         );
-    } else if spec.precision.compute_dtype == "fp32" {
+    } else if spec.precision.compute_dtype == Dtype::Fp32 {
         em.put(
             "SFTConfig.bf16",
             json!(false),
@@ -66,11 +67,11 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             "",
         );
     }
-    if spec.precision.mode == "pure" {
+    if spec.precision.mode == PrecisionMode::Pure {
         em.cover("precision.mode", Status::Approximated, "dtype", "Unsloth trains under autocast with fp32 LoRA weights, not the whole model in the compute dtype");
     }
-    let base = spec.quantization.base_weights.as_str();
-    let q4 = base == "nf4";
+    let base = spec.quantization.base_weights;
+    let q4 = base == BaseWeights::Nf4;
     let c = em.parity_comment("quantization.base_weights", &json!(base));
     em.put(
         "from_pretrained.load_in_4bit",
@@ -80,15 +81,15 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         &c,
     );
     match base {
-        "nf4" | "none" => {}
-        "int8" => em.put(
+        BaseWeights::Nf4 | BaseWeights::None => {}
+        BaseWeights::Int8 => em.put(
             "from_pretrained.load_in_8bit",
             json!(true),
             &["quantization.base_weights"],
             Status::Carried,
             "",
         ),
-        other => em.cover(
+        other @ BaseWeights::Fp4 => em.cover(
             "quantization.base_weights",
             Status::NotExpressible,
             "",
@@ -170,7 +171,7 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             );
         }
     }
-    if spec.model.attention != "sdpa" {
+    if spec.model.attention != Attention::Sdpa {
         em.put(
             "from_pretrained.attn_implementation",
             json!(spec.model.attention),
@@ -309,7 +310,7 @@ pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
                 "use_gradient_checkpointing",
                 "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
             );
-            if spec.memory.gradient_checkpointing == "on" {
+            if spec.memory.gradient_checkpointing == Recompute::On {
                 em.cover(
                     "memory.gradient_checkpointing",
                     Status::Approximated,
@@ -328,7 +329,7 @@ pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             );
             em.cover("adapter.init_seed", Status::Approximated, "random_state", "Unsloth re-seeds right before LoRA init (random_state); the source drew the init from the run seed's stream");
         }
-        if spec.adapter.weight_dtype != "fp32" {
+        if spec.adapter.weight_dtype != Dtype::Fp32 {
             em.cover(
                 "adapter.weight_dtype",
                 Status::Approximated,
@@ -366,7 +367,7 @@ pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     let fused_unsloth = !full
         && fast_path
         && spec.adapter.dropout == 0.0
-        && spec.adapter.bias == "none"
+        && spec.adapter.bias == Bias::None
         && !spec.adapter.use_dora;
     if spec.adapter.fused_kernels != fused_unsloth && !full {
         em.cover("adapter.fused_kernels", Status::NotExpressible, "", if fused_unsloth { "Unsloth always runs its fused LoRA kernels here (dropout 0, bias none); they cannot be turned off" } else { "Unsloth's fused LoRA kernels only run on the fast path with dropout 0 and bias none" });

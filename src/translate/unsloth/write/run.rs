@@ -4,7 +4,7 @@
 use super::context::{Ctx, Src, SAVE_CALLS};
 use super::literals::{py, py_str};
 use crate::diag::Diagnostic;
-use crate::ir::Origin;
+use crate::ir::{LossKind, Origin, ScheduleKind, Strategy, Tracker};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use crate::translate::unsloth::common::FW;
@@ -68,7 +68,14 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         );
     }
     let mut sched_kwargs = serde_json::Map::new();
-    if spec.schedule.num_cycles != 0.5 && spec.schedule.kind.starts_with("cosine") {
+    let cosine = matches!(
+        spec.schedule.kind,
+        ScheduleKind::Cosine
+            | ScheduleKind::CosineWithMinLr
+            | ScheduleKind::CosineWarmupWithMinLr
+            | ScheduleKind::CosineWithRestarts
+    );
+    if spec.schedule.num_cycles != 0.5 && cosine {
         sched_kwargs.insert("num_cycles".into(), json!(spec.schedule.num_cycles));
     }
     em.cover(
@@ -79,10 +86,10 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     );
     if spec.schedule.min_lr_ratio > 0.0 {
         sched_kwargs.insert("min_lr_rate".into(), json!(spec.schedule.min_lr_ratio));
-        if spec.schedule.kind == "cosine" {
+        if spec.schedule.kind == ScheduleKind::Cosine {
             em.put(
                 "SFTConfig.lr_scheduler_type",
-                json!("cosine_with_min_lr"),
+                json!(ScheduleKind::CosineWithMinLr),
                 &["schedule.kind"],
                 Status::Approximated,
                 "",
@@ -93,7 +100,7 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
                 "lr_scheduler_type",
                 "a cosine with a floor is HF's cosine_with_min_lr",
             );
-        } else if spec.schedule.kind != "cosine_with_min_lr" {
+        } else if spec.schedule.kind != ScheduleKind::CosineWithMinLr {
             em.cover(
                 "schedule.min_lr_ratio",
                 Status::NotExpressible,
@@ -114,7 +121,7 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         em.cover("schedule.min_lr_ratio", Status::Carried, "", "");
     }
     // Loss.
-    if spec.loss.kind == "cross_entropy" {
+    if spec.loss.kind == LossKind::CrossEntropy {
         em.cover(
             "loss.kind",
             Status::Approximated,
@@ -123,7 +130,7 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         );
     }
     // Tracker.
-    if spec.logging.tracker != "none" || foreign {
+    if spec.logging.tracker != Tracker::None || foreign {
         em.put(
             "SFTConfig.report_to",
             json!(spec.logging.tracker),
@@ -195,9 +202,9 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         );
     }
     em.cover("batch.global_batch", Status::Carried, "", "");
-    match spec.parallel.strategy.as_str() {
-        "single" | "ddp" => em.cover("parallel.strategy", Status::Carried, "", ""),
-        other => {
+    match spec.parallel.strategy {
+        Strategy::Single | Strategy::Ddp => em.cover("parallel.strategy", Status::Carried, "", ""),
+        other @ (Strategy::Fsdp1 | Strategy::Fsdp2 | Strategy::Deepspeed) => {
             em.cover("parallel.strategy", Status::Approximated, "torchrun", &format!("Unsloth has no supported {other} path; the script runs DDP under torchrun, each GPU holding the whole model"));
             for (f, lossy) in [
                 ("parallel.zero_stage", spec.parallel.zero_stage != 0),
