@@ -29,7 +29,7 @@
 //! Left out: CPU offload of the saved inputs, fused kernels, recomputing only some layers.
 
 use super::error::Result;
-use super::lora::Dropout;
+use super::layers::Dropout;
 use super::model::ModelForCausalLM;
 use std::cell::RefCell;
 use std::collections::VecDeque;

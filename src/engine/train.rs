@@ -21,12 +21,12 @@
 use super::checkpoint::{self, TrainerState};
 use super::data::{self, Sample, Tokenizer};
 use super::error::{EngineError, Result};
+use super::flavour::Flavour;
 use super::lora::{self, Init, LoraSpec};
 use super::model::{self, AttentionImpl, ModelForCausalLM};
 use super::optim::{self, AdamW, AdamWConfig};
 use super::recompute;
 use super::schedule::{self, Schedule};
-use super::Flavour;
 use crate::ir::{Origin, Resolved, RunSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};

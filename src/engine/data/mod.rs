@@ -8,30 +8,21 @@
 pub mod files;
 pub mod format;
 pub mod order;
+pub mod sample;
 pub mod template;
 pub mod tokenizer;
 
 use super::error::{EngineError, Result};
-use super::model::llama::DocLayout;
-use super::Flavour;
+use super::flavour::Flavour;
+use super::model::mask::DocLayout;
 use crate::ir::RunSpec;
 use serde_json::{Map, Value};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 pub use files::dataset_files;
+pub use sample::Sample;
 pub use tokenizer::Tokenizer;
-
-/// One training sequence. `labels[i]` is the target *at* position i (unshifted; the loss
-/// predicts labels[i+1] from position i); -100 = no loss.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sample {
-    pub input_ids: Vec<i64>,
-    pub labels: Vec<i64>,
-    /// A packed row ([`pack`]): the lengths of the documents laid end to end in it (the rest of
-    /// the row is padding). Empty for an ordinary sample.
-    pub doc_lens: Vec<usize>,
-}
 
 /// Rows of a JSON array, JSON Lines or (by its extension) Parquet file.
 pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
@@ -318,7 +309,8 @@ pub fn collate(samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // By full path: import tracing reads `super` here as this file's parent.
+    use crate::engine::data::*;
 
     fn s(n: usize, first: i64) -> Sample {
         Sample {
