@@ -290,7 +290,8 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         let t0 = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<f64> {
             let scale = |sum: Tensor| sum / trained;
-            let loss = recompute::forward_backward(&model, &ids, &labels, o.recompute, &scale)?;
+            let loss =
+                recompute::forward_backward(&model, &ids, None, &labels, o.recompute, &scale)?;
             optimizer.clip_grad_norm(1.0)?;
             optimizer.step(1e-4)?;
             optimizer.zero_grad();

@@ -573,10 +573,11 @@ pub fn eval_loss(
     let _guard = tch::no_grad_guard();
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in samples.chunks(batch.max(1)) {
-        let mut b = data::collate(chunk, pad_id, device);
-        model.set_docs(b.docs.take());
+        let b = data::collate(chunk, pad_id, device);
         let labels = Recipe::shifted_labels(&b);
-        let logits = model.forward(&b.input_ids, false).to_kind(Kind::Float);
+        let logits = model
+            .forward(&b.input_ids, b.docs.as_ref(), false)
+            .to_kind(Kind::Float);
         let v = logits.size().last().copied().unwrap_or(0);
         let ce = logits.view([-1, v]).cross_entropy_loss::<Tensor>(
             &labels.view([-1]),
@@ -589,7 +590,6 @@ pub fn eval_loss(
         sum += mean * chunk.len() as f64;
         n += chunk.len();
     }
-    model.set_docs(None);
     sum / n.max(1) as f64
 }
 
@@ -750,7 +750,7 @@ impl Recipe {
     fn train_step(&mut self, global_step: u64, window: &Window) -> Result<StepMetrics> {
         let t0 = Instant::now();
         let pad = self.tok.pad_id();
-        let mut batches: Vec<data::Batch> = window
+        let batches: Vec<data::Batch> = window
             .micro_batches
             .iter()
             .map(|mb| {
@@ -764,10 +764,7 @@ impl Recipe {
         let norm = Normalization::parse(&self.spec.loss.normalization)?;
         let n_micro = batches.len() as f64;
         let mut running = Tensor::zeros([], (Kind::Float, self.device));
-        for b in &mut batches {
-            // packed rows: positions and the block-causal mask for this micro-batch
-            self.model.set_docs(b.docs.take());
-            let b = &*b;
+        for b in &batches {
             let n_mb = b.label_tokens_shifted;
             let scale = |sum: Tensor| match norm {
                 // TorchTune: CEWithChunkedOutputLoss = Σ CE / n_shifted(mb); the recipe
@@ -785,17 +782,18 @@ impl Recipe {
                 // micro-batch count (`current_gradient_accumulation_steps`).
                 Normalization::MeanOfMicrobatchMeans => sum / (n_mb.max(1) as f64) / n_micro,
             };
-            // forward → Σ CE (fp32) → scale → backward, by layer recomputation when asked
+            // forward → Σ CE (fp32) → scale → backward, by layer recomputation when asked;
+            // packed rows take their positions and block-causal mask from `b.docs`
             let loss = recompute::forward_backward(
                 &self.model,
                 &b.input_ids,
+                b.docs.as_ref(),
                 &Self::shifted_labels(b),
                 self.recompute,
                 &scale,
             )?;
             running += loss;
         }
-        self.model.set_docs(None);
         let logged = match norm {
             Normalization::TokenWeightedUnshifted => {
                 let scale = 1.0f32 / n_unshifted.max(1) as f32;

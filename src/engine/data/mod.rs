@@ -247,7 +247,7 @@ pub struct Batch {
     pub label_tokens_shifted: i64,
     /// Real (unpadded) tokens.
     pub tokens: i64,
-    /// Packed rows: their document layout, for `ModelForCausalLM::set_docs`.
+    /// Packed rows: their document layout, for the model's forward.
     pub docs: Option<DocLayout>,
 }
 

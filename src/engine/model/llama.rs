@@ -541,8 +541,6 @@ pub struct ModelForCausalLM {
     /// `None` when tied: logits = h · embed_tokensᵀ.
     lm_head: Option<Linear>, // (C → V)
     pub attention: AttentionImpl,
-    /// The packed-row layout of the batch being run, if it is packed ([`Self::set_docs`]).
-    docs: std::sync::Mutex<Option<DocLayout>>,
 }
 
 impl ModelForCausalLM {
@@ -578,20 +576,25 @@ impl ModelForCausalLM {
             lm_head,
             attention,
             config: cfg,
-            docs: std::sync::Mutex::new(None),
         })
     }
 
     /// input_ids (B, T) int64 → final hidden states (B, T, C), before the output head.
-    pub fn hidden_states(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        self.final_norm(&self.decoder(input_ids, &Dropout::train(train)))
+    /// `docs`: the packed-row layout of the batch, `None` for ordinary causal rows.
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        docs: Option<&DocLayout>,
+        train: bool,
+    ) -> Tensor {
+        self.final_norm(&self.decoder(input_ids, docs, &Dropout::train(train)))
     }
 
     /// input_ids (B, T) int64 → the last decoder layer's output (B, T, C), before the final norm.
-    pub fn decoder(&self, input_ids: &Tensor, drop: &Dropout) -> Tensor {
+    pub fn decoder(&self, input_ids: &Tensor, docs: Option<&DocLayout>, drop: &Dropout) -> Tensor {
         let mut xs = self.embed(input_ids); // (B, T, C)
         for i in 0..self.num_layers() {
-            xs = self.layer_forward(i, &xs, drop);
+            xs = self.layer_forward(i, &xs, docs, drop);
         }
         xs
     }
@@ -610,17 +613,16 @@ impl ModelForCausalLM {
         self.model.layers.len()
     }
 
-    /// Decoder layer `i`: (B, T, C) → (B, T, C).
-    pub fn layer_forward(&self, i: usize, xs: &Tensor, drop: &Dropout) -> Tensor {
+    /// Decoder layer `i`: (B, T, C) → (B, T, C), over packed rows laid out as `docs` if any.
+    pub fn layer_forward(
+        &self,
+        i: usize,
+        xs: &Tensor,
+        docs: Option<&DocLayout>,
+        drop: &Dropout,
+    ) -> Tensor {
         let m = &self.model;
-        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs.as_ref())
-    }
-
-    /// Run the next forward passes over packed rows laid out as `docs` (None = ordinary
-    /// causal rows). Set before a packed micro-batch's forward/backward, cleared after.
-    pub fn set_docs(&self, docs: Option<DocLayout>) {
-        *self.docs.lock().unwrap_or_else(|p| p.into_inner()) = docs;
+        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs)
     }
 
     /// The final RMSNorm, row by row: (…, C) → (…, C).
@@ -641,9 +643,9 @@ impl ModelForCausalLM {
         }
     }
 
-    /// input_ids (B, T) → logits (B, T, V).
-    pub fn forward(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        self.lm_head(&self.hidden_states(input_ids, train), train)
+    /// input_ids (B, T) → logits (B, T, V); `docs` as in [`Self::hidden_states`].
+    pub fn forward(&self, input_ids: &Tensor, docs: Option<&DocLayout>, train: bool) -> Tensor {
+        self.lm_head(&self.hidden_states(input_ids, docs, train), train)
     }
 
     /// Every parameter with its checkpoint name, in checkpoint order (LoRA tensors under
