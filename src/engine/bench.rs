@@ -23,7 +23,9 @@
 use super::cuda_mem::{self, AllocatorStats};
 use super::error::{EngineError, Result};
 use super::lora::{self, Init, LoraSpec};
-use super::model::{llama::RawConfig, AttentionImpl, Config, ModelForCausalLM, Weights};
+use super::model::{
+    llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
+};
 use super::optim::{AdamW, AdamWConfig};
 use super::recompute;
 use std::collections::HashMap;
@@ -133,12 +135,7 @@ fn kind_name(k: Kind) -> String {
 
 /// Checkpoint-named random weights of `cfg`, drawn on `device` in `kind`.
 fn random_weights(cfg: &Config, kind: Kind, device: Device) -> HashMap<String, Tensor> {
-    let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let (h, kv, d) = (
-        cfg.num_attention_heads,
-        cfg.num_key_value_heads,
-        cfg.head_dim,
-    );
+    let (c, v) = (cfg.hidden_size, cfg.vocab_size);
     let normal = |shape: &[i64]| {
         let mut t = Tensor::empty(shape, (kind, device));
         let _ = t.normal_(0.0, 0.02);
@@ -149,16 +146,9 @@ fn random_weights(cfg: &Config, kind: Kind, device: Device) -> HashMap<String, T
     w.insert("model.embed_tokens.weight".to_string(), normal(&[v, c]));
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        for (name, shape) in [
-            ("self_attn.q_proj", [h * d, c]),
-            ("self_attn.k_proj", [kv * d, c]),
-            ("self_attn.v_proj", [kv * d, c]),
-            ("self_attn.o_proj", [c, h * d]),
-            ("mlp.gate_proj", [i, c]),
-            ("mlp.up_proj", [i, c]),
-            ("mlp.down_proj", [c, i]),
-        ] {
-            w.insert(format!("{p}.{name}.weight"), normal(&shape));
+        for m in LayerLinear::ALL {
+            let (d_in, d_out, _) = m.dims(cfg, cfg.head_dim);
+            w.insert(format!("{p}.{}.weight", m.path()), normal(&[d_out, d_in]));
         }
         w.insert(format!("{p}.input_layernorm.weight"), ones(c));
         w.insert(format!("{p}.post_attention_layernorm.weight"), ones(c));
@@ -209,17 +199,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         alpha: o.alpha,
         dropout: 0.0,
         use_rslora: false,
-        target_modules: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
+        target_modules: LayerLinear::ALL.map(|m| m.name().to_string()).to_vec(),
         kind: o.adapter_dtype,
     };
     lora::attach(&mut model, &spec, &Init::PeftReplay { seed: o.seed })?;

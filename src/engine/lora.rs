@@ -24,7 +24,7 @@
 use super::error::{read_json, EngineError, Result};
 use super::io;
 use super::layers::Lora;
-use super::model::ModelForCausalLM;
+use super::model::{Config, LayerLinear, ModelForCausalLM};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -129,23 +129,23 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
     if let Init::TorchTuneReplay { .. } = init {
         tt_pairs = torchtune_replay(spec, &cfg, tied);
     }
-    for (name, lin) in model.linears_mut() {
-        if !spec.targets(&name) {
-            continue;
+    model.for_each_linear_mut(|name, lin| {
+        if !spec.targets(name) {
+            return Ok(());
         }
         let (d_in, d_out) = (lin.in_features(), lin.out_features());
         let (a, b) = match init {
             Init::Pinned(dir) => {
                 let p = pinned.as_ref().expect("read above");
-                p.pair(&name, spec.rank, d_in, d_out, dir)?
+                p.pair(name, spec.rank, d_in, d_out, dir)?
             }
             Init::PeftReplay { .. } => draw_lora_pair(d_in, d_out, spec.rank, spec.kind),
             Init::TorchTuneReplay { .. } => {
                 let i = tt_pairs
                     .iter()
-                    .position(|(n, _, _)| n == &name)
+                    .position(|(n, _, _)| n == name)
                     .ok_or_else(|| {
-                        EngineError::tensor(&name, "not built by the TorchTune replay")
+                        EngineError::tensor(name, "not built by the TorchTune replay")
                     })?;
                 let (_, a, b) = tt_pairs.swap_remove(i);
                 (a, b)
@@ -165,8 +165,9 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
             scale,
             dropout: spec.dropout,
         });
-        attached.push(name);
-    }
+        attached.push(name.to_string());
+        Ok(())
+    })?;
     if attached.is_empty() {
         return Err(EngineError::unsupported(
             "adapter.target_modules",
@@ -183,19 +184,13 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
 /// Replay the RNG draws of TorchTune's `lora_<family>` builder (torchtune 0.6.1
 /// `models/*/_component_builders.py`) and return the LoRA pairs it ends up with, by HF name.
 ///
-/// Construction order per layer: attention q, k, v, output_proj (each an `nn.Linear`, or a
-/// `LoRALinear` = base `nn.Linear` + LoRA pair), then the MLP's w1 (gate), w2 (down), w3 (up);
-/// norms and RoPE draw nothing. After the layers: `nn.Embedding` (normal_(0, 1)), then the
-/// output `nn.Linear` unless tied.
-fn torchtune_replay(
-    spec: &LoraSpec,
-    cfg: &super::model::Config,
-    tied: bool,
-) -> Vec<(String, Tensor, Tensor)> {
+/// Construction order per layer: [`LayerLinear::TORCHTUNE_BUILD_ORDER`] (each an `nn.Linear`,
+/// or a `LoRALinear` = base `nn.Linear` + LoRA pair); norms and RoPE draw nothing. After the
+/// layers: `nn.Embedding` (normal_(0, 1)), then the output `nn.Linear` unless tied.
+fn torchtune_replay(spec: &LoraSpec, cfg: &Config, tied: bool) -> Vec<(String, Tensor, Tensor)> {
     let kind = spec.kind;
-    let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let c = cfg.hidden_size;
     let d = cfg.hidden_size / cfg.num_attention_heads; // TorchTune: head_dim = embed_dim // num_heads
-    let (h, kv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
     let mut pairs = Vec::new();
     let mut module = |name: String, d_in: i64, d_out: i64, bias: bool| {
         draw_linear(d_in, d_out, bias, kind);
@@ -205,14 +200,10 @@ fn torchtune_replay(
         }
     };
     for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        module(format!("{p}.self_attn.q_proj"), c, h * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.k_proj"), c, kv * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.v_proj"), c, kv * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.o_proj"), h * d, c, cfg.o_bias);
-        module(format!("{p}.mlp.gate_proj"), c, i, cfg.mlp_bias);
-        module(format!("{p}.mlp.down_proj"), i, c, cfg.mlp_bias);
-        module(format!("{p}.mlp.up_proj"), c, i, cfg.mlp_bias);
+        for m in LayerLinear::TORCHTUNE_BUILD_ORDER {
+            let (d_in, d_out, bias) = m.dims(cfg, d);
+            module(format!("model.layers.{l}.{}", m.path()), d_in, d_out, bias);
+        }
     }
     let mut embed = Tensor::empty([cfg.vocab_size, c], (kind, Device::Cpu));
     let _ = embed.normal_(0.0, 1.0);

@@ -23,7 +23,7 @@ use super::data::{self, Sample, Tokenizer};
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
 use super::lora::{self, Init, LoraSpec};
-use super::model::{self, AttentionImpl, ModelForCausalLM};
+use super::model::{self, AttentionImpl, LayerLinear, ModelForCausalLM};
 use super::optim::{self, AdamW, AdamWConfig};
 use super::recompute;
 use super::schedule::{self, Schedule};
@@ -614,8 +614,7 @@ impl Recipe {
             return;
         }
         let cfg = &self.model.config;
-        let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let h_d = cfg.num_attention_heads * cfg.head_dim;
+        let c = cfg.hidden_size;
         for w in windows {
             for mb in &w.micro_batches {
                 let t = mb
@@ -625,17 +624,10 @@ impl Recipe {
                     .unwrap_or(0) as i64;
                 let b = mb.len() as i64;
                 for _layer in 0..cfg.num_hidden_layers {
-                    // forward order: q, k, v, o, gate, up, down
-                    for (name, d_in) in [
-                        ("q_proj", c),
-                        ("k_proj", c),
-                        ("v_proj", c),
-                        ("o_proj", h_d),
-                        ("gate_proj", c),
-                        ("up_proj", c),
-                        ("down_proj", i),
-                    ] {
-                        if ls.target_modules.iter().any(|m| m == name) {
+                    // in forward order, each LoRA'd linear draws one mask the shape of its input
+                    for m in LayerLinear::ALL {
+                        if ls.target_modules.iter().any(|target| target == m.name()) {
+                            let (d_in, _, _) = m.dims(cfg, cfg.head_dim);
                             let mut noise = Tensor::empty([b, t, d_in], (ls.kind, self.device));
                             let _ = noise.bernoulli_float_(1.0 - ls.dropout);
                         }

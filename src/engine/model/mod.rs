@@ -12,7 +12,7 @@ use super::error::{read_json, EngineError, Result};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind};
 
-pub use llama::{AttentionImpl, Config, ModelForCausalLM};
+pub use llama::{AttentionImpl, Config, LayerLinear, ModelForCausalLM};
 pub use mask::DocLayout;
 pub use weights::Weights;
 
