@@ -15,7 +15,7 @@ pub mod tokenizer;
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
 use super::model::mask::DocLayout;
-use crate::ir::RunSpec;
+use crate::ir::{Data, RunSpec};
 use serde_json::{Map, Value};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -79,6 +79,27 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
         None => None,
     };
     let d = &spec.data;
+    check_supported(d, flavour)?;
+    let all = tokenize_datasets(spec, flavour, tok, chat.as_ref())?;
+    let (mut train, mut val) = split_val(all, flavour, d)?;
+    if d.drop_fully_masked {
+        let keep = |s: &Sample| s.labels.iter().skip(1).any(|&l| l != format::IGNORE);
+        train.retain(keep);
+        val.retain(keep);
+    }
+    if train.is_empty() {
+        return Err(EngineError::Data(
+            "no samples left after tokenization".into(),
+        ));
+    }
+    if d.packing {
+        train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
+    }
+    Ok(Split { train, val })
+}
+
+/// Refuse the packing and overlong policies the engine does not reproduce.
+fn check_supported(d: &Data, flavour: Flavour) -> Result<()> {
     if d.packing {
         if flavour != Flavour::TorchTune {
             return Err(EngineError::unsupported(
@@ -107,6 +128,18 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             "the engine drops or truncates",
         ));
     }
+    Ok(())
+}
+
+/// Every row of every dataset, formatted and tokenized as the flavour does, in dataset and
+/// file order; `None` where a sample was dropped as too long.
+fn tokenize_datasets(
+    spec: &RunSpec,
+    flavour: Flavour,
+    tok: &Tokenizer,
+    chat: Option<&template::ChatTemplate>,
+) -> Result<Vec<Option<Sample>>> {
+    let d = &spec.data;
     let mut all: Vec<Option<Sample>> = Vec::new();
     for ds in &d.datasets {
         let ctx = format::FormatCtx {
@@ -126,7 +159,7 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             },
             columns: &ds.columns,
             roles_to_train: &ds.roles_to_train,
-            chat: chat.as_ref(),
+            chat,
             family: &spec.model.family,
             chat_framed: ds.prompt_style.ends_with("_chat_template"),
         };
@@ -142,13 +175,22 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             }
         }
     }
+    Ok(all)
+}
+
+/// Hold out the validation rows (see [`build_split`]); returns (train, val).
+fn split_val(
+    mut all: Vec<Option<Sample>>,
+    flavour: Flavour,
+    d: &Data,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
     // Axolotl shuffles the merged, tokenized dataset once (`Dataset.shuffle(seed)`), then
     // drops the samples that are too long.
     if flavour == Flavour::Axolotl && d.shuffle {
         let perm = order::numpy_permutation(all.len(), d.shuffle_seed);
         all = perm.into_iter().map(|i| all[i].take()).collect();
     }
-    let (mut train, mut val): (Vec<Sample>, Vec<Sample>) = if flavour == Flavour::Axolotl {
+    Ok(if flavour == Flavour::Axolotl {
         let mut kept: Vec<Sample> = all.into_iter().flatten().collect();
         let k = val_count(kept.len(), d.val_size)?;
         let val = kept.split_off(kept.len() - k);
@@ -165,21 +207,7 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             let val = pick(&perm[..k]);
             (pick(&perm[k..]), val)
         }
-    };
-    if d.drop_fully_masked {
-        let keep = |s: &Sample| s.labels.iter().skip(1).any(|&l| l != format::IGNORE);
-        train.retain(keep);
-        val.retain(keep);
-    }
-    if train.is_empty() {
-        return Err(EngineError::Data(
-            "no samples left after tokenization".into(),
-        ));
-    }
-    if d.packing {
-        train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
-    }
-    Ok(Split { train, val })
+    })
 }
 
 /// TorchTune `PackedDataset`'s `padding_idx` (the recipes keep the default 0).
