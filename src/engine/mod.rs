@@ -1,4 +1,4 @@
-//! The native training engine: runs a [`RunSpec`] on libtorch (through `tch`) the way the
+//! The native training engine: runs a [`RunSpec`](crate::ir::RunSpec) on libtorch (through `tch`) the way the
 //! framework it came from would, so that its loss curve and adapter can be compared with the
 //! real framework's.
 //!
@@ -21,7 +21,7 @@
 //! dropout the model and [`lora`] share), [`lora`], [`data`] (tokenizer, prompt formats, sample
 //! order, collation), [`optim`] (AdamW, clipping), [`schedule`], [`train`] (the recipe: setup →
 //! train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4), [`hub`] (the local
-//! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`device`], [`bench`].
+//! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`device`], [`bench`](mod@bench).
 //! This file only declares and re-exports: children import from the module that defines an
 //! item, never through here.
 //!

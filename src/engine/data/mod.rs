@@ -1,7 +1,7 @@
 //! Data: files → rows → tokenized samples → the per-epoch order → padded micro-batches.
 //!
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
-//! masking in [`format`], the shuffles in [`order`], padding and label layout in [`collate`].
+//! masking in [`format`](mod@format), the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
 //! Packing follows TorchTune's `PackedDataset` ([`pack`]).
 
@@ -271,7 +271,7 @@ pub struct Batch {
     pub labels: Tensor,    // (B, T) int64, unshifted, -100 = ignored
     /// Σ labels ≠ -100 before the shift (TorchTune's count).
     pub label_tokens_unshifted: i64,
-    /// Σ labels[1:] ≠ -100 (HF's `num_items_in_batch` contribution, the loss's count).
+    /// Σ labels\[1:\] ≠ -100 (HF's `num_items_in_batch` contribution, the loss's count).
     pub label_tokens_shifted: i64,
     /// Real (unpadded) tokens.
     pub tokens: i64,

@@ -6,7 +6,7 @@
 pub struct Sample {
     pub input_ids: Vec<i64>,
     pub labels: Vec<i64>,
-    /// A packed row ([`pack`]): the lengths of the documents laid end to end in it (the rest of
+    /// A packed row ([`pack`](super::pack)): the lengths of the documents laid end to end in it (the rest of
     /// the row is padding). Empty for an ordinary sample.
     pub doc_lens: Vec<usize>,
 }

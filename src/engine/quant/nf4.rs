@@ -15,7 +15,7 @@
 //! 3. code = bucketize(scaled, midpoints): the number of midpoints m_i = (c_i + c_{i+1}) / 2
 //!    (fp32) strictly below the value, i.e. the nearest NF4 value, a tie going down.
 //!    An odd n is padded with one 0 (code 7).
-//! 4. pack: byte k = code[2k] << 4 | code[2k+1] (element 2k in the high nibble), shape
+//! 4. pack: byte k = code\[2k\] << 4 | code\[2k+1\] (element 2k in the high nibble), shape
 //!    [(n+1)/2, 1], uint8.
 //!
 //! **Double quantisation** of the per-64 absmax (a, one per block):
@@ -27,7 +27,7 @@
 //!    near some boundaries ([`DQ_THRESHOLDS`], measured from the library). Stored as uint8.
 //!
 //! **Dequantize** (bitsandbytes `dequantize_4bit`, fp32 math):
-//! a_b = DYNAMIC_MAP[q_b] · absmax2_{b/256} + offset; w_i = NF4[code_i] · a_{i/64}, cast to
+//! a_b = DYNAMIC_MAP\[q_b\] · absmax2_{b/256} + offset; w_i = NF4\[code_i\] · a_{i/64}, cast to
 //! the dtype W had, then (in the Linear forward) to the compute dtype.
 //!
 //! Left out: FP4, block sizes other than 64, no double quantisation, a fused
@@ -135,11 +135,11 @@ fn table(bits: &[u32], device: Device) -> Tensor {
 /// The per-64 absmax statistics: fp32, or double-quantised.
 #[derive(Debug)]
 pub enum Absmax {
-    /// fp32 [blocks] (`compress_statistics=False`).
+    /// fp32 \[blocks\] (`compress_statistics=False`).
     Plain(Tensor),
     /// Double quantisation (`compress_statistics=True`, QLoRA's `bnb_4bit_use_double_quant`).
     Double {
-        /// uint8 [blocks]: absmax − offset, as dynamic-map indices.
+        /// uint8 \[blocks\]: absmax − offset, as dynamic-map indices.
         q: Tensor,
         /// fp32 [⌈blocks/256⌉]: absmax of each 256-block of (absmax − offset).
         nested_absmax: Tensor,
@@ -231,7 +231,7 @@ impl Nf4Tensor {
         })
     }
 
-    /// The per-64 absmax (fp32 [blocks]); double-quantised: DYNAMIC_MAP[q] · absmax2 + offset.
+    /// The per-64 absmax (fp32 \[blocks\]); double-quantised: DYNAMIC_MAP\[q\] · absmax2 + offset.
     pub fn absmax_fp32(&self) -> Tensor {
         match &self.absmax {
             Absmax::Plain(a) => a.shallow_clone(),
