@@ -23,7 +23,9 @@
 use super::cuda_mem::{self, AllocatorStats};
 use super::error::{EngineError, Result};
 use super::lora::{self, Init, LoraSpec};
-use super::model::{llama::RawConfig, AttentionImpl, Config, ModelForCausalLM, Weights};
+use super::model::{
+    llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
+};
 use super::optim::{AdamW, AdamWConfig};
 use super::recompute;
 use std::collections::HashMap;
@@ -133,12 +135,7 @@ fn kind_name(k: Kind) -> String {
 
 /// Checkpoint-named random weights of `cfg`, drawn on `device` in `kind`.
 fn random_weights(cfg: &Config, kind: Kind, device: Device) -> HashMap<String, Tensor> {
-    let (c, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-    let (h, kv, d) = (
-        cfg.num_attention_heads,
-        cfg.num_key_value_heads,
-        cfg.head_dim,
-    );
+    let (c, v) = (cfg.hidden_size, cfg.vocab_size);
     let normal = |shape: &[i64]| {
         let mut t = Tensor::empty(shape, (kind, device));
         let _ = t.normal_(0.0, 0.02);
@@ -149,16 +146,9 @@ fn random_weights(cfg: &Config, kind: Kind, device: Device) -> HashMap<String, T
     w.insert("model.embed_tokens.weight".to_string(), normal(&[v, c]));
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        for (name, shape) in [
-            ("self_attn.q_proj", [h * d, c]),
-            ("self_attn.k_proj", [kv * d, c]),
-            ("self_attn.v_proj", [kv * d, c]),
-            ("self_attn.o_proj", [c, h * d]),
-            ("mlp.gate_proj", [i, c]),
-            ("mlp.up_proj", [i, c]),
-            ("mlp.down_proj", [c, i]),
-        ] {
-            w.insert(format!("{p}.{name}.weight"), normal(&shape));
+        for m in LayerLinear::ALL {
+            let (d_in, d_out, _) = m.dims(cfg, cfg.head_dim);
+            w.insert(format!("{p}.{}.weight", m.path()), normal(&[d_out, d_in]));
         }
         w.insert(format!("{p}.input_layernorm.weight"), ones(c));
         w.insert(format!("{p}.post_attention_layernorm.weight"), ones(c));
@@ -192,51 +182,7 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         Device::Cuda(_) => cuda_mem::device_memory(),
         _ => None,
     };
-    let weights = random_weights(&cfg, o.dtype, o.device);
-    let mut w = Weights::new(weights, o.dtype, o.device);
-    let mut model = ModelForCausalLM::new(cfg.clone(), &mut w, AttentionImpl::Sdpa)?;
-    for (_, p) in model.named_parameters() {
-        let _ = p.set_requires_grad(false);
-    }
-    if o.qlora {
-        model.quantize_linears(true, &[])?;
-        if o.device.is_cuda() {
-            cuda_mem::empty_cache(); // the dense copies are gone; give their blocks back
-        }
-    }
-    let spec = LoraSpec {
-        rank: o.rank,
-        alpha: o.alpha,
-        dropout: 0.0,
-        use_rslora: false,
-        target_modules: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
-        kind: o.adapter_dtype,
-    };
-    lora::attach(&mut model, &spec, &Init::PeftReplay { seed: o.seed })?;
-    let trainable: Vec<(String, Tensor)> = model
-        .named_parameters()
-        .into_iter()
-        .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
-        .collect();
-    let lora_params = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
-    let mut optimizer = AdamW::new(
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        trainable.into_iter().map(|(n, t)| (n, t, 0.0)).collect(),
-    );
+    let (model, mut optimizer, lora_params) = build_lora_model(o, &cfg)?;
     let (b, t) = (o.batch, o.seq);
     if t > cfg.max_position_embeddings {
         return Err(EngineError::unsupported(
@@ -248,7 +194,6 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
             ),
         ));
     }
-    let trained = (b * (t - 1)) as f64;
     let mut result = BenchResult {
         engine: "tunebridge",
         shape: o.shape,
@@ -277,6 +222,84 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         synchronize(o.device);
         cuda_mem::reset_peak(i);
     }
+    time_steps(o, &cfg, &model, &mut optimizer, &mut result);
+    if let Some(median) = median(&result.step_secs) {
+        result.median_step_secs = Some(median);
+        result.tokens_per_sec = Some((b * t) as f64 / median);
+    }
+    if let Device::Cuda(i) = o.device {
+        if let Some(AllocatorStats {
+            allocated_peak,
+            reserved_peak,
+            ..
+        }) = cuda_mem::allocator_stats(i)
+        {
+            result.peak_allocated_bytes = Some(allocated_peak);
+            result.peak_reserved_bytes = Some(reserved_peak);
+            result.peak_allocated_gib = Some(allocated_peak as f64 / (1u64 << 30) as f64);
+        }
+        if let (Some((before, _)), Some((after, _))) =
+            (device_free_before, cuda_mem::device_memory())
+        {
+            result.device_used_bytes = Some(before.saturating_sub(after));
+        }
+    }
+    Ok(result)
+}
+
+/// The model of `cfg` with random frozen base weights (NF4 for QLoRA), LoRA on every decoder
+/// linear, and AdamW over the LoRA tensors. Returns them and the LoRA parameter count.
+fn build_lora_model(o: &BenchOptions, cfg: &Config) -> Result<(ModelForCausalLM, AdamW, i64)> {
+    let weights = random_weights(cfg, o.dtype, o.device);
+    let mut w = Weights::new(weights, o.dtype, o.device);
+    let mut model = ModelForCausalLM::new(cfg.clone(), &mut w, AttentionImpl::Sdpa)?;
+    for (_, p) in model.named_parameters() {
+        let _ = p.set_requires_grad(false);
+    }
+    if o.qlora {
+        model.quantize_linears(true, &[])?;
+        if o.device.is_cuda() {
+            cuda_mem::empty_cache(); // the dense copies are gone; give their blocks back
+        }
+    }
+    let spec = LoraSpec {
+        rank: o.rank,
+        alpha: o.alpha,
+        dropout: 0.0,
+        use_rslora: false,
+        target_modules: LayerLinear::ALL.map(|m| m.name().to_string()).to_vec(),
+        kind: o.adapter_dtype,
+    };
+    lora::attach(&mut model, &spec, &Init::PeftReplay { seed: o.seed })?;
+    let trainable: Vec<(String, Tensor)> = model
+        .named_parameters()
+        .into_iter()
+        .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
+        .collect();
+    let lora_params = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    let optimizer = AdamW::new(
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        trainable.into_iter().map(|(n, t)| (n, t, 0.0)).collect(),
+    );
+    Ok((model, optimizer, lora_params))
+}
+
+/// The warmup and timed steps on random tokens: each step's loss and (after the warmup) its
+/// time go into `result`; the first failing step (an error or a libtorch panic such as CUDA
+/// out of memory) ends the loop with `result.error` set.
+fn time_steps(
+    o: &BenchOptions,
+    cfg: &Config,
+    model: &ModelForCausalLM,
+    optimizer: &mut AdamW,
+    result: &mut BenchResult,
+) {
+    let (b, t) = (o.batch, o.seq);
+    let trained = (b * (t - 1)) as f64;
     for step in 0..o.warmup + o.steps {
         let ids = Tensor::randint(cfg.vocab_size, [b, t], (Kind::Int64, o.device)); // (B, T)
         let labels = Tensor::cat(
@@ -290,7 +313,8 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         let t0 = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<f64> {
             let scale = |sum: Tensor| sum / trained;
-            let loss = recompute::forward_backward(&model, &ids, &labels, o.recompute, &scale)?;
+            let loss =
+                recompute::forward_backward(model, &ids, None, &labels, o.recompute, &scale)?;
             optimizer.clip_grad_norm(1.0)?;
             optimizer.step(1e-4)?;
             optimizer.zero_grad();
@@ -315,34 +339,19 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
             }
         }
     }
-    if !result.step_secs.is_empty() {
-        let mut sorted = result.step_secs.clone();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let median = if n % 2 == 1 {
-            sorted[n / 2]
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-        };
-        result.median_step_secs = Some(median);
-        result.tokens_per_sec = Some((b * t) as f64 / median);
+}
+
+/// The median of the step times, `None` without timed steps.
+fn median(step_secs: &[f64]) -> Option<f64> {
+    if step_secs.is_empty() {
+        return None;
     }
-    if let Device::Cuda(i) = o.device {
-        if let Some(AllocatorStats {
-            allocated_peak,
-            reserved_peak,
-            ..
-        }) = cuda_mem::allocator_stats(i)
-        {
-            result.peak_allocated_bytes = Some(allocated_peak);
-            result.peak_reserved_bytes = Some(reserved_peak);
-            result.peak_allocated_gib = Some(allocated_peak as f64 / (1u64 << 30) as f64);
-        }
-        if let (Some((before, _)), Some((after, _))) =
-            (device_free_before, cuda_mem::device_memory())
-        {
-            result.device_used_bytes = Some(before.saturating_sub(after));
-        }
-    }
-    Ok(result)
+    let mut sorted = step_secs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    Some(if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    })
 }

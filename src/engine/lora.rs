@@ -1,4 +1,5 @@
-//! LoRA exactly as PEFT computes it, and the linear layer that carries it.
+//! LoRA exactly as PEFT computes it: attaching the pair to the model's linear layers (which
+//! carry it, [`super::layers::Linear`]), its initial values, and the PEFT adapter files.
 //!
 //! y = W·x + b + s · B·(A·dropout(x)), with A (R, in), B (out, R) and s = α/R (rsLoRA: α/√R).
 //! W and b stay frozen; only A and B train (PEFT `LoraLayer`, TorchTune `LoRALinear`, same
@@ -22,159 +23,10 @@
 
 use super::error::{read_json, EngineError, Result};
 use super::io;
-use super::model::ModelForCausalLM;
-use super::quant::Nf4Tensor;
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use super::layers::Lora;
+use super::model::{Config, LayerLinear, ModelForCausalLM};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// How LoRA dropout gets its masks in one forward pass.
-///
-/// A recomputed layer (see [`super::recompute`]) must see in its second forward the masks of
-/// its first, as `torch.utils.checkpoint` does by restoring the RNG state: the first pass
-/// records them, the recomputation replays them and draws nothing, so the generator ends
-/// where a run without recomputation leaves it.
-pub enum Dropout<'a> {
-    /// Evaluation: no dropout.
-    Off,
-    /// Training: `dropout(x, p)` draws a fresh mask.
-    Draw,
-    /// Training, first pass of a recomputed layer: draw as [`Dropout::Draw`] and keep the mask.
-    Record(&'a RefCell<Vec<Tensor>>),
-    /// Training, recomputation: reuse the recorded masks in order.
-    Replay(&'a RefCell<VecDeque<Tensor>>),
-}
-
-impl Dropout<'_> {
-    pub fn train(train: bool) -> Dropout<'static> {
-        if train {
-            Dropout::Draw
-        } else {
-            Dropout::Off
-        }
-    }
-
-    /// x ↦ dropout(x, p). `Record` spells out ATen's CPU `_dropout_impl` (the path
-    /// `dropout` takes on the CPU): noise = empty_like(x).bernoulli_(1 − p); noise /= 1 − p;
-    /// x · noise. So on the CPU a recorded pass draws and computes exactly what `Draw` does.
-    fn apply(&self, x: &Tensor, p: f64) -> Tensor {
-        match self {
-            Dropout::Off => x.shallow_clone(),
-            Dropout::Draw => x.dropout(p, true),
-            Dropout::Record(masks) => {
-                let mut noise = x.empty_like();
-                let _ = noise.bernoulli_float_(1.0 - p);
-                let _ = noise.g_div_scalar_(1.0 - p);
-                let y = x * &noise;
-                masks.borrow_mut().push(noise);
-                y
-            }
-            Dropout::Replay(masks) => {
-                let noise = masks
-                    .borrow_mut()
-                    .pop_front()
-                    .expect("a recomputed layer replays exactly the masks its first pass drew");
-                x * noise
-            }
-        }
-    }
-}
-
-/// A linear layer with an optional LoRA adapter.
-pub struct Linear {
-    /// (out, in); undefined once [`Linear::quantize`] moved it into `nf4`.
-    pub weight: Tensor,
-    pub bias: Option<Tensor>, // (out)
-    pub lora: Option<Lora>,
-    /// QLoRA: the frozen weight as NF4, dequantized in every forward.
-    pub nf4: Option<Nf4Tensor>,
-}
-
-/// The trainable low-rank pair of one linear layer.
-pub struct Lora {
-    pub a: Tensor, // (R, in)
-    pub b: Tensor, // (out, R)
-    pub scale: f64,
-    pub dropout: f64,
-}
-
-impl Linear {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear {
-            weight,
-            bias,
-            lora: None,
-            nf4: None,
-        }
-    }
-
-    pub fn in_features(&self) -> i64 {
-        match &self.nf4 {
-            Some(q) => q.in_features(),
-            None => self.weight.size()[1],
-        }
-    }
-
-    pub fn out_features(&self) -> i64 {
-        match &self.nf4 {
-            Some(q) => q.out_features(),
-            None => self.weight.size()[0],
-        }
-    }
-
-    /// Store the (frozen) weight as NF4, bitsandbytes-compatible; the dense copy is dropped.
-    pub fn quantize(&mut self, double_quant: bool) -> Result<()> {
-        let _guard = tch::no_grad_guard();
-        self.nf4 = Some(Nf4Tensor::quantize(&self.weight, double_quant)?);
-        self.weight = Tensor::new();
-        Ok(())
-    }
-
-    /// x (…, in) → (…, out).
-    pub fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
-        // QLoRA (bitsandbytes `matmul_4bit`): dequantize to the weight's own dtype, then to
-        // the activations' dtype, then a dense product.
-        let dense;
-        let weight = match &self.nf4 {
-            Some(q) => {
-                dense = q.dequantize().to_kind(xs.kind()); // (out, in)
-                &dense
-            }
-            None => &self.weight,
-        };
-        let base = xs.linear(weight, self.bias.as_ref()); // (…, out)
-        match &self.lora {
-            None => base,
-            Some(l) => {
-                // PEFT casts the input to the adapter dtype, adds, then casts back.
-                let x = xs.to_kind(l.a.kind());
-                let x = if l.dropout > 0.0 {
-                    drop.apply(&x, l.dropout)
-                } else {
-                    x
-                };
-                let delta = x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
-                (base + delta).to_kind(xs.kind())
-            }
-        }
-    }
-
-    /// Push `name.weight`, `name.bias` and the LoRA pair, checkpoint-named.
-    /// A quantised weight is not a parameter and is left out.
-    pub fn push_params(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
-        if self.nf4.is_none() {
-            out.push((format!("{name}.weight"), self.weight.shallow_clone()));
-        }
-        if let Some(b) = &self.bias {
-            out.push((format!("{name}.bias"), b.shallow_clone()));
-        }
-        if let Some(l) = &self.lora {
-            out.push((format!("{name}.lora_A.weight"), l.a.shallow_clone()));
-            out.push((format!("{name}.lora_B.weight"), l.b.shallow_clone()));
-        }
-    }
-}
 
 /// What to attach: the IR's `[adapter]` section, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,23 +129,23 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
     if let Init::TorchTuneReplay { .. } = init {
         tt_pairs = torchtune_replay(spec, &cfg, tied);
     }
-    for (name, lin) in model.linears_mut() {
-        if !spec.targets(&name) {
-            continue;
+    model.for_each_linear_mut(|name, lin| {
+        if !spec.targets(name) {
+            return Ok(());
         }
         let (d_in, d_out) = (lin.in_features(), lin.out_features());
         let (a, b) = match init {
             Init::Pinned(dir) => {
                 let p = pinned.as_ref().expect("read above");
-                p.pair(&name, spec.rank, d_in, d_out, dir)?
+                p.pair(name, spec.rank, d_in, d_out, dir)?
             }
             Init::PeftReplay { .. } => draw_lora_pair(d_in, d_out, spec.rank, spec.kind),
             Init::TorchTuneReplay { .. } => {
                 let i = tt_pairs
                     .iter()
-                    .position(|(n, _, _)| n == &name)
+                    .position(|(n, _, _)| n == name)
                     .ok_or_else(|| {
-                        EngineError::tensor(&name, "not built by the TorchTune replay")
+                        EngineError::tensor(name, "not built by the TorchTune replay")
                     })?;
                 let (_, a, b) = tt_pairs.swap_remove(i);
                 (a, b)
@@ -313,8 +165,9 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
             scale,
             dropout: spec.dropout,
         });
-        attached.push(name);
-    }
+        attached.push(name.to_string());
+        Ok(())
+    })?;
     if attached.is_empty() {
         return Err(EngineError::unsupported(
             "adapter.target_modules",
@@ -331,19 +184,13 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
 /// Replay the RNG draws of TorchTune's `lora_<family>` builder (torchtune 0.6.1
 /// `models/*/_component_builders.py`) and return the LoRA pairs it ends up with, by HF name.
 ///
-/// Construction order per layer: attention q, k, v, output_proj (each an `nn.Linear`, or a
-/// `LoRALinear` = base `nn.Linear` + LoRA pair), then the MLP's w1 (gate), w2 (down), w3 (up);
-/// norms and RoPE draw nothing. After the layers: `nn.Embedding` (normal_(0, 1)), then the
-/// output `nn.Linear` unless tied.
-fn torchtune_replay(
-    spec: &LoraSpec,
-    cfg: &super::model::Config,
-    tied: bool,
-) -> Vec<(String, Tensor, Tensor)> {
+/// Construction order per layer: [`LayerLinear::TORCHTUNE_BUILD_ORDER`] (each an `nn.Linear`,
+/// or a `LoRALinear` = base `nn.Linear` + LoRA pair); norms and RoPE draw nothing. After the
+/// layers: `nn.Embedding` (normal_(0, 1)), then the output `nn.Linear` unless tied.
+fn torchtune_replay(spec: &LoraSpec, cfg: &Config, tied: bool) -> Vec<(String, Tensor, Tensor)> {
     let kind = spec.kind;
-    let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let c = cfg.hidden_size;
     let d = cfg.hidden_size / cfg.num_attention_heads; // TorchTune: head_dim = embed_dim // num_heads
-    let (h, kv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
     let mut pairs = Vec::new();
     let mut module = |name: String, d_in: i64, d_out: i64, bias: bool| {
         draw_linear(d_in, d_out, bias, kind);
@@ -353,14 +200,10 @@ fn torchtune_replay(
         }
     };
     for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        module(format!("{p}.self_attn.q_proj"), c, h * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.k_proj"), c, kv * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.v_proj"), c, kv * d, cfg.qkv_bias);
-        module(format!("{p}.self_attn.o_proj"), h * d, c, cfg.o_bias);
-        module(format!("{p}.mlp.gate_proj"), c, i, cfg.mlp_bias);
-        module(format!("{p}.mlp.down_proj"), i, c, cfg.mlp_bias);
-        module(format!("{p}.mlp.up_proj"), c, i, cfg.mlp_bias);
+        for m in LayerLinear::TORCHTUNE_BUILD_ORDER {
+            let (d_in, d_out, bias) = m.dims(cfg, d);
+            module(format!("model.layers.{l}.{}", m.path()), d_in, d_out, bias);
+        }
     }
     let mut embed = Tensor::empty([cfg.vocab_size, c], (kind, Device::Cpu));
     let _ = embed.normal_(0.0, 1.0);

@@ -29,7 +29,8 @@
 //! Left out: CPU offload of the saved inputs, fused kernels, recomputing only some layers.
 
 use super::error::Result;
-use super::lora::Dropout;
+use super::layers::Dropout;
+use super::model::mask::DocLayout;
 use super::model::ModelForCausalLM;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -43,12 +44,13 @@ pub const CE_CHUNK_ELEMENTS: i64 = 1 << 27;
 /// normalisation), applied to each chunk's sum; the gradient flows through it.
 pub type ScaleFn<'a> = dyn Fn(Tensor) -> Tensor + 'a;
 
-/// Forward and backward of one micro-batch: input_ids (B, T), shifted labels (B, T) with −100
-/// where untrained. Accumulates into the trainable parameters' `.grad` and returns the scaled
+/// Forward and backward of one micro-batch: input_ids (B, T) (packed rows laid out as `docs`),
+/// shifted labels (B, T) with −100 where untrained. Accumulates into the trainable parameters' `.grad` and returns the scaled
 /// loss (detached, fp32 scalar).
 pub fn forward_backward(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
+    docs: Option<&DocLayout>,
     labels: &Tensor,
     recompute: bool,
     scale: &ScaleFn,
@@ -56,6 +58,7 @@ pub fn forward_backward(
     forward_backward_chunked(
         model,
         input_ids,
+        docs,
         labels,
         recompute,
         scale,
@@ -67,6 +70,7 @@ pub fn forward_backward(
 pub fn forward_backward_chunked(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
+    docs: Option<&DocLayout>,
     labels: &Tensor,
     recompute: bool,
     scale: &ScaleFn,
@@ -78,22 +82,22 @@ pub fn forward_backward_chunked(
     let chunk_rows = (chunk_elements / v).max(1);
     if !recompute && rows <= chunk_rows {
         // One graph: logits (B, T, V) → fp32 → Σ CE.
-        let logits = model.forward(input_ids, true); // (B, T, V)
+        let logits = model.forward(input_ids, docs, true); // (B, T, V)
         let loss = scale(ce_sum(&logits, labels, rows));
         loss.f_backward()?;
         return Ok(loss.detach());
     }
     let (top, saved) = if recompute {
-        let (top, saved) = decoder_forward_saving_inputs(model, input_ids);
+        let (top, saved) = decoder_forward_saving_inputs(model, input_ids, docs);
         (top, Some(saved))
     } else {
-        (model.decoder(input_ids, &Dropout::Draw), None)
+        (model.decoder(input_ids, docs, &Dropout::Draw), None)
     };
     // Head: leaf = last layer's output; its grad is ∂loss/∂out_{L−1}.
     let leaf = top.detach().set_requires_grad(true); // (B, T, C)
     let (loss, grad) = head_forward_backward(model, &leaf, labels, scale, chunk_rows)?;
     match saved {
-        Some(inputs) => decoder_backward_recompute(model, input_ids, inputs, grad)?,
+        Some(inputs) => decoder_backward_recompute(model, input_ids, docs, inputs, grad)?,
         None => inject(&top, &grad)?,
     }
     Ok(loss)
@@ -126,13 +130,14 @@ struct SavedLayer {
 fn decoder_forward_saving_inputs(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
+    docs: Option<&DocLayout>,
 ) -> (Tensor, Vec<SavedLayer>) {
     let _guard = tch::no_grad_guard();
     let mut saved = Vec::with_capacity(model.num_layers());
     let mut xs = model.embed(input_ids); // (B, T, C)
     for i in 0..model.num_layers() {
         let masks = RefCell::new(Vec::new());
-        let out = model.layer_forward(i, &xs, &Dropout::Record(&masks)); // (B, T, C)
+        let out = model.layer_forward(i, &xs, docs, &Dropout::Record(&masks)); // (B, T, C)
         saved.push(SavedLayer {
             input: xs,
             masks: masks.into_inner(),
@@ -146,6 +151,7 @@ fn decoder_forward_saving_inputs(
 fn decoder_backward_recompute(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
+    docs: Option<&DocLayout>,
     mut saved: Vec<SavedLayer>,
     mut grad: Tensor,
 ) -> Result<()> {
@@ -157,7 +163,7 @@ fn decoder_backward_recompute(
         let x = input.detach().set_requires_grad(needs_input_grad); // (B, T, C)
         drop(input);
         let replay = RefCell::new(VecDeque::from(masks));
-        let out = model.layer_forward(i, &x, &Dropout::Replay(&replay)); // (B, T, C)
+        let out = model.layer_forward(i, &x, docs, &Dropout::Replay(&replay)); // (B, T, C)
         inject(&out, &grad)?;
         drop(out);
         if needs_input_grad {

@@ -94,7 +94,8 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // By full path: import tracing reads `super` here as this file's parent.
+    use crate::engine::schedule::*;
 
     fn cosine(w: u64, n: u64) -> Schedule {
         Schedule {

@@ -532,7 +532,7 @@ fn every_family_forward_matches_transformers() {
             };
             let model =
                 engine::model::load(dir.path(), tch::Kind::Float, tch::Device::Cpu, imp).unwrap();
-            let got = tch::no_grad(|| model.forward(ids, false));
+            let got = tch::no_grad(|| model.forward(ids, None, false));
             let err = (&got - expected).abs().max().double_value(&[]);
             // bit-identical on this machine; 1e-5 leaves room for other BLAS builds
             assert!(err < 1e-5, "{name} ({attn}): max |Δlogit| = {err:.3e}");
@@ -585,7 +585,7 @@ fn our_adapter_loads_in_peft() {
     .unwrap();
     let ids: Vec<i64> = vec![506, 366, 265, 280, 354, 285, 370, 256, 368];
     let input = Tensor::from_slice(&ids).view([1, -1]);
-    let ours = tch::no_grad(|| model.forward(&input, false));
+    let ours = tch::no_grad(|| model.forward(&input, None, false));
     let script = format!(
         "import json, torch\nfrom transformers import AutoModelForCausalLM\nfrom peft import PeftModel\n\
          m = AutoModelForCausalLM.from_pretrained('fixtures/models/tiny-llama', dtype=torch.float32, attn_implementation='eager')\n\
@@ -677,6 +677,7 @@ fn loss_and_grads(
     let loss = engine::recompute::forward_backward_chunked(
         model,
         ids,
+        None,
         labels,
         recompute,
         &scale,
@@ -1216,7 +1217,7 @@ fn eval_loss_is_logged_and_equals_a_forward_over_the_held_out_rows() {
             // unpadded, one sample at a time: padding must not change the loss
             let ids = Tensor::from_slice(&s.input_ids).view([1, -1]);
             let logp = model
-                .forward(&ids, false)
+                .forward(&ids, None, false)
                 .to_kind(tch::Kind::Double)
                 .log_softmax(-1, tch::Kind::Double);
             for (i, &l) in s.labels.iter().enumerate().skip(1) {
@@ -1240,13 +1241,11 @@ fn eval_loss_is_logged_and_equals_a_forward_over_the_held_out_rows() {
 
 /// Σ CE over the row-shifted labels, and their count, of one batch (fp64 sums of fp32 logits).
 fn ce_sum(model: &engine::model::ModelForCausalLM, rows: &[&engine::data::Sample]) -> (f64, usize) {
-    let mut b = engine::data::collate(rows, 0, tch::Device::Cpu);
-    model.set_docs(b.docs.take());
+    let b = engine::data::collate(rows, 0, tch::Device::Cpu);
     let logp = model
-        .forward(&b.input_ids, false)
+        .forward(&b.input_ids, b.docs.as_ref(), false)
         .log_softmax(-1, tch::Kind::Float)
         .to_kind(tch::Kind::Double);
-    model.set_docs(None);
     let (mut sum, mut n) = (0f64, 0usize);
     for (r, s) in rows.iter().enumerate() {
         for (i, &l) in s.labels.iter().enumerate().skip(1) {
@@ -1306,11 +1305,9 @@ fn a_packed_batch_has_the_loss_of_its_samples_unpacked() {
         );
         // without the document layout the samples would see each other
         let plain = engine::data::collate(&batch, 0, tch::Device::Cpu);
-        let logits = model.forward(&plain.input_ids, false);
-        let mut b2 = engine::data::collate(&batch, 0, tch::Device::Cpu);
-        model.set_docs(b2.docs.take());
-        let masked = model.forward(&b2.input_ids, false);
-        model.set_docs(None);
+        let logits = model.forward(&plain.input_ids, None, false);
+        let b2 = engine::data::collate(&batch, 0, tch::Device::Cpu);
+        let masked = model.forward(&b2.input_ids, b2.docs.as_ref(), false);
         assert!(
             !logits.allclose(&masked, 1e-5, 1e-5, false),
             "{attention:?}: the block mask changes the logits"

@@ -16,10 +16,10 @@
 //! `Llama3.1_(8B)-Alpaca` notebook, `unsloth_zoo/dataset_utils.py`.
 
 use super::super::error::{EngineError, Result};
+use super::sample::Sample;
 use super::template::{ChatTemplate, Message};
 use super::tokenizer::Tokenizer;
-use super::Sample;
-use crate::engine::Flavour;
+use crate::engine::flavour::Flavour;
 use crate::ir::{DatasetFormat, Overlong};
 use serde_json::{Map, Value};
 

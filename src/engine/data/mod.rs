@@ -1,37 +1,28 @@
 //! Data: files → rows → tokenized samples → the per-epoch order → padded micro-batches.
 //!
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
-//! masking in [`mod@format`], the shuffles in [`order`], padding and label layout in [`collate`].
+//! masking in [`format`](mod@format), the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
 //! Packing follows TorchTune's `PackedDataset` ([`pack`]).
 
 pub mod files;
 pub mod format;
 pub mod order;
+pub mod sample;
 pub mod template;
 pub mod tokenizer;
 
 use super::error::{EngineError, Result};
-use super::model::llama::DocLayout;
-use super::Flavour;
-use crate::ir::{DatasetFormat, Loader, Overlong, RunSpec};
+use super::flavour::Flavour;
+use super::model::mask::DocLayout;
+use crate::ir::{Data, DatasetFormat, Loader, Overlong, RunSpec};
 use serde_json::{Map, Value};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 pub use files::dataset_files;
+pub use sample::Sample;
 pub use tokenizer::Tokenizer;
-
-/// One training sequence. `labels[i]` is the target *at* position i (unshifted; the loss
-/// predicts labels[i+1] from position i); -100 = no loss.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Sample {
-    pub input_ids: Vec<i64>,
-    pub labels: Vec<i64>,
-    /// A packed row ([`pack`]): the lengths of the documents laid end to end in it (the rest of
-    /// the row is padding). Empty for an ordinary sample.
-    pub doc_lens: Vec<usize>,
-}
 
 /// Rows of a JSON array, JSON Lines or (by its extension) Parquet file.
 pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
@@ -88,6 +79,27 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
         None => None,
     };
     let d = &spec.data;
+    check_supported(d, flavour)?;
+    let all = tokenize_datasets(spec, flavour, tok, chat.as_ref())?;
+    let (mut train, mut val) = split_val(all, flavour, d)?;
+    if d.drop_fully_masked {
+        let keep = |s: &Sample| s.labels.iter().skip(1).any(|&l| l != format::IGNORE);
+        train.retain(keep);
+        val.retain(keep);
+    }
+    if train.is_empty() {
+        return Err(EngineError::Data(
+            "no samples left after tokenization".into(),
+        ));
+    }
+    if d.packing {
+        train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
+    }
+    Ok(Split { train, val })
+}
+
+/// Refuse the packing and overlong policies the engine does not reproduce.
+fn check_supported(d: &Data, flavour: Flavour) -> Result<()> {
     if d.packing {
         if flavour != Flavour::TorchTune {
             return Err(EngineError::unsupported(
@@ -123,6 +135,18 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             ))
         }
     }
+    Ok(())
+}
+
+/// Every row of every dataset, formatted and tokenized as the flavour does, in dataset and
+/// file order; `None` where a sample was dropped as too long.
+fn tokenize_datasets(
+    spec: &RunSpec,
+    flavour: Flavour,
+    tok: &Tokenizer,
+    chat: Option<&template::ChatTemplate>,
+) -> Result<Vec<Option<Sample>>> {
+    let d = &spec.data;
     let mut all: Vec<Option<Sample>> = Vec::new();
     for ds in &d.datasets {
         let ctx = format::FormatCtx {
@@ -142,7 +166,7 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             },
             columns: &ds.columns,
             roles_to_train: &ds.roles_to_train,
-            chat: chat.as_ref(),
+            chat,
             family: &spec.model.family,
             chat_framed: ds.prompt_style.ends_with("_chat_template"),
         };
@@ -158,13 +182,22 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             }
         }
     }
+    Ok(all)
+}
+
+/// Hold out the validation rows (see [`build_split`]); returns (train, val).
+fn split_val(
+    mut all: Vec<Option<Sample>>,
+    flavour: Flavour,
+    d: &Data,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
     // Axolotl shuffles the merged, tokenized dataset once (`Dataset.shuffle(seed)`), then
     // drops the samples that are too long.
     if flavour == Flavour::Axolotl && d.shuffle {
         let perm = order::numpy_permutation(all.len(), d.shuffle_seed);
         all = perm.into_iter().map(|i| all[i].take()).collect();
     }
-    let (mut train, mut val): (Vec<Sample>, Vec<Sample>) = if flavour == Flavour::Axolotl {
+    Ok(if flavour == Flavour::Axolotl {
         let mut kept: Vec<Sample> = all.into_iter().flatten().collect();
         let k = val_count(kept.len(), d.val_size)?;
         let val = kept.split_off(kept.len() - k);
@@ -181,21 +214,7 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             let val = pick(&perm[..k]);
             (pick(&perm[k..]), val)
         }
-    };
-    if d.drop_fully_masked {
-        let keep = |s: &Sample| s.labels.iter().skip(1).any(|&l| l != format::IGNORE);
-        train.retain(keep);
-        val.retain(keep);
-    }
-    if train.is_empty() {
-        return Err(EngineError::Data(
-            "no samples left after tokenization".into(),
-        ));
-    }
-    if d.packing {
-        train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
-    }
-    Ok(Split { train, val })
+    })
 }
 
 /// TorchTune `PackedDataset`'s `padding_idx` (the recipes keep the default 0).
@@ -259,11 +278,11 @@ pub struct Batch {
     pub labels: Tensor,    // (B, T) int64, unshifted, -100 = ignored
     /// Σ labels ≠ -100 before the shift (TorchTune's count).
     pub label_tokens_unshifted: i64,
-    /// Σ `labels[1:]` ≠ -100 (HF's `num_items_in_batch` contribution, the loss's count).
+    /// Σ labels\[1:\] ≠ -100 (HF's `num_items_in_batch` contribution, the loss's count).
     pub label_tokens_shifted: i64,
     /// Real (unpadded) tokens.
     pub tokens: i64,
-    /// Packed rows: their document layout, for `ModelForCausalLM::set_docs`.
+    /// Packed rows: their document layout, for the model's forward.
     pub docs: Option<DocLayout>,
 }
 
@@ -325,7 +344,8 @@ pub fn collate(samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // By full path: import tracing reads `super` here as this file's parent.
+    use crate::engine::data::*;
 
     fn s(n: usize, first: i64) -> Sample {
         Sample {

@@ -12,9 +12,10 @@
 //!
 //! Left out: KV cache and generation (training only), MoE variants, vision towers.
 
-use super::super::error::{EngineError, Result};
-use super::super::lora::{Dropout, Linear};
-use super::Weights;
+use super::mask::{causal_mask, sliding_window_mask, DocLayout};
+use super::weights::Weights;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::layers::{Dropout, Linear};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
 
@@ -290,6 +291,87 @@ fn llama3_inv_freq(inv_freq: &Tensor, s: &Llama3Scaling) -> Tensor {
     smoothed.where_self(&is_medium, &inv_freq_llama)
 }
 
+/// One of a decoder layer's linear modules. This enum is the one list of them: their
+/// checkpoint names, their shapes, and the order each consumer visits them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerLinear {
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    GateProj,
+    UpProj,
+    DownProj,
+}
+
+impl LayerLinear {
+    /// The order HF declares them (`LlamaAttention` q, k, v, o, then `LlamaMLP` gate, up,
+    /// down), which is also the order the checkpoint lists them, PEFT's `get_peft_model` wraps
+    /// them and the forward runs them.
+    pub const ALL: [LayerLinear; 7] = [
+        LayerLinear::QProj,
+        LayerLinear::KProj,
+        LayerLinear::VProj,
+        LayerLinear::OProj,
+        LayerLinear::GateProj,
+        LayerLinear::UpProj,
+        LayerLinear::DownProj,
+    ];
+
+    /// The order TorchTune's component builders construct them (torchtune 0.6.1
+    /// `models/*/_component_builders.py`): attention q, k, v, output_proj, then the MLP's
+    /// w1 (gate), w2 (down), w3 (up).
+    pub const TORCHTUNE_BUILD_ORDER: [LayerLinear; 7] = [
+        LayerLinear::QProj,
+        LayerLinear::KProj,
+        LayerLinear::VProj,
+        LayerLinear::OProj,
+        LayerLinear::GateProj,
+        LayerLinear::DownProj,
+        LayerLinear::UpProj,
+    ];
+
+    /// The module path inside a decoder layer (`self_attn.q_proj`).
+    pub fn path(self) -> &'static str {
+        match self {
+            LayerLinear::QProj => "self_attn.q_proj",
+            LayerLinear::KProj => "self_attn.k_proj",
+            LayerLinear::VProj => "self_attn.v_proj",
+            LayerLinear::OProj => "self_attn.o_proj",
+            LayerLinear::GateProj => "mlp.gate_proj",
+            LayerLinear::UpProj => "mlp.up_proj",
+            LayerLinear::DownProj => "mlp.down_proj",
+        }
+    }
+
+    /// The HF module name, as `target_modules` lists it (`q_proj`).
+    pub fn name(self) -> &'static str {
+        let path = self.path();
+        path.rsplit('.').next().unwrap_or(path)
+    }
+
+    /// (in, out, bias) of the module in `cfg` with head dimension `head_dim` (the model's is
+    /// `cfg.head_dim`; TorchTune's builders take C / H).
+    pub fn dims(self, cfg: &Config, head_dim: i64) -> (i64, i64, bool) {
+        let (c, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let q = cfg.num_attention_heads * head_dim; // H·D
+        let kv = cfg.num_key_value_heads * head_dim; // KV·D
+        match self {
+            LayerLinear::QProj => (c, q, cfg.qkv_bias),
+            LayerLinear::KProj | LayerLinear::VProj => (c, kv, cfg.qkv_bias),
+            LayerLinear::OProj => (q, c, cfg.o_bias),
+            LayerLinear::GateProj | LayerLinear::UpProj => (c, i, cfg.mlp_bias),
+            LayerLinear::DownProj => (i, c, cfg.mlp_bias),
+        }
+    }
+
+    /// Take this module of decoder layer `layer` (`model.layers.{i}`) from the checkpoint.
+    fn take(self, cfg: &Config, w: &mut Weights, layer: &str) -> Result<Linear> {
+        let (d_in, d_out, bias) = self.dims(cfg, cfg.head_dim);
+        w.linear(&format!("{layer}.{}", self.path()), d_in, d_out, bias)
+    }
+}
+
 /// SwiGLU: down(silu(gate(x)) · up(x)).
 struct Mlp {
     gate_proj: Linear, // (C → I)
@@ -298,12 +380,12 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
-        let (c, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+    /// The MLP of decoder layer `layer` (`model.layers.{i}`).
+    fn new(cfg: &Config, w: &mut Weights, layer: &str) -> Result<Self> {
         Ok(Mlp {
-            gate_proj: w.linear(&format!("{p}.gate_proj"), c, i, b)?,
-            up_proj: w.linear(&format!("{p}.up_proj"), c, i, b)?,
-            down_proj: w.linear(&format!("{p}.down_proj"), i, c, b)?,
+            gate_proj: LayerLinear::GateProj.take(cfg, w, layer)?,
+            up_proj: LayerLinear::UpProj.take(cfg, w, layer)?,
+            down_proj: LayerLinear::DownProj.take(cfg, w, layer)?,
         })
     }
 
@@ -337,9 +419,9 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
-        let (c, h, kv, d) = (
-            cfg.hidden_size,
+    /// The attention of decoder layer `layer` (`model.layers.{i}`).
+    fn new(cfg: &Config, w: &mut Weights, layer: &str) -> Result<Self> {
+        let (h, kv, d) = (
             cfg.num_attention_heads,
             cfg.num_key_value_heads,
             cfg.head_dim,
@@ -348,7 +430,7 @@ impl Attention {
             if cfg.qk_norm {
                 Ok(Some(RmsNorm::new(
                     w,
-                    &format!("{p}.{n}"),
+                    &format!("{layer}.self_attn.{n}"),
                     d,
                     cfg.rms_norm_eps,
                 )?))
@@ -357,10 +439,10 @@ impl Attention {
             }
         };
         Ok(Attention {
-            q_proj: w.linear(&format!("{p}.q_proj"), c, h * d, cfg.qkv_bias)?,
-            k_proj: w.linear(&format!("{p}.k_proj"), c, kv * d, cfg.qkv_bias)?,
-            v_proj: w.linear(&format!("{p}.v_proj"), c, kv * d, cfg.qkv_bias)?,
-            o_proj: w.linear(&format!("{p}.o_proj"), h * d, c, cfg.o_bias)?,
+            q_proj: LayerLinear::QProj.take(cfg, w, layer)?,
+            k_proj: LayerLinear::KProj.take(cfg, w, layer)?,
+            v_proj: LayerLinear::VProj.take(cfg, w, layer)?,
+            o_proj: LayerLinear::OProj.take(cfg, w, layer)?,
             q_norm: norm(w, "q_norm")?,
             k_norm: norm(w, "k_norm")?,
             num_heads: h,
@@ -487,58 +569,6 @@ fn repeat_kv(xs: &Tensor, n: i64) -> Tensor {
         .reshape([b, kv * n, t, d])
 }
 
-/// Packed rows (TorchTune `PackedDataset`): per row, documents laid end to end. Positions
-/// restart at 0 in each document and attention is causal within it (`packed_block_causal_mask`);
-/// the rest of a row after its documents is one more document (TorchTune's padding block).
-pub struct DocLayout {
-    positions: Tensor, // (B, T) int64
-    mask: Tensor,      // (B, 1, T, T) bool, true = masked
-}
-
-impl DocLayout {
-    /// `doc_lens[b]` = the document lengths of row b (summing to at most `t`).
-    pub fn new(doc_lens: &[Vec<usize>], t: i64, device: tch::Device) -> Self {
-        let b = doc_lens.len() as i64;
-        let (mut ids, mut pos) = (Vec::new(), Vec::new());
-        for row in doc_lens {
-            let mut used = 0i64;
-            let tail = t - row.iter().sum::<usize>() as i64;
-            for (d, &len) in row
-                .iter()
-                .chain(std::iter::once(&(tail.max(0) as usize)))
-                .enumerate()
-            {
-                for p in 0..len as i64 {
-                    ids.push(d as i64);
-                    pos.push(p);
-                }
-                used += len as i64;
-            }
-            assert_eq!(used, t, "documents of a packed row fill it");
-        }
-        let to = |v: Vec<i64>| Tensor::from_slice(&v).view([b, t]).to_device(device);
-        let ids = to(ids);
-        let other_doc = ids.unsqueeze(2).ne_tensor(&ids.unsqueeze(1)); // (B, T, T)
-        let mask = other_doc.logical_or(&causal_mask(t, device)).unsqueeze(1); // (B, 1, T, T)
-        DocLayout {
-            positions: to(pos),
-            mask,
-        }
-    }
-}
-
-/// (T, T) bool, true where query i must not see key j (j > i).
-fn causal_mask(t: i64, device: tch::Device) -> Tensor {
-    Tensor::ones([t, t], (Kind::Bool, device)).triu(1)
-}
-
-/// (T, T) bool, true where masked: the future, and keys more than `w − 1` positions back.
-fn sliding_window_mask(t: i64, w: i64, device: tch::Device) -> Tensor {
-    let future = Tensor::ones([t, t], (Kind::Bool, device)).triu(1);
-    let too_old = Tensor::ones([t, t], (Kind::Bool, device)).tril(-w);
-    future.logical_or(&too_old)
-}
-
 struct DecoderLayer {
     input_layernorm: RmsNorm,
     self_attn: Attention,
@@ -551,15 +581,69 @@ impl DecoderLayer {
         let (c, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         Ok(DecoderLayer {
             input_layernorm: RmsNorm::new(w, &format!("{p}.input_layernorm"), c, eps)?,
-            self_attn: Attention::new(cfg, w, &format!("{p}.self_attn"))?,
+            self_attn: Attention::new(cfg, w, p)?,
             post_attention_layernorm: RmsNorm::new(
                 w,
                 &format!("{p}.post_attention_layernorm"),
                 c,
                 eps,
             )?,
-            mlp: Mlp::new(cfg, w, &format!("{p}.mlp"))?,
+            mlp: Mlp::new(cfg, w, p)?,
         })
+    }
+
+    fn linear(&self, m: LayerLinear) -> &Linear {
+        let (a, mlp) = (&self.self_attn, &self.mlp);
+        match m {
+            LayerLinear::QProj => &a.q_proj,
+            LayerLinear::KProj => &a.k_proj,
+            LayerLinear::VProj => &a.v_proj,
+            LayerLinear::OProj => &a.o_proj,
+            LayerLinear::GateProj => &mlp.gate_proj,
+            LayerLinear::UpProj => &mlp.up_proj,
+            LayerLinear::DownProj => &mlp.down_proj,
+        }
+    }
+
+    fn linear_mut(&mut self, m: LayerLinear) -> &mut Linear {
+        let (a, mlp) = (&mut self.self_attn, &mut self.mlp);
+        match m {
+            LayerLinear::QProj => &mut a.q_proj,
+            LayerLinear::KProj => &mut a.k_proj,
+            LayerLinear::VProj => &mut a.v_proj,
+            LayerLinear::OProj => &mut a.o_proj,
+            LayerLinear::GateProj => &mut mlp.gate_proj,
+            LayerLinear::UpProj => &mut mlp.up_proj,
+            LayerLinear::DownProj => &mut mlp.down_proj,
+        }
+    }
+
+    /// Every parameter of the layer under `p` (`model.layers.{i}`), in checkpoint order:
+    /// the linears (Qwen3's q/k norms right after the attention's), then the two norms.
+    fn push_params(&self, p: &str, out: &mut Vec<(String, Tensor)>) {
+        let a = &self.self_attn;
+        for m in LayerLinear::ALL {
+            self.linear(m)
+                .push_params(&format!("{p}.{}", m.path()), out);
+            if m == LayerLinear::OProj {
+                for (n, norm) in [
+                    ("self_attn.q_norm", &a.q_norm),
+                    ("self_attn.k_norm", &a.k_norm),
+                ] {
+                    if let Some(norm) = norm {
+                        out.push((format!("{p}.{n}.weight"), norm.weight.shallow_clone()));
+                    }
+                }
+            }
+        }
+        out.push((
+            format!("{p}.input_layernorm.weight"),
+            self.input_layernorm.weight.shallow_clone(),
+        ));
+        out.push((
+            format!("{p}.post_attention_layernorm.weight"),
+            self.post_attention_layernorm.weight.shallow_clone(),
+        ));
     }
 
     fn forward(
@@ -592,8 +676,6 @@ pub struct ModelForCausalLM {
     /// `None` when tied: logits = h · embed_tokensᵀ.
     lm_head: Option<Linear>, // (C → V)
     pub attention: AttentionImpl,
-    /// The packed-row layout of the batch being run, if it is packed ([`Self::set_docs`]).
-    docs: std::sync::Mutex<Option<DocLayout>>,
 }
 
 impl ModelForCausalLM {
@@ -629,20 +711,25 @@ impl ModelForCausalLM {
             lm_head,
             attention,
             config: cfg,
-            docs: std::sync::Mutex::new(None),
         })
     }
 
     /// input_ids (B, T) int64 → final hidden states (B, T, C), before the output head.
-    pub fn hidden_states(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        self.final_norm(&self.decoder(input_ids, &Dropout::train(train)))
+    /// `docs`: the packed-row layout of the batch, `None` for ordinary causal rows.
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        docs: Option<&DocLayout>,
+        train: bool,
+    ) -> Tensor {
+        self.final_norm(&self.decoder(input_ids, docs, &Dropout::train(train)))
     }
 
     /// input_ids (B, T) int64 → the last decoder layer's output (B, T, C), before the final norm.
-    pub fn decoder(&self, input_ids: &Tensor, drop: &Dropout) -> Tensor {
+    pub fn decoder(&self, input_ids: &Tensor, docs: Option<&DocLayout>, drop: &Dropout) -> Tensor {
         let mut xs = self.embed(input_ids); // (B, T, C)
         for i in 0..self.num_layers() {
-            xs = self.layer_forward(i, &xs, drop);
+            xs = self.layer_forward(i, &xs, docs, drop);
         }
         xs
     }
@@ -661,17 +748,16 @@ impl ModelForCausalLM {
         self.model.layers.len()
     }
 
-    /// Decoder layer `i`: (B, T, C) → (B, T, C).
-    pub fn layer_forward(&self, i: usize, xs: &Tensor, drop: &Dropout) -> Tensor {
+    /// Decoder layer `i`: (B, T, C) → (B, T, C), over packed rows laid out as `docs` if any.
+    pub fn layer_forward(
+        &self,
+        i: usize,
+        xs: &Tensor,
+        docs: Option<&DocLayout>,
+        drop: &Dropout,
+    ) -> Tensor {
         let m = &self.model;
-        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs.as_ref())
-    }
-
-    /// Run the next forward passes over packed rows laid out as `docs` (None = ordinary
-    /// causal rows). Set before a packed micro-batch's forward/backward, cleared after.
-    pub fn set_docs(&self, docs: Option<DocLayout>) {
-        *self.docs.lock().unwrap_or_else(|p| p.into_inner()) = docs;
+        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs)
     }
 
     /// The final RMSNorm, row by row: (…, C) → (…, C).
@@ -692,9 +778,9 @@ impl ModelForCausalLM {
         }
     }
 
-    /// input_ids (B, T) → logits (B, T, V).
-    pub fn forward(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        self.lm_head(&self.hidden_states(input_ids, train), train)
+    /// input_ids (B, T) → logits (B, T, V); `docs` as in [`Self::hidden_states`].
+    pub fn forward(&self, input_ids: &Tensor, docs: Option<&DocLayout>, train: bool) -> Tensor {
+        self.lm_head(&self.hidden_states(input_ids, docs, train), train)
     }
 
     /// Every parameter with its checkpoint name, in checkpoint order (LoRA tensors under
@@ -705,39 +791,7 @@ impl ModelForCausalLM {
             self.model.embed_tokens.shallow_clone(),
         )];
         for (i, l) in self.model.layers.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            let a = &l.self_attn;
-            for (n, lin) in [
-                ("self_attn.q_proj", &a.q_proj),
-                ("self_attn.k_proj", &a.k_proj),
-                ("self_attn.v_proj", &a.v_proj),
-                ("self_attn.o_proj", &a.o_proj),
-            ] {
-                lin.push_params(&format!("{p}.{n}"), &mut out);
-            }
-            for (n, norm) in [
-                ("self_attn.q_norm", &a.q_norm),
-                ("self_attn.k_norm", &a.k_norm),
-            ] {
-                if let Some(norm) = norm {
-                    out.push((format!("{p}.{n}.weight"), norm.weight.shallow_clone()));
-                }
-            }
-            for (n, lin) in [
-                ("mlp.gate_proj", &l.mlp.gate_proj),
-                ("mlp.up_proj", &l.mlp.up_proj),
-                ("mlp.down_proj", &l.mlp.down_proj),
-            ] {
-                lin.push_params(&format!("{p}.{n}"), &mut out);
-            }
-            out.push((
-                format!("{p}.input_layernorm.weight"),
-                l.input_layernorm.weight.shallow_clone(),
-            ));
-            out.push((
-                format!("{p}.post_attention_layernorm.weight"),
-                l.post_attention_layernorm.weight.shallow_clone(),
-            ));
+            l.push_params(&format!("model.layers.{i}"), &mut out);
         }
         out.push((
             "model.norm.weight".into(),
@@ -749,26 +803,21 @@ impl ModelForCausalLM {
         out
     }
 
-    /// The linear layers by HF module name, in the order their modules are declared
-    /// (HF: q, k, v, o, gate, up, down per layer, then lm_head).
-    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut out: Vec<(String, &mut Linear)> = Vec::new();
+    /// Call `f` on every linear layer with its HF module name, layer by layer in
+    /// [`LayerLinear::ALL`] order, then `lm_head` (untied).
+    pub fn for_each_linear_mut(
+        &mut self,
+        mut f: impl FnMut(&str, &mut Linear) -> Result<()>,
+    ) -> Result<()> {
         for (i, l) in self.model.layers.iter_mut().enumerate() {
-            let p = format!("model.layers.{i}");
-            let a = &mut l.self_attn;
-            out.push((format!("{p}.self_attn.q_proj"), &mut a.q_proj));
-            out.push((format!("{p}.self_attn.k_proj"), &mut a.k_proj));
-            out.push((format!("{p}.self_attn.v_proj"), &mut a.v_proj));
-            out.push((format!("{p}.self_attn.o_proj"), &mut a.o_proj));
-            let m = &mut l.mlp;
-            out.push((format!("{p}.mlp.gate_proj"), &mut m.gate_proj));
-            out.push((format!("{p}.mlp.up_proj"), &mut m.up_proj));
-            out.push((format!("{p}.mlp.down_proj"), &mut m.down_proj));
+            for m in LayerLinear::ALL {
+                f(&format!("model.layers.{i}.{}", m.path()), l.linear_mut(m))?;
+            }
         }
         if let Some(head) = &mut self.lm_head {
-            out.push(("lm_head".into(), head));
+            f("lm_head", head)?;
         }
-        out
+        Ok(())
     }
 
     /// QLoRA: store every decoder linear as NF4 (bitsandbytes-compatible). The output head
@@ -776,14 +825,15 @@ impl ModelForCausalLM {
     /// do modules named in `skip`. Returns how many were quantised.
     pub fn quantize_linears(&mut self, double_quant: bool, skip: &[String]) -> Result<usize> {
         let mut n = 0;
-        for (name, lin) in self.linears_mut() {
-            let last = name.rsplit('.').next().unwrap_or(&name);
+        self.for_each_linear_mut(|name, lin| {
+            let last = name.rsplit('.').next().unwrap_or(name);
             if name == "lm_head" || skip.iter().any(|s| s == last || *s == name) {
-                continue;
+                return Ok(());
             }
             lin.quantize(double_quant)?;
             n += 1;
-        }
+            Ok(())
+        })?;
         Ok(n)
     }
 

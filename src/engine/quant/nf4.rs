@@ -295,7 +295,8 @@ fn double_quantize(absmax: &Tensor) -> Absmax {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // By full path: import tracing reads `super` here as this file's parent.
+    use crate::engine::quant::nf4::*;
 
     #[test]
     fn tables_are_sorted_and_end_at_one() {

@@ -3,7 +3,8 @@
 
 use super::keys::{keys, FW};
 use crate::ir::{
-    Dtype, Origin, PrecisionMode, Recompute, Resolved, RunSpec, ScheduleKind, Strategy,
+    Dtype, LossKind, Origin, PrecisionMode, Recompute, Resolved, RunSpec, ScheduleKind, Strategy,
+    Tracker,
 };
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
@@ -32,8 +33,8 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
         em.cover("schedule.warmup_ratio", Status::Carried, "warmup_steps", "");
     }
     let mut kwargs = Map::new();
-    match s.kind.as_str() {
-        "cosine_with_min_lr" | "cosine_warmup_with_min_lr" => {
+    match s.kind {
+        ScheduleKind::CosineWithMinLr | ScheduleKind::CosineWarmupWithMinLr => {
             kwargs.insert("min_lr_rate".into(), json!(s.min_lr_ratio));
             em.cover(
                 "schedule.min_lr_ratio",
@@ -42,7 +43,7 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
                 "",
             );
         }
-        "cosine" => {} // cosine_min_lr_ratio through the table
+        ScheduleKind::Cosine => {} // cosine_min_lr_ratio through the table
         _ if s.min_lr_ratio != 0.0 => em.cover(
             "schedule.min_lr_ratio",
             Status::NotExpressible,
@@ -56,11 +57,11 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
     } else {
         0.5
     };
-    if matches!(
-        s.kind.as_str(),
-        "cosine" | "cosine_with_restarts" | "cosine_with_min_lr"
-    ) && s.num_cycles != default_cycles
-    {
+    let cyclic = matches!(
+        s.kind,
+        ScheduleKind::Cosine | ScheduleKind::CosineWithRestarts | ScheduleKind::CosineWithMinLr
+    );
+    if cyclic && s.num_cycles != default_cycles {
         kwargs.insert("num_cycles".into(), json!(s.num_cycles));
         em.cover(
             "schedule.num_cycles",
@@ -68,12 +69,7 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
             "lr_scheduler_kwargs.num_cycles",
             "",
         );
-    } else if s.num_cycles != 0.5
-        && !matches!(
-            s.kind.as_str(),
-            "cosine" | "cosine_with_restarts" | "cosine_with_min_lr"
-        )
-    {
+    } else if s.num_cycles != 0.5 && !cyclic {
         em.cover(
             "schedule.num_cycles",
             Status::Defaulted,
@@ -94,10 +90,10 @@ pub(super) fn write_schedule(em: &mut Emitter, resolved: &Resolved) {
 
 pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     let p = &spec.precision;
-    let (bf16, fp16) = match p.compute_dtype.as_str() {
-        "bf16" => (true, false),
-        "fp16" => (false, true),
-        _ => (false, false),
+    let (bf16, fp16) = match p.compute_dtype {
+        Dtype::Bf16 => (true, false),
+        Dtype::Fp16 => (false, true),
+        Dtype::Fp32 => (false, false),
     };
     em.put(
         "bf16",
@@ -168,16 +164,16 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
 
 pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
     let k = keys();
-    match spec.loss.kind.as_str() {
-        "cross_entropy" => em.cover("loss.kind", Status::Defaulted, "", ""),
-        "chunked_cross_entropy" => em.put(
+    match spec.loss.kind {
+        LossKind::CrossEntropy => em.cover("loss.kind", Status::Defaulted, "", ""),
+        LossKind::ChunkedCrossEntropy => em.put(
             "chunked_cross_entropy",
             json!(true),
             &["loss.kind"],
             Status::Carried,
             "",
         ),
-        "cut_cross_entropy" => {
+        LossKind::CutCrossEntropy => {
             em.put(
                 "plugins",
                 json!([k.plugins.cut_cross_entropy]),
@@ -193,7 +189,7 @@ pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
                 "",
             );
         }
-        "fused_linear_cross_entropy" => {
+        LossKind::FusedLinearCrossEntropy => {
             em.put(
                 "plugins",
                 json!([k.plugins.liger]),
@@ -209,12 +205,6 @@ pub(super) fn write_loss(em: &mut Emitter, spec: &RunSpec) {
                 "",
             );
         }
-        other => em.cover(
-            "loss.kind",
-            Status::Approximated,
-            "",
-            &format!("Axolotl has no `{other}`; its standard cross entropy is used"),
-        ),
     }
 }
 
@@ -277,29 +267,29 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
         );
     }
     let l = &spec.logging;
-    match l.tracker.as_str() {
-        "wandb" if !l.project.is_empty() => em.put(
+    match l.tracker {
+        Tracker::Wandb if !l.project.is_empty() => em.put(
             "wandb_project",
             json!(l.project),
             &["logging.tracker", "logging.project"],
             Status::Carried,
             "",
         ),
-        "wandb" => em.put(
+        Tracker::Wandb => em.put(
             "use_wandb",
             json!(true),
             &["logging.tracker"],
             Status::Carried,
             "",
         ),
-        "tensorboard" => em.put(
+        Tracker::Tensorboard => em.put(
             "use_tensorboard",
             json!(true),
             &["logging.tracker"],
             Status::Carried,
             "",
         ),
-        "mlflow" => {
+        Tracker::Mlflow => {
             em.put(
                 "use_mlflow",
                 json!(true),
@@ -317,15 +307,15 @@ pub(super) fn write_run(em: &mut Emitter, spec: &RunSpec) {
                 );
             }
         }
-        "none" => em.cover("logging.tracker", Status::Defaulted, "", ""),
-        other => em.cover(
+        Tracker::None => em.cover("logging.tracker", Status::Defaulted, "", ""),
+        other @ Tracker::Comet => em.cover(
             "logging.tracker",
             Status::NotExpressible,
             "",
             &format!("Axolotl has no `{other}` tracker"),
         ),
     }
-    if !l.project.is_empty() && !matches!(l.tracker.as_str(), "wandb" | "mlflow") {
+    if !l.project.is_empty() && !matches!(l.tracker, Tracker::Wandb | Tracker::Mlflow) {
         em.cover(
             "logging.project",
             Status::NotExpressible,

@@ -466,7 +466,7 @@ pub(super) fn write_parallel(em: &mut Emitter, spec: &RunSpec, recipe: &Recipe) 
             "",
             "TorchTune's distributed recipes shard with FSDP2; same math as DDP",
         ),
-        other => em.cover(
+        other @ (Strategy::Fsdp1 | Strategy::Deepspeed) => em.cover(
             "parallel.strategy",
             Status::Approximated,
             "",

@@ -2,7 +2,7 @@
 //! lines by section, its datasets and their formatting functions), and the recomputation
 //! value they share.
 
-use crate::ir::Resolved;
+use crate::ir::{Recompute, Resolved};
 use crate::translate::emitter::Emitter;
 use crate::translate::framework::WriteOptions;
 use serde::Serialize;
@@ -96,22 +96,22 @@ pub(super) struct Ctx {
 /// `use_gradient_checkpointing` for the IR's recomputation mode, with its comment.
 pub(super) fn gc_value(em: &Emitter) -> (Value, String) {
     let m = &em.resolved.spec.memory;
-    match m.gradient_checkpointing.as_str() {
-        "offload" => (
+    match m.gradient_checkpointing {
+        Recompute::Offload => (
             json!("unsloth"),
             "\"unsloth\": recompute with CPU-offloaded activations".into(),
         ),
-        "on" if m.activation_offloading => (
+        Recompute::On if m.activation_offloading => (
             json!("unsloth"),
             "\"unsloth\": recompute with CPU-offloaded activations".into(),
         ),
-        "on" => (
+        Recompute::On => (
             json!(true),
-            em.parity_comment("memory.gradient_checkpointing", &json!("on")),
+            em.parity_comment("memory.gradient_checkpointing", &json!(Recompute::On)),
         ),
-        _ => (
+        Recompute::Off => (
             json!(false),
-            em.parity_comment("memory.gradient_checkpointing", &json!("off")),
+            em.parity_comment("memory.gradient_checkpointing", &json!(Recompute::Off)),
         ),
     }
 }

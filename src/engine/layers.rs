@@ -1,0 +1,158 @@
+//! The layers the model and LoRA share: [`Linear`] (a frozen or trainable weight, optionally
+//! NF4, optionally carrying a [`Lora`] pair) and the LoRA [`Dropout`] modes.
+//!
+//! The LoRA forward is PEFT's: y = W·x + b + s · B·(A·dropout(x)) (see [`super::lora`] for
+//! how A and B are attached and initialised).
+
+use super::error::Result;
+use super::quant::nf4::Nf4Tensor;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use tch::Tensor;
+
+/// How LoRA dropout gets its masks in one forward pass.
+///
+/// A recomputed layer (see [`super::recompute`]) must see in its second forward the masks of
+/// its first, as `torch.utils.checkpoint` does by restoring the RNG state: the first pass
+/// records them, the recomputation replays them and draws nothing, so the generator ends
+/// where a run without recomputation leaves it.
+pub enum Dropout<'a> {
+    /// Evaluation: no dropout.
+    Off,
+    /// Training: `dropout(x, p)` draws a fresh mask.
+    Draw,
+    /// Training, first pass of a recomputed layer: draw as [`Dropout::Draw`] and keep the mask.
+    Record(&'a RefCell<Vec<Tensor>>),
+    /// Training, recomputation: reuse the recorded masks in order.
+    Replay(&'a RefCell<VecDeque<Tensor>>),
+}
+
+impl Dropout<'_> {
+    pub fn train(train: bool) -> Dropout<'static> {
+        if train {
+            Dropout::Draw
+        } else {
+            Dropout::Off
+        }
+    }
+
+    /// x ↦ dropout(x, p). `Record` spells out ATen's CPU `_dropout_impl` (the path
+    /// `dropout` takes on the CPU): noise = empty_like(x).bernoulli_(1 − p); noise /= 1 − p;
+    /// x · noise. So on the CPU a recorded pass draws and computes exactly what `Draw` does.
+    fn apply(&self, x: &Tensor, p: f64) -> Tensor {
+        match self {
+            Dropout::Off => x.shallow_clone(),
+            Dropout::Draw => x.dropout(p, true),
+            Dropout::Record(masks) => {
+                let mut noise = x.empty_like();
+                let _ = noise.bernoulli_float_(1.0 - p);
+                let _ = noise.g_div_scalar_(1.0 - p);
+                let y = x * &noise;
+                masks.borrow_mut().push(noise);
+                y
+            }
+            Dropout::Replay(masks) => {
+                let noise = masks
+                    .borrow_mut()
+                    .pop_front()
+                    .expect("a recomputed layer replays exactly the masks its first pass drew");
+                x * noise
+            }
+        }
+    }
+}
+
+/// A linear layer with an optional LoRA adapter.
+pub struct Linear {
+    /// (out, in); undefined once [`Linear::quantize`] moved it into `nf4`.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>, // (out)
+    pub lora: Option<Lora>,
+    /// QLoRA: the frozen weight as NF4, dequantized in every forward.
+    pub nf4: Option<Nf4Tensor>,
+}
+
+/// The trainable low-rank pair of one linear layer.
+pub struct Lora {
+    pub a: Tensor, // (R, in)
+    pub b: Tensor, // (out, R)
+    pub scale: f64,
+    pub dropout: f64,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear {
+            weight,
+            bias,
+            lora: None,
+            nf4: None,
+        }
+    }
+
+    pub fn in_features(&self) -> i64 {
+        match &self.nf4 {
+            Some(q) => q.in_features(),
+            None => self.weight.size()[1],
+        }
+    }
+
+    pub fn out_features(&self) -> i64 {
+        match &self.nf4 {
+            Some(q) => q.out_features(),
+            None => self.weight.size()[0],
+        }
+    }
+
+    /// Store the (frozen) weight as NF4, bitsandbytes-compatible; the dense copy is dropped.
+    pub fn quantize(&mut self, double_quant: bool) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        self.nf4 = Some(Nf4Tensor::quantize(&self.weight, double_quant)?);
+        self.weight = Tensor::new();
+        Ok(())
+    }
+
+    /// x (…, in) → (…, out).
+    pub fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
+        // QLoRA (bitsandbytes `matmul_4bit`): dequantize to the weight's own dtype, then to
+        // the activations' dtype, then a dense product.
+        let dense;
+        let weight = match &self.nf4 {
+            Some(q) => {
+                dense = q.dequantize().to_kind(xs.kind()); // (out, in)
+                &dense
+            }
+            None => &self.weight,
+        };
+        let base = xs.linear(weight, self.bias.as_ref()); // (…, out)
+        match &self.lora {
+            None => base,
+            Some(l) => {
+                // PEFT casts the input to the adapter dtype, adds, then casts back.
+                let x = xs.to_kind(l.a.kind());
+                let x = if l.dropout > 0.0 {
+                    drop.apply(&x, l.dropout)
+                } else {
+                    x
+                };
+                let delta = x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
+                (base + delta).to_kind(xs.kind())
+            }
+        }
+    }
+
+    /// Push `name.weight`, `name.bias` and the LoRA pair, checkpoint-named.
+    /// A quantised weight is not a parameter and is left out.
+    pub fn push_params(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
+        if self.nf4.is_none() {
+            out.push((format!("{name}.weight"), self.weight.shallow_clone()));
+        }
+        if let Some(b) = &self.bias {
+            out.push((format!("{name}.bias"), b.shallow_clone()));
+        }
+        if let Some(l) = &self.lora {
+            out.push((format!("{name}.lora_A.weight"), l.a.shallow_clone()));
+            out.push((format!("{name}.lora_B.weight"), l.b.shallow_clone()));
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Saving the run's weights and checkpoints, and resuming from one.
+
+use super::plan::Window;
+use super::setup::Recipe;
+use crate::engine::checkpoint::{self, TrainerState};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::lora;
+use crate::engine::model::LayerLinear;
+use std::path::Path;
+use tch::Tensor;
+
+impl Recipe {
+    /// Weights of the run: the PEFT adapter, or the full model as HF safetensors.
+    fn save_weights(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        match &self.lora {
+            Some(ls) => lora::save_peft(&self.model, ls, &self.spec.model.base, dir),
+            None => {
+                let params: Vec<(String, Tensor)> = self.model.named_parameters();
+                crate::engine::io::write_safetensors(&dir.join("model.safetensors"), &params)?;
+                for f in [
+                    "config.json",
+                    "generation_config.json",
+                    "tokenizer.json",
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                ] {
+                    let src = self.model_dir.join(f);
+                    if src.is_file() {
+                        std::fs::copy(&src, dir.join(f)).map_err(|e| EngineError::io(&src, e))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn save_checkpoint(&self, step: u64) -> Result<()> {
+        let dir = checkpoint::dir_for(&self.output, step);
+        self.save_weights(&dir)?;
+        checkpoint::write_state(
+            &dir,
+            &TrainerState {
+                global_step: step,
+                flavour: self.flavour.name().into(),
+                method: self.spec.adapter.method,
+            },
+            &self.optimizer.state_tensors(),
+        )?;
+        checkpoint::prune(&self.output, self.spec.checkpoint.save_total_limit);
+        Ok(())
+    }
+
+    pub(super) fn save_final(&self) -> Result<()> {
+        self.save_weights(&self.output)
+    }
+
+    /// Load weights and optimizer state from a checkpoint; returns the step it reached.
+    pub(super) fn resume(&mut self, dir: &Path) -> Result<u64> {
+        let state = checkpoint::read_state(dir)?;
+        if state.flavour != self.flavour.name() || state.method != self.spec.adapter.method {
+            return Err(EngineError::bad_file(
+                dir,
+                format!(
+                    "checkpoint of a {} {} run cannot resume a {} {} run",
+                    state.flavour,
+                    state.method,
+                    self.flavour.name(),
+                    self.spec.adapter.method
+                ),
+            ));
+        }
+        let _guard = tch::no_grad_guard();
+        let weights = match &self.lora {
+            Some(_) => crate::engine::io::read_safetensors(&dir.join("adapter_model.safetensors"))?
+                .into_iter()
+                .map(|(k, v)| (k.trim_start_matches("base_model.model.").to_string(), v))
+                .collect::<indexmap::IndexMap<_, _>>(),
+            None => crate::engine::io::read_safetensors(&dir.join("model.safetensors"))?,
+        };
+        for (name, param) in self
+            .optimizer
+            .params
+            .iter_mut()
+            .map(|s| (s.name.clone(), &mut s.param))
+        {
+            let src = weights.get(&name).ok_or_else(|| {
+                EngineError::tensor(&name, format!("missing from {}", dir.display()))
+            })?;
+            param.f_copy_(&src.f_to_device(param.device())?.f_to_kind(param.kind())?)?;
+        }
+        let opt = crate::engine::io::read_safetensors(&dir.join("optimizer.safetensors"))?;
+        self.optimizer.load_state(&opt)?;
+        let step = state.global_step;
+        if step as usize > self.plan.windows.len() {
+            return Err(EngineError::bad_file(
+                dir,
+                "checkpoint is past the end of this run",
+            ));
+        }
+        let skipped = self.plan.windows[..step as usize].to_vec();
+        self.replay_dropout(&skipped);
+        Ok(step)
+    }
+
+    /// Replay the RNG draws LoRA dropout made in the windows a resumed run skips, so the
+    /// generator is where the uninterrupted run had it.
+    fn replay_dropout(&self, windows: &[Window]) {
+        let Some(ls) = &self.lora else { return };
+        if ls.dropout <= 0.0 {
+            return;
+        }
+        let cfg = &self.model.config;
+        let c = cfg.hidden_size;
+        for w in windows {
+            for mb in &w.micro_batches {
+                let t = mb
+                    .iter()
+                    .map(|&s| self.samples[s].input_ids.len())
+                    .max()
+                    .unwrap_or(0) as i64;
+                let b = mb.len() as i64;
+                for _layer in 0..cfg.num_hidden_layers {
+                    // in forward order, each LoRA'd linear draws one mask the shape of its input
+                    for m in LayerLinear::ALL {
+                        if ls.target_modules.iter().any(|target| target == m.name()) {
+                            let (d_in, _, _) = m.dims(cfg, cfg.head_dim);
+                            let mut noise = Tensor::empty([b, t, d_in], (ls.kind, self.device));
+                            let _ = noise.bernoulli_float_(1.0 - ls.dropout);
+                        }
+                    }
+                }
+                if ls.target_modules.iter().any(|m| m == "lm_head") && !self.model.has_tied_head() {
+                    let mut noise = Tensor::empty([b, t, c], (ls.kind, self.device));
+                    let _ = noise.bernoulli_float_(1.0 - ls.dropout);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! What a run takes (the command line's overrides) and what it reports.
+
+use crate::engine::flavour::Flavour;
+use std::path::PathBuf;
+use tch::Device;
+
+/// How to run a spec (what the CLI flags override).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub flavour: Flavour,
+    pub device: Device,
+    /// Run directory; default: the spec's `checkpoint.output_dir`.
+    pub output: Option<PathBuf>,
+    /// Override `training.max_steps` (the schedule horizon follows, as in the frameworks).
+    pub max_steps: Option<u64>,
+    /// Stop after this optimizer step without changing the schedule (an interruption).
+    pub stop_after: Option<u64>,
+    /// Continue from a `checkpoint-<n>` folder.
+    pub resume_from: Option<PathBuf>,
+    /// Override `precision.compute_dtype` (e.g. `fp32` for a CPU parity run of a bf16 config).
+    pub compute_dtype: Option<String>,
+    pub progress: bool,
+}
+
+impl RunOptions {
+    pub fn new(flavour: Flavour) -> Self {
+        RunOptions {
+            flavour,
+            device: Device::Cpu,
+            output: None,
+            max_steps: None,
+            stop_after: None,
+            resume_from: None,
+            compute_dtype: None,
+            progress: false,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub output: PathBuf,
+    pub steps: u64,
+    pub final_loss: f64,
+    pub losses: Vec<f64>,
+    pub flavour: Flavour,
+    /// Loss over the held-out rows (`data.val_size`) after the last step, when there are any.
+    pub eval_loss: Option<f64>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens: i64,
+    pub label_tokens: i64,
+    pub tokens_per_sec: f64,
+    /// Peak memory in bytes: resident set of the process (CPU), or bytes allocated by
+    /// libtorch's CUDA caching allocator (CUDA; `null` where its statistics cannot be read).
+    pub mem_peak: Option<u64>,
+}

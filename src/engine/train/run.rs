@@ -1,0 +1,169 @@
+//! The run: setup, the loop over optimizer steps with its metrics and checkpoints, the final
+//! eval and save.
+
+use super::options::{RunOptions, RunSummary};
+use super::setup::{setup, Recipe};
+use super::step::eval_loss;
+use crate::engine::checkpoint;
+use crate::engine::data::Sample;
+use crate::engine::error::{EngineError, Result};
+use crate::ir::{Dtype, Origin, Resolved};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Run a spec end to end. On failure the run directory gets a `FAILED` file with the reason.
+pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
+    let mut resolved = resolved.clone();
+    if let Some(m) = opts.max_steps {
+        resolved.spec.training.max_steps = m;
+        resolved
+            .provenance
+            .set("training.max_steps", Origin::explicit("--max-steps"));
+    }
+    if let Some(d) = &opts.compute_dtype {
+        resolved.spec.precision.compute_dtype = parse_dtype(d)?;
+        resolved
+            .provenance
+            .set("precision.compute_dtype", Origin::explicit("--dtype"));
+    }
+    if let Some(o) = &opts.output {
+        resolved.spec.checkpoint.output_dir = o.display().to_string();
+        resolved
+            .provenance
+            .set("checkpoint.output_dir", Origin::explicit("--output"));
+    }
+    let output = PathBuf::from(&resolved.spec.checkpoint.output_dir);
+    std::fs::create_dir_all(&output).map_err(|e| EngineError::io(&output, e))?;
+    let metrics_path = output.join("metrics.jsonl");
+    if opts.resume_from.is_none() && metrics_path.exists() {
+        return Err(EngineError::bad_file(
+            &output,
+            "already holds a run (metrics.jsonl); choose another --output or resume",
+        ));
+    }
+    let _ = std::fs::remove_file(output.join("FAILED"));
+    let result = setup(&resolved, opts, &output).and_then(|mut r| {
+        let path = output.join("run.toml");
+        std::fs::write(&path, resolved.to_toml(true)).map_err(|e| EngineError::io(&path, e))?;
+        r.train(opts)
+    });
+    if let Err(e) = &result {
+        let _ = std::fs::write(output.join("FAILED"), format!("{e}\n"));
+    }
+    result
+}
+
+impl Recipe {
+    fn train(&mut self, opts: &RunOptions) -> Result<RunSummary> {
+        let mut start = 0usize;
+        if let Some(ck) = &opts.resume_from {
+            start = self.resume(ck)? as usize;
+        }
+        let end = match opts.stop_after {
+            Some(s) => (s as usize).min(self.plan.windows.len()),
+            None => self.plan.windows.len(),
+        };
+        let metrics_path = self.output.join("metrics.jsonl");
+        let mut metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| EngineError::io(&metrics_path, e))?;
+        let bar = opts.progress.then(|| {
+            let b = indicatif::ProgressBar::new(self.plan.windows.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+                )
+                .expect("valid template"),
+            );
+            b.set_position(start as u64);
+            b
+        });
+        let save_every = self.spec.checkpoint.save_steps;
+        let mut losses = Vec::new();
+        for step_idx in start..end {
+            let window = self.plan.windows[step_idx].clone();
+            let global_step = step_idx as u64 + 1;
+            let m = match self.train_step(global_step, &window) {
+                Ok(m) => m,
+                Err(e @ EngineError::NonFiniteLoss { .. }) => {
+                    // Keep the last good state as a checkpoint to inspect or resume from.
+                    let last_good = global_step - 1;
+                    if last_good > 0 && !checkpoint::dir_for(&self.output, last_good).is_dir() {
+                        self.save_checkpoint(last_good)?;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            losses.push(m.loss);
+            let line = serde_json::to_string(&m).expect("metrics serialise");
+            writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
+            if let Some(b) = &bar {
+                b.set_position(global_step);
+                b.set_message(format!("loss {:.4}  {:.0} tok/s", m.loss, m.tokens_per_sec));
+            }
+            let epoch_end = self
+                .plan
+                .windows
+                .get(step_idx + 1)
+                .is_none_or(|w| w.epoch != window.epoch);
+            let due = if save_every > 0 {
+                global_step % save_every == 0
+            } else {
+                epoch_end
+            };
+            if due && (global_step as usize) < self.plan.windows.len() {
+                self.save_checkpoint(global_step)?;
+            }
+        }
+        if let Some(b) = &bar {
+            b.finish();
+        }
+        let done = end as u64;
+        let mut eval = None;
+        if end == self.plan.windows.len() && !self.val.is_empty() {
+            let mb = self.spec.batch.micro_batch_per_device.max(1) as usize;
+            let rows: Vec<&Sample> = self.val.iter().collect();
+            let loss = eval_loss(&self.model, &rows, mb, self.tok.pad_id(), self.device);
+            let line = serde_json::json!({
+                "step": done,
+                "epoch": self.plan.windows.last().map_or(0, |w| w.epoch),
+                "eval_loss": loss,
+                "eval_samples": rows.len(),
+            });
+            writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
+            eval = Some(loss);
+        }
+        if end == self.plan.windows.len() {
+            self.save_final()?;
+        } else {
+            self.save_checkpoint(done)?;
+        }
+        Ok(RunSummary {
+            output: self.output.clone(),
+            steps: done,
+            final_loss: losses.last().copied().unwrap_or(f64::NAN),
+            losses,
+            flavour: self.flavour,
+            eval_loss: eval,
+        })
+    }
+}
+
+/// `--dtype`: the IR spelling, or torch's long name (`float32`).
+fn parse_dtype(name: &str) -> Result<Dtype> {
+    match name {
+        "float32" => Ok(Dtype::Fp32),
+        "bfloat16" => Ok(Dtype::Bf16),
+        "float16" => Ok(Dtype::Fp16),
+        other => other.parse().map_err(|_| {
+            EngineError::unsupported(
+                "precision.compute_dtype",
+                other,
+                "expected fp32, bf16 or fp16",
+            )
+        }),
+    }
+}

@@ -1,0 +1,338 @@
+//! Setup: a resolved spec → a [`Recipe`] ready to train.
+
+use super::options::RunOptions;
+use super::plan::{plan, Plan};
+use crate::engine::data::{self, Sample, Tokenizer};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::flavour::Flavour;
+use crate::engine::lora::{self, Init, LoraSpec};
+use crate::engine::model::{self, AttentionImpl, ModelForCausalLM};
+use crate::engine::optim::{AdamW, AdamWConfig};
+use crate::engine::schedule::{self, Schedule};
+use crate::ir::{Attention, BaseWeights, Dtype, Method, Resolved, RunSpec};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Everything set up and ready to train.
+pub(super) struct Recipe {
+    pub(super) spec: RunSpec,
+    pub(super) flavour: Flavour,
+    pub(super) device: Device,
+    pub(super) tok: Tokenizer,
+    pub(super) samples: Vec<Sample>,
+    /// Held-out validation samples (`data.val_size`).
+    pub(super) val: Vec<Sample>,
+    pub(super) model: ModelForCausalLM,
+    pub(super) lora: Option<LoraSpec>,
+    pub(super) trainable: Vec<Tensor>,
+    pub(super) optimizer: AdamW,
+    pub(super) schedule: Schedule,
+    pub(super) plan: Plan,
+    pub(super) output: PathBuf,
+    pub(super) model_dir: PathBuf,
+    /// Layer-wise activation recomputation (`memory.gradient_checkpointing` ≠ `off`).
+    pub(super) recompute: bool,
+}
+
+/// Tensors by checkpoint name.
+type NamedTensors = Vec<(String, Tensor)>;
+
+/// Setup in the order of the module docs; each phase needs what the ones before made.
+pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Result<Recipe> {
+    let spec = resolved.spec.clone();
+    let flavour = opts.flavour;
+    let device = opts.device;
+    // 1. precision: the model's math dtype (the adapter's own dtype comes with the LoRA spec)
+    let qlora = check_quantization(&spec)?;
+    let compute = compute_kind(&spec, device)?;
+    // 2. tokenizer and samples: the step count depends on them
+    let model_dir = model::locate(&spec.model.base)?;
+    let tok = Tokenizer::load(&tokenizer_dir(&spec, &model_dir)?)?;
+    let data::Split {
+        train: samples,
+        val,
+    } = data::build_split(&spec, flavour, &tok)?;
+    // 3. the model
+    let mut model = load_model(&spec, &model_dir, compute, device, &samples, &val)?;
+    // 4. what trains: LoRA pairs (base frozen) or every weight
+    let (lora, named_trainable) = attach_trainable(&spec, flavour, qlora, &mut model)?;
+    // 5. optimizer
+    let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
+    // 6. the data plan, then the schedule over its horizon
+    let plan = plan(&spec, flavour, samples.len(), spec.training.max_steps)?;
+    let schedule = build_schedule(&spec, &plan)?;
+    // HF Trainer: `set_seed(args.seed)` in its constructor, after the model and the adapter
+    // exist; dropout draws start from there. TorchTune seeds once, before building the model
+    // (the replayed init draws already advanced the generator).
+    if flavour != Flavour::TorchTune {
+        tch::manual_seed(spec.training.seed as i64);
+    }
+    let recompute = spec.memory.gradient_checkpointing.is_on();
+    Ok(Recipe {
+        spec,
+        flavour,
+        device,
+        tok,
+        samples,
+        val,
+        model,
+        lora,
+        trainable,
+        optimizer,
+        schedule,
+        plan,
+        output: output.to_path_buf(),
+        model_dir,
+        recompute,
+    })
+}
+
+/// Whether the run is QLoRA, and whether the engine can quantise as its spec asks: NF4 base
+/// weights (bitsandbytes-compatible), block 64, with or without double quantisation; FP4 and
+/// 8-bit bases are not implemented.
+fn check_quantization(spec: &RunSpec) -> Result<bool> {
+    let q = &spec.quantization;
+    let qlora = spec.adapter.method == Method::Qlora || q.base_weights != BaseWeights::None;
+    if qlora {
+        match q.base_weights {
+            BaseWeights::Nf4 | BaseWeights::None => {}
+            BaseWeights::Fp4 | BaseWeights::Int8 => {
+                return Err(EngineError::unsupported(
+                    "quantization.base_weights",
+                    q.base_weights,
+                    "the engine quantises base weights as NF4 only",
+                ))
+            }
+        }
+        if q.block_size != 64 {
+            return Err(EngineError::unsupported(
+                "quantization.block_size",
+                q.block_size,
+                "the engine's NF4 uses bitsandbytes' default block of 64",
+            ));
+        }
+        if spec.adapter.method == Method::Full {
+            return Err(EngineError::unsupported(
+                "adapter.method",
+                Method::Full,
+                "a full fine-tune cannot train quantised base weights",
+            ));
+        }
+    }
+    Ok(qlora)
+}
+
+/// The model's math dtype on `device`.
+fn compute_kind(spec: &RunSpec, device: Device) -> Result<Kind> {
+    let compute = kind_of(spec.precision.compute_dtype);
+    // HF autocast keeps fp32 master weights for trainable params; pure bf16 (TorchTune) does not.
+    Ok(if device == Device::Cpu && compute == Kind::Half {
+        Kind::Float
+    } else {
+        compute
+    })
+}
+
+/// The tokenizer's folder: the model's unless `model.tokenizer` names another model or a path.
+fn tokenizer_dir(spec: &RunSpec, model_dir: &Path) -> Result<PathBuf> {
+    if spec.model.tokenizer.is_empty() || spec.model.tokenizer == spec.model.base {
+        return Ok(model_dir.to_path_buf());
+    }
+    match model::locate(&spec.model.tokenizer) {
+        Ok(d) => Ok(d),
+        Err(_) if Path::new(&spec.model.tokenizer).exists() => {
+            Ok(PathBuf::from(&spec.model.tokenizer))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Load the base model in `compute` on `device`, checking that every sample fits its positions.
+fn load_model(
+    spec: &RunSpec,
+    model_dir: &Path,
+    compute: Kind,
+    device: Device,
+    samples: &[Sample],
+    val: &[Sample],
+) -> Result<ModelForCausalLM> {
+    // The engine has two kernels: the reference one, and SDPA for every fused kernel.
+    let attention = match spec.model.attention {
+        Attention::Eager => AttentionImpl::Eager,
+        Attention::Sdpa
+        | Attention::FlashAttention2
+        | Attention::FlashAttention3
+        | Attention::FlexAttention
+        | Attention::Xformers
+        | Attention::Sage => AttentionImpl::Sdpa,
+    };
+    let model = model::load(model_dir, compute, device, attention)?;
+    let max_len = samples
+        .iter()
+        .chain(val)
+        .map(|s| s.input_ids.len())
+        .max()
+        .unwrap_or(0) as i64;
+    if max_len > model.config.max_position_embeddings {
+        return Err(EngineError::unsupported(
+            "data.sequence_len",
+            spec.data.sequence_len,
+            format!(
+                "samples reach {max_len} tokens but the model's max_position_embeddings is {}",
+                model.config.max_position_embeddings
+            ),
+        ));
+    }
+    Ok(model)
+}
+
+/// Freeze the base, then make trainable what `adapter.method` trains: LoRA pairs (on NF4
+/// layers for QLoRA) or every weight. Returns the LoRA spec and the trainable tensors by name.
+fn attach_trainable(
+    spec: &RunSpec,
+    flavour: Flavour,
+    qlora: bool,
+    model: &mut ModelForCausalLM,
+) -> Result<(Option<LoraSpec>, NamedTensors)> {
+    for (_, p) in model.named_parameters() {
+        let _ = p.set_requires_grad(false);
+    }
+    match spec.adapter.method {
+        Method::Lora | Method::Qlora => {
+            if qlora {
+                // quantise before attaching: the adapters wrap the NF4 layers
+                let q = &spec.quantization;
+                model.quantize_linears(q.double_quant, &q.skip_modules)?;
+            }
+            if spec.adapter.use_dora {
+                return Err(EngineError::unsupported(
+                    "adapter.use_dora",
+                    "true",
+                    "DoRA is not implemented",
+                ));
+            }
+            let ls = LoraSpec {
+                rank: i64::from(spec.adapter.rank),
+                alpha: spec.adapter.alpha,
+                dropout: spec.adapter.dropout,
+                use_rslora: spec.adapter.use_rslora,
+                target_modules: spec.adapter.target_modules.clone(),
+                kind: kind_of(spec.adapter.weight_dtype),
+            };
+            lora::attach(model, &ls, &lora_init(spec, flavour))?;
+            let t = model
+                .named_parameters()
+                .into_iter()
+                .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
+                .collect();
+            Ok((Some(ls), t))
+        }
+        Method::Full => {
+            let t: NamedTensors = model.named_parameters();
+            for (_, p) in &t {
+                let _ = p.set_requires_grad(true);
+            }
+            Ok((None, t))
+        }
+    }
+}
+
+/// torch AdamW over the trainable tensors, with weight decay where the flavour applies it.
+/// Returns the tensors (for grad scaling) and the optimizer.
+fn build_optimizer(
+    spec: &RunSpec,
+    flavour: Flavour,
+    named_trainable: NamedTensors,
+) -> Result<(Vec<Tensor>, AdamW)> {
+    let o = &spec.optimizer;
+    if !matches!(
+        o.name.as_str(),
+        "adamw" | "adamw_torch" | "adamw_torch_fused" | "adamw_fused"
+    ) {
+        return Err(EngineError::unsupported(
+            "optimizer.name",
+            &o.name,
+            "the engine implements torch AdamW (adamw, adamw_fused); 8-bit and other optimizers are not implemented",
+        ));
+    }
+    let trainable: Vec<Tensor> = named_trainable
+        .iter()
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    let optimizer = AdamW::new(
+        AdamWConfig {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+        },
+        named_trainable
+            .into_iter()
+            .map(|(n, t)| {
+                let wd = if decays(flavour, &n) {
+                    o.weight_decay
+                } else {
+                    0.0
+                };
+                (n, t, wd)
+            })
+            .collect(),
+    );
+    Ok((trainable, optimizer))
+}
+
+/// The LR schedule over the plan's horizon (a warmup ratio counts steps of that horizon).
+fn build_schedule(spec: &RunSpec, plan: &Plan) -> Result<Schedule> {
+    let s = &spec.schedule;
+    let warmup_steps = if s.warmup_steps == 0 && s.warmup_ratio > 0.0 {
+        (s.warmup_ratio * plan.total_steps as f64).ceil() as u64
+    } else {
+        s.warmup_steps
+    };
+    Ok(Schedule {
+        kind: schedule::Kind::of(s.kind)?,
+        base_lr: spec.optimizer.lr,
+        warmup_steps,
+        total_steps: plan.total_steps,
+        num_cycles: s.num_cycles,
+        min_lr_ratio: s.min_lr_ratio,
+    })
+}
+
+/// Which parameters decay: HF exempts biases and norm weights
+/// (`Trainer.get_decay_parameter_names`); TorchTune passes every parameter to AdamW.
+fn decays(flavour: Flavour, name: &str) -> bool {
+    if flavour == Flavour::TorchTune {
+        return true;
+    }
+    let n = name.to_lowercase();
+    let segments: Vec<&str> = n.split('.').collect();
+    !(n.contains("bias")
+        || n.contains("layernorm")
+        || n.contains("rmsnorm")
+        || segments.contains(&"norm")
+        || segments.iter().any(|s| s.ends_with("_norm")))
+}
+
+fn kind_of(dtype: Dtype) -> Kind {
+    match dtype {
+        Dtype::Fp32 => Kind::Float,
+        Dtype::Bf16 => Kind::BFloat16,
+        Dtype::Fp16 => Kind::Half,
+    }
+}
+
+/// The LoRA init a spec asks for, per flavour (see `lora` module docs).
+fn lora_init(spec: &RunSpec, flavour: Flavour) -> Init {
+    let a = &spec.adapter;
+    if !a.init_from.is_empty() {
+        return Init::Pinned(PathBuf::from(&a.init_from));
+    }
+    match flavour {
+        Flavour::TorchTune => Init::TorchTuneReplay {
+            seed: spec.training.seed,
+        },
+        _ => Init::PeftReplay {
+            seed: a.init_seed.unwrap_or(spec.training.seed),
+        },
+    }
+}
