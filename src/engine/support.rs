@@ -95,15 +95,16 @@ fn check_model(spec: &RunSpec) -> Vec<Unsupported> {
                  models (config.json model_type)"
             ),
         )),
-        Some(f) if !ARCHITECTURES.contains(&f.hf_model_type.as_str()) => out
-            .push(Unsupported::new(
-            "model.family",
-            &m.family,
-            format!(
+        Some(f) if !ARCHITECTURES.contains(&f.hf_model_type.as_str()) => {
+            out.push(Unsupported::new(
+                "model.family",
+                &m.family,
+                format!(
                 "a `{}` model; the engine implements {implemented} models (config.json model_type)",
                 f.hf_model_type
             ),
-        )),
+            ))
+        }
         Some(_) => {}
     }
     let base = m.base.to_ascii_lowercase();

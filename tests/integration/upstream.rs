@@ -151,7 +151,7 @@ fn section(title: &str, intro: &str, outcomes: &[Outcome], in_scope_ok: (usize, 
 }
 
 /// Replace (when blessing) or check one `## title` section of docs/UPSTREAM.md.
-fn check_section(title: &str, body: &str) -> Result<(), String> {
+pub fn check_section(title: &str, body: &str) -> Result<(), String> {
     let path = repo().join("docs/UPSTREAM.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     let heading = format!("## {title}\n");
