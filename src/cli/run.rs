@@ -160,3 +160,31 @@ fn diagnostic(u: &Unsupported, loaded: &Loaded) -> Diagnostic {
         .with_help(u.reason.clone())
         .locate(&loaded.source)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RunArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<T, clap::Error> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn check_is_off_by_default_and_goes_before_or_after_the_config() {
+        assert!(!parse(&["c.yaml"]).unwrap().run.check);
+        for args in [["--check", "c.yaml"], ["c.yaml", "--check"]] {
+            let t = parse(&args).unwrap();
+            assert!(t.run.check);
+            assert_eq!(t.run.input.config, std::path::PathBuf::from("c.yaml"));
+        }
+        let e = parse(&["c.yaml", "--check=yes"]).err().unwrap();
+        assert_eq!(e.kind(), clap::error::ErrorKind::TooManyValues);
+    }
+}
