@@ -20,7 +20,7 @@ use tunebridge::diag::Source;
 use tunebridge::engine::error::Unsupported;
 use tunebridge::engine::support::{self, Architecture};
 use tunebridge::engine::Flavour;
-use tunebridge::ir::RunSpec;
+use tunebridge::ir::{RunSpec, Strategy};
 use tunebridge::translate::{self, Framework, ReadError};
 
 const SETS: [(Framework, &str); 3] = [
@@ -67,6 +67,8 @@ struct Row {
     reasons: Vec<Unsupported>,
     /// Refused when read (`port` refuses it too): the diagnostic.
     read_error: Option<String>,
+    /// Planned for several devices (`parallel.strategy` ≠ single, or `batch.devices` > 1).
+    parallel: bool,
 }
 
 impl Row {
@@ -97,6 +99,7 @@ fn census_of(fw: Framework, folder: &str, path: &Path) -> Row {
                 in_scope: false,
                 reasons: Vec::new(),
                 read_error: Some(first),
+                parallel: false,
             };
         }
     };
@@ -108,6 +111,7 @@ fn census_of(fw: Framework, folder: &str, path: &Path) -> Row {
         in_scope: in_scope(spec),
         reasons: support::check(spec, flavour, Architecture::FromFamily),
         read_error: None,
+        parallel: spec.parallel.strategy != Strategy::Single || spec.batch.devices > 1,
     }
 }
 
@@ -155,6 +159,13 @@ fn section(rows: &[Row]) -> String {
         "- **In-scope families: {} accepted.**\n- Overall: {} accepted.\n\n",
         share(ok_scoped, scoped.len()),
         share(ok_all, rows.len())
+    ));
+    let parallel = rows.iter().filter(|r| r.accepted() && r.parallel).count();
+    s.push_str(&format!(
+        "{parallel} of the accepted configs are planned for several GPUs (`parallel.strategy` \
+         other than `single`, or `batch.devices` > 1); the engine runs them on one device, with \
+         the per-device micro-batch and accumulation, so their global batch is not the planned \
+         one until the engine scales out.\n\n"
     ));
     // tally: every reason of every config that was read, most common first
     let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
