@@ -2,7 +2,7 @@
 
 use super::context::{gc_value, Ctx, Src};
 use super::literals::py_str;
-use crate::ir::{Attention, BaseWeights, Bias, Dtype, PrecisionMode, Recompute};
+use crate::ir::{Attention, BaseWeights, Bias, Dtype, PrecisionMode, Recompute, RunSpec};
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
 use crate::translate::unsloth::common::FW;
@@ -12,12 +12,19 @@ use serde_json::json;
 
 /// The model, its loading (quantisation, dtype, full fine-tuning), tokens and chat template.
 pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
-    let Src {
-        spec,
-        foreign,
-        full,
-        ..
-    } = *s;
+    let Src { spec, full, .. } = *s;
+    length_and_precision(em, s);
+    base_quantization(em, s);
+    if full {
+        full_finetune(em, spec);
+    }
+    model_and_tokenizer(em, ctx, s);
+    chat_template(em, ctx, s);
+}
+
+/// The sequence length, the load dtype and the trainer's precision flags.
+fn length_and_precision(em: &mut Emitter, s: &Src) {
+    let spec = s.spec;
     let seq = spec.data.sequence_len;
     let c = em.parity_comment("data.sequence_len", &json!(seq));
     em.put(
@@ -70,6 +77,11 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     if spec.precision.mode == PrecisionMode::Pure {
         em.cover("precision.mode", Status::Approximated, "dtype", "Unsloth trains under autocast with fp32 LoRA weights, not the whole model in the compute dtype");
     }
+}
+
+/// The base weights' quantization: 4-bit or 8-bit loading and what bitsandbytes fixes.
+fn base_quantization(em: &mut Emitter, s: &Src) {
+    let spec = s.spec;
     let base = spec.quantization.base_weights;
     let q4 = base == BaseWeights::Nf4;
     let c = em.parity_comment("quantization.base_weights", &json!(base));
@@ -125,52 +137,59 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             "Unsloth keeps its own list of 16-bit modules (lm_head, routers, …)",
         );
     }
-    if full {
-        em.put(
-            "from_pretrained.full_finetuning",
-            json!(true),
-            &["adapter.method"],
-            Status::Carried,
-            "",
-        );
+}
+
+/// A full fine-tune: the switch, and the LoRA settings it leaves unused.
+fn full_finetune(em: &mut Emitter, spec: &RunSpec) {
+    em.put(
+        "from_pretrained.full_finetuning",
+        json!(true),
+        &["adapter.method"],
+        Status::Carried,
+        "",
+    );
+    em.cover(
+        "adapter",
+        Status::Defaulted,
+        "",
+        "not used by a full fine-tune",
+    );
+    em.cover("adapter.method", Status::Carried, "full_finetuning", "");
+    // LoRA settings mean nothing here; the script reads back Unsloth's own.
+    let defaults = data::defaults(FW);
+    let unused: Vec<String> = em
+        .flat
+        .iter()
+        .filter(|(k, v)| {
+            k.starts_with("adapter.")
+                && *k != "adapter.method"
+                && defaults
+                    .get(k)
+                    .is_some_and(|d| !crate::translate::emitter::values_equal(d, v))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in unused {
         em.cover(
-            "adapter",
-            Status::Defaulted,
+            &k,
+            Status::Approximated,
             "",
-            "not used by a full fine-tune",
+            "unused by a full fine-tune; not written",
         );
-        em.cover("adapter.method", Status::Carried, "full_finetuning", "");
-        // LoRA settings mean nothing here; the script reads back Unsloth's own.
-        let defaults = data::defaults(FW);
-        let unused: Vec<String> = em
-            .flat
-            .iter()
-            .filter(|(k, v)| {
-                k.starts_with("adapter.")
-                    && *k != "adapter.method"
-                    && defaults
-                        .get(k)
-                        .is_some_and(|d| !crate::translate::emitter::values_equal(d, v))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in unused {
-            em.cover(
-                &k,
-                Status::Approximated,
-                "",
-                "unused by a full fine-tune; not written",
-            );
-        }
-        if spec.adapter.init_seed.is_none() {
-            em.cover(
-                "adapter.init_seed",
-                Status::Approximated,
-                "",
-                "unused by a full fine-tune; not written",
-            );
-        }
     }
+    if spec.adapter.init_seed.is_none() {
+        em.cover(
+            "adapter.init_seed",
+            Status::Approximated,
+            "",
+            "unused by a full fine-tune; not written",
+        );
+    }
+}
+
+/// The attention kernel, the tokenizer and its special tokens.
+fn model_and_tokenizer(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
+    let Src { spec, foreign, .. } = *s;
     if spec.model.attention != Attention::Sdpa {
         em.put(
             "from_pretrained.attn_implementation",
@@ -205,6 +224,11 @@ pub(super) fn model_and_method(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         "tokenizer.*_token",
         "",
     );
+}
+
+/// The chat template, by Unsloth's `get_chat_template` name.
+fn chat_template(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
+    let spec = s.spec;
     // Chat template.
     let ct = spec.model.chat_template.as_str();
     if !matches!(ct, "tokenizer_default" | "none" | "") {
