@@ -12,7 +12,7 @@
 use super::common::keep;
 use super::keys::{Keys, FW};
 use crate::diag::Diagnostic;
-use crate::ir::{Attention, DatasetFormat, RunSpec};
+use crate::ir::{Attention, Dataset, DatasetFormat, RunSpec};
 use crate::translate::emitter::{values_equal, Emitter};
 use crate::translate::node::Node;
 use crate::translate::reader::{ReadError, Reader};
@@ -319,129 +319,13 @@ fn read_type(
 
 pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
     let own = format!("{}.datasets.", FW.name());
-    let mut notes: Vec<(String, Status, String)> = Vec::new();
+    let mut notes: Vec<Note> = Vec::new();
     let datasets: Vec<Value> = spec
         .data
         .datasets
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            let mut m = Map::new();
-            m.insert("path".into(), json!(d.path));
-            if !d.loader.is_hub() {
-                m.insert("ds_type".into(), json!(d.loader));
-            }
-            if !d.data_files.is_empty() {
-                m.insert("data_files".into(), json!(d.data_files));
-            }
-            if !d.name.is_empty() {
-                m.insert("name".into(), json!(d.name));
-            }
-            if d.split != "train" {
-                m.insert("split".into(), json!(d.split));
-            }
-            match d.format {
-                DatasetFormat::Alpaca => {
-                    let known = keys.datasets.alpaca_styles.contains(&d.prompt_style);
-                    let style = if known { d.prompt_style.clone() } else { "alpaca".into() };
-                    if !known && !d.prompt_style.is_empty() {
-                        notes.push((
-                            format!("data.datasets.{i}.prompt_style"),
-                            Status::Approximated,
-                            format!("Axolotl has no `{}` framing; its Stanford alpaca prompt (`type: alpaca`) is used", d.prompt_style),
-                        ));
-                    }
-                    m.insert("type".into(), json!(style));
-                }
-                DatasetFormat::ChatTemplate => {
-                    m.insert("type".into(), json!("chat_template"));
-                    let mut props = Map::new();
-                    for (k, v) in &d.columns {
-                        if k == "messages" {
-                            if v != "messages" {
-                                m.insert("field_messages".into(), json!(v));
-                            }
-                        } else {
-                            props.insert(k.clone(), json!(v));
-                        }
-                    }
-                    if !props.is_empty() {
-                        m.insert("message_property_mappings".into(), Value::Object(props));
-                    }
-                    if !d.roles_to_train.is_empty() && d.roles_to_train != ["assistant"] {
-                        m.insert("roles_to_train".into(), json!(d.roles_to_train));
-                    }
-                }
-                DatasetFormat::Completion => {
-                    m.insert("type".into(), json!("completion"));
-                    if let Some(col) = d.columns.get("text").filter(|c| *c != "text") {
-                        m.insert("field".into(), json!(col));
-                    }
-                }
-                DatasetFormat::InputOutput => {
-                    m.insert("type".into(), json!("input_output"));
-                }
-                DatasetFormat::Instruct => {
-                    // Axolotl's user-defined type frames prompts with its format strings; a
-                    // source that framed them otherwise (a chat template, its own defaults)
-                    // gets Axolotl's defaults for what it left out.
-                    let complete = USER_DEFINED_DEFAULTS
-                        .iter()
-                        .all(|(k, _)| match k.strip_prefix("field_") {
-                            Some(col) => d.columns.contains_key(col),
-                            None => d.templates.contains_key(*k),
-                        });
-                    if !d.prompt_style.is_empty() || !complete {
-                        let how = if d.prompt_style.is_empty() {
-                            "its own defaults".to_string()
-                        } else {
-                            format!("`{}`", d.prompt_style)
-                        };
-                        let note = format!("Axolotl's user-defined type fills in its defaults ({{instruction}} {{input}} with no template); the source framed prompts with {how}");
-                        let mut parts = vec!["prompt_style".to_string()];
-                        for (k, _) in USER_DEFINED_DEFAULTS {
-                            parts.push(match k.strip_prefix("field_") {
-                                Some(col) => format!("columns.{col}"),
-                                None => format!("templates.{k}"),
-                            });
-                        }
-                        for part in parts {
-                            notes.push((format!("data.datasets.{i}.{part}"), Status::Approximated, note.clone()));
-                        }
-                    }
-                    // Axolotl's own defaults need not be spelled out.
-                    let is_default = |k: &str, v: &str| USER_DEFINED_DEFAULTS.iter().any(|(dk, dv)| *dk == k && *dv == v);
-                    let mut t = Map::new();
-                    for (k, v) in &d.columns {
-                        let key = format!("field_{k}");
-                        if !is_default(&key, v) {
-                            t.insert(key, json!(v));
-                        }
-                    }
-                    for (k, v) in &d.templates {
-                        if !is_default(k, v) {
-                            t.insert(k.clone(), json!(v));
-                        }
-                    }
-                    m.insert("type".into(), Value::Object(t));
-                }
-            }
-            if !d.response_markers.is_empty() {
-                notes.push((
-                    format!("data.datasets.{i}.response_markers"),
-                    Status::Approximated,
-                    "Axolotl masks prompts by format (train_on_inputs / roles_to_train), not by marker strings".into(),
-                ));
-            }
-            // Entry keys kept from an Axolotl source.
-            let prefix = format!("{own}{i}.");
-            for (k, v) in &spec.passthrough {
-                if let Some(key) = k.strip_prefix(&prefix) {
-                    m.insert(key.to_string(), v.clone());
-                }
-            }
-            Value::Object(m)
-        })
+        .map(|(i, d)| dataset_entry(spec, keys, &own, i, d, &mut notes))
         .collect();
     em.put(
         "datasets",
@@ -453,6 +337,160 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
     for (path, status, note) in notes {
         em.cover(&path, status, "datasets", &note);
     }
+    cover_data_flags(em, spec);
+    padding_free(em, spec);
+}
+
+/// A note on a dataset field: its IR path, its status and why.
+type Note = (String, Status, String);
+
+/// One `datasets:` entry: source keys, `type` by format, and the entry keys kept from an
+/// Axolotl source; what it cannot say goes to `notes`.
+fn dataset_entry(
+    spec: &RunSpec,
+    keys: &Keys,
+    own: &str,
+    i: usize,
+    d: &Dataset,
+    notes: &mut Vec<Note>,
+) -> Value {
+    let mut m = Map::new();
+    m.insert("path".into(), json!(d.path));
+    if !d.loader.is_hub() {
+        m.insert("ds_type".into(), json!(d.loader));
+    }
+    if !d.data_files.is_empty() {
+        m.insert("data_files".into(), json!(d.data_files));
+    }
+    if !d.name.is_empty() {
+        m.insert("name".into(), json!(d.name));
+    }
+    if d.split != "train" {
+        m.insert("split".into(), json!(d.split));
+    }
+    match d.format {
+        DatasetFormat::Alpaca => {
+            let known = keys.datasets.alpaca_styles.contains(&d.prompt_style);
+            let style = if known {
+                d.prompt_style.clone()
+            } else {
+                "alpaca".into()
+            };
+            if !known && !d.prompt_style.is_empty() {
+                notes.push((
+                    format!("data.datasets.{i}.prompt_style"),
+                    Status::Approximated,
+                    format!("Axolotl has no `{}` framing; its Stanford alpaca prompt (`type: alpaca`) is used", d.prompt_style),
+                ));
+            }
+            m.insert("type".into(), json!(style));
+        }
+        DatasetFormat::ChatTemplate => {
+            m.insert("type".into(), json!("chat_template"));
+            let mut props = Map::new();
+            for (k, v) in &d.columns {
+                if k == "messages" {
+                    if v != "messages" {
+                        m.insert("field_messages".into(), json!(v));
+                    }
+                } else {
+                    props.insert(k.clone(), json!(v));
+                }
+            }
+            if !props.is_empty() {
+                m.insert("message_property_mappings".into(), Value::Object(props));
+            }
+            if !d.roles_to_train.is_empty() && d.roles_to_train != ["assistant"] {
+                m.insert("roles_to_train".into(), json!(d.roles_to_train));
+            }
+        }
+        DatasetFormat::Completion => {
+            m.insert("type".into(), json!("completion"));
+            if let Some(col) = d.columns.get("text").filter(|c| *c != "text") {
+                m.insert("field".into(), json!(col));
+            }
+        }
+        DatasetFormat::InputOutput => {
+            m.insert("type".into(), json!("input_output"));
+        }
+        DatasetFormat::Instruct => {
+            m.insert("type".into(), instruct_type(i, d, notes));
+        }
+    }
+    if !d.response_markers.is_empty() {
+        notes.push((
+            format!("data.datasets.{i}.response_markers"),
+            Status::Approximated,
+            "Axolotl masks prompts by format (train_on_inputs / roles_to_train), not by marker strings".into(),
+        ));
+    }
+    // Entry keys kept from an Axolotl source.
+    let prefix = format!("{own}{i}.");
+    for (k, v) in &spec.passthrough {
+        if let Some(key) = k.strip_prefix(&prefix) {
+            m.insert(key.to_string(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+/// The user-defined `type:` of an instruct dataset: its fields and format strings, less
+/// Axolotl's defaults.
+fn instruct_type(i: usize, d: &Dataset, notes: &mut Vec<Note>) -> Value {
+    // Axolotl's user-defined type frames prompts with its format strings; a
+    // source that framed them otherwise (a chat template, its own defaults)
+    // gets Axolotl's defaults for what it left out.
+    let complete = USER_DEFINED_DEFAULTS
+        .iter()
+        .all(|(k, _)| match k.strip_prefix("field_") {
+            Some(col) => d.columns.contains_key(col),
+            None => d.templates.contains_key(*k),
+        });
+    if !d.prompt_style.is_empty() || !complete {
+        let how = if d.prompt_style.is_empty() {
+            "its own defaults".to_string()
+        } else {
+            format!("`{}`", d.prompt_style)
+        };
+        let note = format!("Axolotl's user-defined type fills in its defaults ({{instruction}} {{input}} with no template); the source framed prompts with {how}");
+        let mut parts = vec!["prompt_style".to_string()];
+        for (k, _) in USER_DEFINED_DEFAULTS {
+            parts.push(match k.strip_prefix("field_") {
+                Some(col) => format!("columns.{col}"),
+                None => format!("templates.{k}"),
+            });
+        }
+        for part in parts {
+            notes.push((
+                format!("data.datasets.{i}.{part}"),
+                Status::Approximated,
+                note.clone(),
+            ));
+        }
+    }
+    // Axolotl's own defaults need not be spelled out.
+    let is_default = |k: &str, v: &str| {
+        USER_DEFINED_DEFAULTS
+            .iter()
+            .any(|(dk, dv)| *dk == k && *dv == v)
+    };
+    let mut t = Map::new();
+    for (k, v) in &d.columns {
+        let key = format!("field_{k}");
+        if !is_default(&key, v) {
+            t.insert(key, json!(v));
+        }
+    }
+    for (k, v) in &d.templates {
+        if !is_default(k, v) {
+            t.insert(k.clone(), json!(v));
+        }
+    }
+    Value::Object(t)
+}
+
+/// The data flags Axolotl frames on its own: fully-masked rows, BOS/EOS and the last batch.
+fn cover_data_flags(em: &mut Emitter, spec: &RunSpec) {
     if spec.data.drop_fully_masked && !spec.data.packing {
         em.cover(
             "data.drop_fully_masked",
@@ -486,6 +524,10 @@ pub(super) fn write(em: &mut Emitter, spec: &RunSpec, keys: &Keys) {
             "with sample_packing Axolotl's multipack sampler always drops each epoch's last incomplete batch",
         ),
     }
+}
+
+/// Padding-free batches: packing, or batch flattening under varlen attention.
+fn padding_free(em: &mut Emitter, spec: &RunSpec) {
     // Axolotl flattens batches only with varlen attention (validation.py check_batch_flattening_fa).
     let varlen = match spec.model.attention {
         Attention::FlashAttention2
