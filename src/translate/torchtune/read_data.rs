@@ -183,7 +183,7 @@ fn builder_of<'t>(
     let Some(spec) = t.dataset(path) else {
         let known: Vec<&str> = t.c.dataset.iter().map(|d| d.component.as_str()).collect();
         let span = map.get("_component_").map(|e| e.node.span());
-        let help = did_you_mean(&path, known.iter().copied())
+        let help = did_you_mean(path, known.iter().copied())
             .unwrap_or_else(|| format!("tunebridge reads: {}", known.join(", ")));
         r.warn(
             Diagnostic::error(

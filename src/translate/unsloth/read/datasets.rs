@@ -7,8 +7,8 @@ use crate::diag::{Diagnostic, Span};
 use crate::translate::families;
 use crate::translate::reader::Reader;
 use crate::translate::unsloth::format::{self, split_slots, Formatting};
-use crate::translate::unsloth::python::Py;
-use crate::translate::unsloth::script::{self, DataSource, Script};
+use crate::translate::unsloth::python::{Call, Py};
+use crate::translate::unsloth::script::{self, DataSource, Plan, Script};
 use crate::translate::unsloth::script_data::script_data;
 use serde_json::{json, Value};
 
@@ -19,6 +19,8 @@ struct Shaped {
     chat: bool,
 }
 
+/// The training data: the dataset chain behind `train_dataset`, each dataset shaped by its
+/// formatting; masking, EOS, the held-out split and padding-free batching.
 pub(super) fn read_data(r: &mut Reader, s: &Script) {
     let Some(trainer) = s.call("SFTTrainer") else {
         r.warn(
@@ -35,6 +37,48 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
         );
         return;
     };
+    several_runs(r, s, trainer);
+    let plan = match script::plan_of(s, &train.value, train.span, 0) {
+        Ok(p) => p,
+        Err(d) => {
+            r.warn(d);
+            return;
+        }
+    };
+    for w in plan.warnings.clone() {
+        r.warn(w);
+    }
+    let text_field = arg(r, "SFTTrainer.dataset_text_field")
+        .or_else(|| arg(r, "SFTConfig.dataset_text_field"))
+        .and_then(|(v, _)| v.as_str().map(String::from))
+        .filter(|f| !f.is_empty());
+    let formatting_func = s
+        .arg("SFTTrainer", "formatting_func")
+        .and_then(|a| match &a.value {
+            Py::Name(n) => s.module.functions.get(n).copied(),
+            Py::Lambda(span) => Some(*span),
+            _ => None,
+        });
+    let mut shaped = Vec::new();
+    for src in &plan.sources {
+        shaped.push(shape(r, s, src, text_field.as_deref(), formatting_func));
+    }
+    let chat = shaped.iter().any(|d| d.chat);
+    masking(r, s, &shaped);
+    read_eos(r, &shaped, chat, &plan, train.span);
+    if let Some((size, span)) = plan.val_size {
+        r.set_from(
+            "data.val_size",
+            json!(size),
+            "train_test_split.test_size",
+            Some(span),
+        );
+    }
+    padding_free(r, s);
+}
+
+/// A script that trains several times: only the first run is read (reported).
+fn several_runs(r: &mut Reader, s: &Script, trainer: &Call) {
     // A script that trains several times (continued pretraining, then instruction tuning):
     // the IR holds one run, the first.
     let trainers: Vec<usize> = s
@@ -62,32 +106,11 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             .with_help("split the stages into separate scripts to port each one"),
         );
     }
-    let plan = match script::plan_of(s, &train.value, train.span, 0) {
-        Ok(p) => p,
-        Err(d) => {
-            r.warn(d);
-            return;
-        }
-    };
-    for w in plan.warnings.clone() {
-        r.warn(w);
-    }
-    let text_field = arg(r, "SFTTrainer.dataset_text_field")
-        .or_else(|| arg(r, "SFTConfig.dataset_text_field"))
-        .and_then(|(v, _)| v.as_str().map(String::from))
-        .filter(|f| !f.is_empty());
-    let formatting_func = s
-        .arg("SFTTrainer", "formatting_func")
-        .and_then(|a| match &a.value {
-            Py::Name(n) => s.module.functions.get(n).copied(),
-            Py::Lambda(span) => Some(*span),
-            _ => None,
-        });
-    let mut shaped = Vec::new();
-    for src in &plan.sources {
-        shaped.push(shape(r, s, src, text_field.as_deref(), formatting_func));
-    }
-    let chat = shaped.iter().any(|d| d.chat);
+}
+
+/// Prompt masking (`train_on_responses_only` or `assistant_only_loss`) with its markers, and
+/// the datasets themselves.
+fn masking(r: &mut Reader, s: &Script, shaped: &[Shaped]) {
     // Masking.
     let mut train_on_inputs = true;
     let tor = s.call("train_on_responses_only");
@@ -131,6 +154,10 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             span,
         );
     }
+}
+
+/// EOS: appended by the formatting function for text; part of the template for chat.
+fn read_eos(r: &mut Reader, shaped: &[Shaped], chat: bool, plan: &Plan, train_span: Span) {
     // EOS: appended by the formatting function for text; part of the template for chat.
     let eos: Vec<bool> = shaped.iter().filter_map(|d| d.eos).collect();
     if chat && eos.is_empty() {
@@ -146,7 +173,7 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
         if eos.iter().any(|&e| e != first) {
             r.warn(
                 Diagnostic::warning("conflict", "some datasets append EOS and others do not; the IR has one `data.add_eos`, set to true")
-                    .at(Some(train.span)),
+                    .at(Some(train_span)),
             );
         }
         let any = eos.iter().any(|&e| e);
@@ -160,14 +187,10 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             },
         );
     }
-    if let Some((size, span)) = plan.val_size {
-        r.set_from(
-            "data.val_size",
-            json!(size),
-            "train_test_split.test_size",
-            Some(span),
-        );
-    }
+}
+
+/// Padding-free batching: explicit, or what Unsloth's auto setting gives.
+fn padding_free(r: &mut Reader, s: &Script) {
     // Padding-free batching (research/unsloth.md §4.12).
     if let Some((v, span)) = arg(r, "SFTConfig.padding_free") {
         r.set_from(
@@ -477,11 +500,11 @@ fn unformatted(r: &mut Reader, sc: &ShapeCtx, mut ds: Value) -> Shaped {
     }
     ds["format"] = json!("completion");
     ds["columns"] = json!({"text": sc.original(text_field.unwrap_or("text"))});
-    return Shaped {
+    Shaped {
         ds,
         eos: Some(false),
         chat: false,
-    };
+    }
 }
 
 /// The function is not one tunebridge can read: reported, and the rows are read as plain text.
@@ -587,11 +610,11 @@ fn templated(r: &mut Reader, sc: &ShapeCtx, f: &Formatting, mut ds: Value) -> Sh
             ds["templates"] = json!({"format": with, "no_input_format": without, "system_format": "{system}", "system_prompt": ""});
         }
     }
-    return Shaped {
+    Shaped {
         ds,
         eos: Some(f.eos),
         chat: false,
-    };
+    }
 }
 
 /// A function that applies the chat template: a turn pair from two columns, or a messages
@@ -637,9 +660,9 @@ fn chat_formatted(
     set_messages(&mut ds, &sc.original(&col));
     message_keys(r, s, src, &mut ds);
     ds["roles_to_train"] = json!(["assistant"]);
-    return Shaped {
+    Shaped {
         ds,
         eos: None,
         chat: true,
-    };
+    }
 }
