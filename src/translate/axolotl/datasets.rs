@@ -14,9 +14,10 @@ use super::keys::{Keys, FW};
 use crate::diag::Diagnostic;
 use crate::ir::{Attention, Dataset, DatasetFormat, RunSpec};
 use crate::translate::emitter::{values_equal, Emitter};
-use crate::translate::node::Node;
+use crate::translate::node::{Entry, Node};
 use crate::translate::reader::{ReadError, Reader};
 use crate::translate::report::Status;
+use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
 /// Axolotl's user-defined prompt defaults (prompt_strategies/user_defined.py
@@ -84,84 +85,9 @@ pub(super) fn read(r: &mut Reader, keys: &Keys) -> Result<(), ReadError> {
             );
             continue;
         };
-        let text = |k: &str| {
-            map.get(k)
-                .and_then(|e| e.node.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        if text("path").is_empty() {
-            r.warn(
-                Diagnostic::error("missing-key", format!("`datasets[{i}]` has no `path`"))
-                    .at(Some(item.span()))
-                    .with_help("a hub id, a local file or a folder"),
-            );
-        }
-        let split = if text("split").is_empty() {
-            "train".to_string()
-        } else {
-            text("split")
-        };
-        let mut ds = json!({"path": text("path"), "split": split});
-        let ext = std::path::Path::new(&text("path"))
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| {
-                if e == "jsonl" {
-                    "json".to_string()
-                } else {
-                    e.to_string()
-                }
-            });
-        if !text("ds_type").is_empty() {
-            ds["loader"] = json!(text("ds_type"));
-        } else if let Some(loader) =
-            ext.filter(|e| ["json", "parquet", "csv", "arrow", "txt"].contains(&e.as_str()))
-        {
-            ds["loader"] = json!(loader);
-        }
-        if let Some(files) = map.get("data_files").filter(|e| !e.node.is_null()) {
-            ds["data_files"] = match files.node.to_value() {
-                Value::String(s) => json!([s]),
-                v => v,
-            };
-        }
-        if !text("name").is_empty() {
-            ds["name"] = json!(text("name"));
-        }
+        let mut ds = source_keys(r, i, item, map);
         match map.get("type").map(|e| &e.node) {
-            Some(Node::Map { entries, .. }) => {
-                // User-defined instruction format: columns and format strings.
-                ds["format"] = json!("instruct");
-                let given: Map<String, Value> = entries
-                    .iter()
-                    .map(|(k, e)| (k.clone(), e.node.to_value()))
-                    .collect();
-                let mut columns = Map::new();
-                let mut templates = Map::new();
-                for (k, default) in USER_DEFINED_DEFAULTS {
-                    let v = given
-                        .get(k)
-                        .filter(|v| !v.is_null())
-                        .cloned()
-                        .unwrap_or(json!(default));
-                    match k.strip_prefix("field_") {
-                        Some(col) => columns.insert(col.to_string(), v),
-                        None => templates.insert(k.to_string(), v),
-                    };
-                }
-                for (k, e) in entries {
-                    if !USER_DEFINED_DEFAULTS.iter().any(|(d, _)| d == k) {
-                        r.warn(
-                            Diagnostic::warning("unknown-key", format!("unknown key `datasets[{i}].type.{k}` is not read"))
-                                .at(Some(e.key_span))
-                                .with_help("a user-defined type takes field_system/instruction/input/output, format, no_input_format, system_format, system_prompt"),
-                        );
-                    }
-                }
-                ds["columns"] = Value::Object(columns);
-                ds["templates"] = Value::Object(templates);
-            }
+            Some(Node::Map { entries, .. }) => user_defined_type(r, i, entries, &mut ds),
             Some(n) => {
                 let t = n.as_str().unwrap_or("").to_string();
                 read_type(r, keys, &t, n, map, &mut ds)?;
@@ -172,55 +98,8 @@ pub(super) fn read(r: &mut Reader, keys: &Keys) -> Result<(), ReadError> {
                     .with_help("add `type: alpaca` (or chat_template, completion, input_output)"),
             ),
         }
-        // Entry keys with no IR field are kept for Axolotl; Axolotl's own defaults are dropped.
-        for (k, e) in map {
-            if READ_KEYS.contains(&k.as_str()) {
-                continue;
-            }
-            let v = e.node.to_value();
-            if v.is_null() {
-                continue;
-            }
-            let noop = keys
-                .datasets
-                .noop
-                .get(k)
-                .is_some_and(|vs| vs.iter().any(|x| values_equal(x, &v)))
-                || (k == "chat_template"
-                    && top_template.as_ref().is_some_and(|t| values_equal(t, &v)));
-            if noop {
-                continue;
-            }
-            if k == "chat_template" && top_template.is_none() && out.is_empty() && items.len() == 1
-            {
-                // One dataset names the template: it frames the conversations.
-                r.set_from(
-                    "model.chat_template",
-                    v,
-                    &format!("datasets[{i}].chat_template"),
-                    Some(e.key_span),
-                );
-                continue;
-            }
-            if keys.datasets.kept.contains(k) {
-                keep(
-                    r,
-                    &format!("datasets.{i}.{k}"),
-                    v,
-                    Some(e.key_span),
-                    "dataset setting with no IR field",
-                );
-            } else {
-                r.warn(
-                    Diagnostic::warning(
-                        "unknown-key",
-                        format!("unknown dataset key `datasets[{i}].{k}` is not read"),
-                    )
-                    .at(Some(e.key_span))
-                    .with_help("Axolotl would ignore it too; remove it or check the spelling"),
-                );
-            }
-        }
+        let only = out.is_empty() && items.len() == 1;
+        other_keys(r, keys, i, map, &top_template, only);
         out.push(ds);
     }
     r.set_from(
@@ -230,6 +109,151 @@ pub(super) fn read(r: &mut Reader, keys: &Keys) -> Result<(), ReadError> {
         Some(entry.key_span),
     );
     Ok(())
+}
+
+/// An entry's source keys: path, split, loader (named, or by file extension), data files and
+/// config name.
+fn source_keys(r: &mut Reader, i: usize, item: &Node, map: &IndexMap<String, Entry>) -> Value {
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|e| e.node.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    if text("path").is_empty() {
+        r.warn(
+            Diagnostic::error("missing-key", format!("`datasets[{i}]` has no `path`"))
+                .at(Some(item.span()))
+                .with_help("a hub id, a local file or a folder"),
+        );
+    }
+    let split = if text("split").is_empty() {
+        "train".to_string()
+    } else {
+        text("split")
+    };
+    let mut ds = json!({"path": text("path"), "split": split});
+    let ext = std::path::Path::new(&text("path"))
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| {
+            if e == "jsonl" {
+                "json".to_string()
+            } else {
+                e.to_string()
+            }
+        });
+    if !text("ds_type").is_empty() {
+        ds["loader"] = json!(text("ds_type"));
+    } else if let Some(loader) =
+        ext.filter(|e| ["json", "parquet", "csv", "arrow", "txt"].contains(&e.as_str()))
+    {
+        ds["loader"] = json!(loader);
+    }
+    if let Some(files) = map.get("data_files").filter(|e| !e.node.is_null()) {
+        ds["data_files"] = match files.node.to_value() {
+            Value::String(s) => json!([s]),
+            v => v,
+        };
+    }
+    if !text("name").is_empty() {
+        ds["name"] = json!(text("name"));
+    }
+    ds
+}
+
+/// A user-defined instruction format (`type:` as a mapping): its columns and format strings,
+/// Axolotl's defaults filling in what it leaves out.
+fn user_defined_type(r: &mut Reader, i: usize, entries: &IndexMap<String, Entry>, ds: &mut Value) {
+    // User-defined instruction format: columns and format strings.
+    ds["format"] = json!("instruct");
+    let given: Map<String, Value> = entries
+        .iter()
+        .map(|(k, e)| (k.clone(), e.node.to_value()))
+        .collect();
+    let mut columns = Map::new();
+    let mut templates = Map::new();
+    for (k, default) in USER_DEFINED_DEFAULTS {
+        let v = given
+            .get(k)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(json!(default));
+        match k.strip_prefix("field_") {
+            Some(col) => columns.insert(col.to_string(), v),
+            None => templates.insert(k.to_string(), v),
+        };
+    }
+    for (k, e) in entries {
+        if !USER_DEFINED_DEFAULTS.iter().any(|(d, _)| d == k) {
+            r.warn(
+                Diagnostic::warning("unknown-key", format!("unknown key `datasets[{i}].type.{k}` is not read"))
+                    .at(Some(e.key_span))
+                    .with_help("a user-defined type takes field_system/instruction/input/output, format, no_input_format, system_format, system_prompt"),
+            );
+        }
+    }
+    ds["columns"] = Value::Object(columns);
+    ds["templates"] = Value::Object(templates);
+}
+
+/// Entry keys with no IR field: kept for Axolotl, or the model's chat template when the only
+/// dataset names it; Axolotl's own defaults are dropped and unknown keys reported.
+fn other_keys(
+    r: &mut Reader,
+    keys: &Keys,
+    i: usize,
+    map: &IndexMap<String, Entry>,
+    top_template: &Option<Value>,
+    only: bool,
+) {
+    // Entry keys with no IR field are kept for Axolotl; Axolotl's own defaults are dropped.
+    for (k, e) in map {
+        if READ_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let v = e.node.to_value();
+        if v.is_null() {
+            continue;
+        }
+        let noop = keys
+            .datasets
+            .noop
+            .get(k)
+            .is_some_and(|vs| vs.iter().any(|x| values_equal(x, &v)))
+            || (k == "chat_template" && top_template.as_ref().is_some_and(|t| values_equal(t, &v)));
+        if noop {
+            continue;
+        }
+        if k == "chat_template" && top_template.is_none() && only {
+            // One dataset names the template: it frames the conversations.
+            r.set_from(
+                "model.chat_template",
+                v,
+                &format!("datasets[{i}].chat_template"),
+                Some(e.key_span),
+            );
+            continue;
+        }
+        if keys.datasets.kept.contains(k) {
+            keep(
+                r,
+                &format!("datasets.{i}.{k}"),
+                v,
+                Some(e.key_span),
+                "dataset setting with no IR field",
+            );
+        } else {
+            r.warn(
+                Diagnostic::warning(
+                    "unknown-key",
+                    format!("unknown dataset key `datasets[{i}].{k}` is not read"),
+                )
+                .at(Some(e.key_span))
+                .with_help("Axolotl would ignore it too; remove it or check the spelling"),
+            );
+        }
+    }
 }
 
 /// A `type:` string: the format, its prompt style and its columns.
