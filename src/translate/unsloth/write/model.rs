@@ -254,121 +254,11 @@ fn chat_template(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
 
 /// The LoRA adapter, gradient checkpointing, and the fused kernels Unsloth decides on itself.
 pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
-    let Src {
-        spec, opts, full, ..
-    } = *s;
-    let family = families::by_name(&spec.model.family);
-    let model_type = family.map(|f| f.hf_model_type.clone());
-    let fast_path = model_type
-        .as_ref()
-        .is_none_or(|t| script_data().fast_path_model_types.contains(t));
+    let Src { spec, full, .. } = *s;
     if !full {
         ctx.has_peft = true;
-        let (to_save_targets, mut targets): (Vec<String>, Vec<String>) = spec
-            .adapter
-            .target_modules
-            .iter()
-            .cloned()
-            .partition(|m| ["embed_tokens", "lm_head"].contains(&m.as_str()));
-        if !to_save_targets.is_empty() {
-            em.cover(
-                "adapter.target_modules",
-                Status::NotExpressible,
-                "target_modules",
-                &format!(
-                    "Unsloth trains {} in full, not with LoRA; left out",
-                    to_save_targets.join(" and ")
-                ),
-            );
-        }
-        let mut bad_save = Vec::new();
-        for m in &spec.adapter.modules_to_save {
-            if ["embed_tokens", "lm_head"].contains(&m.as_str()) {
-                targets.push(m.clone());
-            } else {
-                bad_save.push(m.clone());
-            }
-        }
-        em.put(
-            "get_peft_model.target_modules",
-            json!(targets),
-            &["adapter.target_modules", "adapter.modules_to_save"],
-            Status::Carried,
-            "",
-        );
-        if !bad_save.is_empty() {
-            em.cover(
-                "adapter.modules_to_save",
-                Status::NotExpressible,
-                "",
-                "Unsloth trains only embed_tokens and lm_head in full next to LoRA",
-            );
-        }
-        if spec.adapter.target_all_linear {
-            em.cover(
-                "adapter.target_all_linear",
-                Status::Approximated,
-                "target_modules",
-                "written as the family's list of linear layers",
-            );
-        } else {
-            em.cover(
-                "adapter.target_all_linear",
-                Status::Carried,
-                "target_modules",
-                "",
-            );
-        }
-        let (gc, gc_comment) = gc_value(em);
-        em.put(
-            "get_peft_model.use_gradient_checkpointing",
-            gc,
-            &["memory.gradient_checkpointing"],
-            Status::Carried,
-            &gc_comment,
-        );
-        if spec.memory.activation_offloading {
-            em.cover(
-                "memory.activation_offloading",
-                Status::Approximated,
-                "use_gradient_checkpointing",
-                "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
-            );
-            if spec.memory.gradient_checkpointing == Recompute::On {
-                em.cover(
-                    "memory.gradient_checkpointing",
-                    Status::Approximated,
-                    "use_gradient_checkpointing",
-                    "written as \"unsloth\" (recompute + CPU offload)",
-                );
-            }
-        }
-        if spec.adapter.init_seed.is_none() {
-            em.put(
-                "get_peft_model.random_state",
-                json!(spec.training.seed),
-                &[],
-                Status::Carried,
-                "parity: the run seed",
-            );
-            em.cover("adapter.init_seed", Status::Approximated, "random_state", "Unsloth re-seeds right before LoRA init (random_state); the source drew the init from the run seed's stream");
-        }
-        if spec.adapter.weight_dtype != Dtype::Fp32 {
-            em.cover(
-                "adapter.weight_dtype",
-                Status::Approximated,
-                "",
-                "Unsloth keeps LoRA weights and their optimizer state in fp32",
-            );
-        }
-        if !spec.adapter.init_from.is_empty() {
-            em.cover(
-                "adapter.init_from",
-                Status::NotExpressible,
-                "",
-                "a notebook-shaped script starts from a fresh adapter",
-            );
-        }
+        lora_targets(em, spec);
+        lora_settings(em, spec);
     } else {
         let (gc, gc_comment) = gc_value(em);
         em.put(
@@ -387,7 +277,132 @@ pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             );
         }
     }
-    // Fused kernels and compile: Unsloth decides; report where the source differs.
+    kernels_and_compile(em, s);
+}
+
+/// The LoRA target modules; embeddings and the LM head go in full next to LoRA.
+fn lora_targets(em: &mut Emitter, spec: &RunSpec) {
+    let (to_save_targets, mut targets): (Vec<String>, Vec<String>) = spec
+        .adapter
+        .target_modules
+        .iter()
+        .cloned()
+        .partition(|m| ["embed_tokens", "lm_head"].contains(&m.as_str()));
+    if !to_save_targets.is_empty() {
+        em.cover(
+            "adapter.target_modules",
+            Status::NotExpressible,
+            "target_modules",
+            &format!(
+                "Unsloth trains {} in full, not with LoRA; left out",
+                to_save_targets.join(" and ")
+            ),
+        );
+    }
+    let mut bad_save = Vec::new();
+    for m in &spec.adapter.modules_to_save {
+        if ["embed_tokens", "lm_head"].contains(&m.as_str()) {
+            targets.push(m.clone());
+        } else {
+            bad_save.push(m.clone());
+        }
+    }
+    em.put(
+        "get_peft_model.target_modules",
+        json!(targets),
+        &["adapter.target_modules", "adapter.modules_to_save"],
+        Status::Carried,
+        "",
+    );
+    if !bad_save.is_empty() {
+        em.cover(
+            "adapter.modules_to_save",
+            Status::NotExpressible,
+            "",
+            "Unsloth trains only embed_tokens and lm_head in full next to LoRA",
+        );
+    }
+    if spec.adapter.target_all_linear {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Approximated,
+            "target_modules",
+            "written as the family's list of linear layers",
+        );
+    } else {
+        em.cover(
+            "adapter.target_all_linear",
+            Status::Carried,
+            "target_modules",
+            "",
+        );
+    }
+}
+
+/// The LoRA settings `get_peft_model` takes: checkpointing, init seed; what it fixes is reported.
+fn lora_settings(em: &mut Emitter, spec: &RunSpec) {
+    let (gc, gc_comment) = gc_value(em);
+    em.put(
+        "get_peft_model.use_gradient_checkpointing",
+        gc,
+        &["memory.gradient_checkpointing"],
+        Status::Carried,
+        &gc_comment,
+    );
+    if spec.memory.activation_offloading {
+        em.cover(
+            "memory.activation_offloading",
+            Status::Approximated,
+            "use_gradient_checkpointing",
+            "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
+        );
+        if spec.memory.gradient_checkpointing == Recompute::On {
+            em.cover(
+                "memory.gradient_checkpointing",
+                Status::Approximated,
+                "use_gradient_checkpointing",
+                "written as \"unsloth\" (recompute + CPU offload)",
+            );
+        }
+    }
+    if spec.adapter.init_seed.is_none() {
+        em.put(
+            "get_peft_model.random_state",
+            json!(spec.training.seed),
+            &[],
+            Status::Carried,
+            "parity: the run seed",
+        );
+        em.cover("adapter.init_seed", Status::Approximated, "random_state", "Unsloth re-seeds right before LoRA init (random_state); the source drew the init from the run seed's stream");
+    }
+    if spec.adapter.weight_dtype != Dtype::Fp32 {
+        em.cover(
+            "adapter.weight_dtype",
+            Status::Approximated,
+            "",
+            "Unsloth keeps LoRA weights and their optimizer state in fp32",
+        );
+    }
+    if !spec.adapter.init_from.is_empty() {
+        em.cover(
+            "adapter.init_from",
+            Status::NotExpressible,
+            "",
+            "a notebook-shaped script starts from a fresh adapter",
+        );
+    }
+}
+
+/// Fused kernels and compile: Unsloth decides; report where the source differs.
+fn kernels_and_compile(em: &mut Emitter, s: &Src) {
+    let Src {
+        spec, opts, full, ..
+    } = *s;
+    let family = families::by_name(&spec.model.family);
+    let model_type = family.map(|f| f.hf_model_type.clone());
+    let fast_path = model_type
+        .as_ref()
+        .is_none_or(|t| script_data().fast_path_model_types.contains(t));
     let fused_unsloth = !full
         && fast_path
         && spec.adapter.dropout == 0.0
