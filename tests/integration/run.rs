@@ -257,6 +257,13 @@ fn axolotl_lora_llama_eval_matches_golden() {
             "{name}: eval at step {step}: {g} vs golden {w} ({rel:.3e} relative)"
         );
     }
+    // `diff` pairs the golden's trainer_state.json evals with our metrics.jsonl rows
+    let golden = repo().join("golden/runs").join(name);
+    let opts = tunebridge::diff::DiffOptions::default();
+    let c = tunebridge::diff::diff_paths(&golden, dir.path(), None, None, &opts).unwrap();
+    let curves = c.curves.expect("both runs have curves");
+    let eval = curves.eval.expect("both runs have evals");
+    assert_eq!((eval.rows.len(), eval.outside), (want.len(), 0));
 }
 
 #[test]
