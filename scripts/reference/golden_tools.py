@@ -19,7 +19,8 @@ Subcommands (each runs in the env named in brackets):
       Copy adapter_model.safetensors + adapter_config.json and convert adapter_model.pt
       to RUNDIR/adapter_model_torchtune.safetensors.
   hf-metrics TRAINER_STATE.json OUT.jsonl                                   [any]
-      One JSON object per logged optimizer step from HF trainer_state.json log_history.
+      One JSON object per logged optimizer step from HF trainer_state.json log_history, plus
+      one {step, eval_loss, epoch} object per evaluation.
   peft-init-adapter MODELDIR OUTDIR --r R --alpha A [--dropout D] [--seed S]
                     [--targets q_proj,v_proj | --target-linear]              [ax]
       Create a seeded PEFT LoRA adapter (B = 0) and save_pretrained it.
@@ -62,6 +63,10 @@ def hf_metrics(args):
         st = json.load(f)
     rows = []
     for e in st["log_history"]:
+        if "eval_loss" in e:
+            # an evaluation (eval_steps / eval_on_start): its own row at the step it ran after
+            rows.append({"step": e["step"], "eval_loss": e["eval_loss"], "epoch": e.get("epoch")})
+            continue
         if "loss" not in e:
             continue
         row = {"step": e["step"], "loss": e["loss"], "lr": e.get("learning_rate")}
@@ -73,7 +78,7 @@ def hf_metrics(args):
                 row[k] = e[k]
         rows.append(row)
     _write_jsonl(args.out, rows)
-    print(f"{len(rows)} steps -> {args.out}")
+    print(f"{len(rows)} rows -> {args.out}")
 
 
 def tt_init_adapter(args):

@@ -10,7 +10,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
 REF="${TUNEBRIDGE_REF_DIR:-$HOME/.cache/tunebridge/ref}"
 RUNS=(torchtune-lora-qwen2 axolotl-lora-llama axolotl-lora-llama-inputs torchtune-full-qwen2 hf-trl-unsloth-style-llama
-      axolotl-lora-qwen2-chat torchtune-lora-qwen2-chat axolotl-lora-llama-completion axolotl-lora-llama-input-output)
+      axolotl-lora-qwen2-chat torchtune-lora-qwen2-chat axolotl-lora-llama-completion axolotl-lora-llama-input-output
+      axolotl-lora-llama-eval)
 
 if [ $# -eq 0 ]; then
   bash scripts/reference/setup_envs.sh
@@ -23,5 +24,5 @@ for r in "${RUNS[@]}"; do
   echo "=== golden run $r"
   start=$SECONDS
   bash "golden/runs/$r/run.sh" > "target/golden-scratch-$r.log" 2>&1 || { echo "FAILED: $r (see target/golden-scratch-$r.log)"; exit 1; }
-  echo "    ok in $((SECONDS - start)) s: $(wc -l < "golden/runs/$r/metrics.jsonl") steps"
+  echo "    ok in $((SECONDS - start)) s: $(wc -l < "golden/runs/$r/metrics.jsonl") rows"
 done

@@ -6,8 +6,10 @@
 //! by tokens, B's loss is interpolated linearly at A's cumulative token counts inside B's
 //! range. Optional EMA smoothing (TensorBoard's, debiased: sₜ = w·sₜ₋₁ + (1−w)·xₜ, divided by
 //! 1−wᵗ) is applied to each curve before the comparison; the raw curves stay in the result
-//! for plotting. Left out: validation curves and per-token losses.
+//! for plotting. Evaluations (`eval_loss`) are paired by step in [`super::eval_curve`].
+//! Left out: per-token losses.
 
+use super::eval_curve::{diff_evals, EvalDiff};
 use crate::ingest::{Curve, CurvePoint};
 use serde::Serialize;
 
@@ -128,6 +130,9 @@ pub struct CurveDiff {
     pub lr_first_diff: Option<LrDiff>,
     pub series_a: Series,
     pub series_b: Series,
+    /// The eval losses, when either run logged any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalDiff>,
 }
 
 impl CurveDiff {
@@ -159,6 +164,20 @@ fn x_of(p: &CurvePoint, by: Axis) -> Option<f64> {
     match by {
         Axis::Step => Some(p.step as f64),
         Axis::Tokens => p.tokens,
+    }
+}
+
+/// Where an eval after step `s` sits on the x axis: the step, or the tokens seen by then.
+fn eval_x(c: &Curve, by: Axis, s: u64) -> f64 {
+    match by {
+        Axis::Step => s as f64,
+        Axis::Tokens if s == 0 => 0.0,
+        Axis::Tokens => c
+            .points
+            .iter()
+            .find(|p| p.step == s)
+            .and_then(|p| p.tokens)
+            .unwrap_or(f64::NAN),
     }
 }
 
@@ -243,7 +262,17 @@ pub fn diff_curves(a: &Curve, b: &Curve, o: &CurveOptions) -> Result<CurveDiff, 
         }),
         _ => None,
     });
+    // an eval after step s sits at the x of step s (by tokens: the tokens seen by then)
+    let eval = diff_evals(
+        &a.eval,
+        &b.eval,
+        |s| eval_x(a, o.by, s),
+        |s| eval_x(b, o.by, s),
+        o.rtol,
+        atol,
+    );
     Ok(CurveDiff {
+        eval,
         by: o.by,
         rtol: o.rtol,
         atol,

@@ -22,6 +22,7 @@
 
 pub mod comparison;
 pub mod curves;
+pub mod eval_curve;
 pub mod names;
 pub mod plot;
 pub mod report;

@@ -148,8 +148,7 @@ fn draw<DB: DrawingBackend>(
     let root = root.titled(&title, (FAMILY, 22).into_font())?;
     let (upper, lower) = root.split_vertically((SIZE.1 as f64 * 0.56) as u32);
     let first_x = cd.first_divergent_row().map(|r| r.x);
-    let all = || cd.series_a.raw.iter().chain(&cd.series_b.raw);
-    let xs = range(all().map(|p| p.0));
+    let xs = range(all_points(cd).map(|p| p.0).filter(|x| x.is_finite()));
     draw_losses(&upper, c, cd, by, xs, first_x)?;
     draw_difference(&lower, cd, by, xs, first_x)
 }
@@ -166,7 +165,7 @@ fn draw_losses<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let sa = cd.series_a.smoothed.as_ref().unwrap_or(&cd.series_a.raw);
     let sb = cd.series_b.smoothed.as_ref().unwrap_or(&cd.series_b.raw);
-    let all = || cd.series_a.raw.iter().chain(&cd.series_b.raw);
+    let all = || all_points(cd);
     let (y0, y1) = range(all().map(|p| p.1));
     let mut ch = ChartBuilder::on(upper)
         .margin(12)
@@ -211,6 +210,27 @@ fn draw_losses<DB: DrawingBackend>(
     ))?
     .label(format!("B: {}", c.b.label))
     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOR_B.stroke_width(3)));
+    if let Some(e) = &cd.eval {
+        // eval losses: A as rings on a thin line, B as filled dots
+        ch.draw_series(LineSeries::new(
+            e.series_a.iter().copied(),
+            COLOR_A.stroke_width(1),
+        ))?;
+        ch.draw_series(
+            e.series_a
+                .iter()
+                .map(|&p| Circle::new(p, 5, COLOR_A.stroke_width(2))),
+        )?
+        .label("A: eval loss")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, COLOR_A.stroke_width(2)));
+        ch.draw_series(
+            e.series_b
+                .iter()
+                .map(|&p| Circle::new(p, 3, COLOR_B.filled())),
+        )?
+        .label("B: eval loss")
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, COLOR_B.filled()));
+    }
     if let Some(x) = first_x {
         let unit = if cd.by == Axis::Step {
             format!("step {}", tick(x))
@@ -238,6 +258,15 @@ fn draw_losses<DB: DrawingBackend>(
         .draw()?;
 
     Ok(())
+}
+
+/// Every plotted (x, loss): the raw train curves and the evals.
+fn all_points(cd: &CurveDiff) -> impl Iterator<Item = &(f64, f64)> {
+    let evals = cd
+        .eval
+        .iter()
+        .flat_map(|e| e.series_a.iter().chain(&e.series_b));
+    cd.series_a.raw.iter().chain(&cd.series_b.raw).chain(evals)
 }
 
 /// Bottom: the difference B − A against the tolerance band, points outside marked.

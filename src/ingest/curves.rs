@@ -6,7 +6,7 @@
 //! them into strings first so they can be reported by line instead of failing the parse.
 
 use super::error::IngestError;
-use super::run::{Curve, CurvePoint};
+use super::run::{Curve, CurvePoint, EvalPoint};
 use serde_json::Value;
 use std::path::Path;
 
@@ -215,8 +215,8 @@ fn point_from_object(
     Some((step, loss, p, tokens))
 }
 
-/// HF `TrainerState` JSON: the train entries of `log_history` (those with `loss`); eval
-/// entries and the final `train_loss` summary are skipped.
+/// HF `TrainerState` JSON: the train entries of `log_history` (those with `loss`) and the eval
+/// entries (`eval_loss`); the final `train_loss` summary is skipped.
 pub(crate) fn trainer_state(path: &Path) -> Result<Curve, IngestError> {
     let text = read_text(path)?;
     if text.trim().is_empty() {
@@ -247,11 +247,16 @@ pub(crate) fn trainer_state(path: &Path) -> Result<Curve, IngestError> {
             )
         })?;
     let mut rows = Vec::new();
+    let mut evals = Vec::new();
     let mut nan_iter = nan_lines.iter();
     for entry in history {
         let Some(obj) = entry.as_object() else {
             continue;
         };
+        if let Some(e) = eval_from_object(obj) {
+            evals.push(e);
+            continue;
+        }
         let Some((_, loss, p, tokens)) = point_from_object(obj) else {
             continue;
         };
@@ -270,16 +275,19 @@ pub(crate) fn trainer_state(path: &Path) -> Result<Curve, IngestError> {
             line,
         });
     }
-    finish(path, rows, "`log_history` has no entries with a `loss`")
+    let mut curve = finish(path, rows, "`log_history` has no entries with a `loss`")?;
+    curve.eval = sorted_evals(evals);
+    Ok(curve)
 }
 
 /// JSONL: one object per line with `step` and `loss` (and optionally lr, grad_norm, tokens,
-/// epoch). Lines without a `loss` (eval, summaries) are skipped.
+/// epoch), or `step` and `eval_loss` (an evaluation). Other lines (summaries) are skipped.
 pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
     let text = read_text(path)?;
     let n_lines = text.lines().count();
     let ends_with_newline = text.ends_with('\n');
     let mut rows = Vec::new();
+    let mut evals = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
         if line.trim().is_empty() {
@@ -301,6 +309,12 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
         let obj = v.as_object().ok_or_else(|| {
             IngestError::parse(path, Some(lineno), "expected a JSON object per line")
         })?;
+        if !obj.contains_key("loss") {
+            if let Some(e) = eval_from_object(obj) {
+                evals.push(e);
+                continue;
+            }
+        }
         let Some((_, loss, p, tokens)) = point_from_object(obj) else {
             if obj.contains_key("loss") {
                 return Err(IngestError::parse(
@@ -320,7 +334,9 @@ pub(crate) fn jsonl(path: &Path) -> Result<Curve, IngestError> {
             line: Some(lineno),
         });
     }
-    finish(path, rows, "no lines with `step` and `loss`")
+    let mut curve = finish(path, rows, "no lines with `step` and `loss`")?;
+    curve.eval = sorted_evals(evals);
+    Ok(curve)
 }
 
 /// The columns of a CSV curve, found by name in its header (`train/` and `train_` prefixes
@@ -546,7 +562,28 @@ fn finish(path: &Path, rows: Vec<Raw>, empty_what: &str) -> Result<Curve, Ingest
         source: path.into(),
         points: dedup,
         quantum,
+        eval: Vec::new(),
     })
+}
+
+/// An evaluation row: `step` and a finite `eval_loss` (HF log entry, engine `metrics.jsonl`).
+fn eval_from_object(obj: &serde_json::Map<String, Value>) -> Option<EvalPoint> {
+    let loss = obj.get("eval_loss").and_then(json_f64)?;
+    let step = obj.get("step").and_then(Value::as_u64)?;
+    Some(EvalPoint { step, loss })
+}
+
+/// Sort evaluations by step; a repeated step keeps the later one (a resumed run).
+fn sorted_evals(mut evals: Vec<EvalPoint>) -> Vec<EvalPoint> {
+    evals.sort_by_key(|e| e.step);
+    let mut out: Vec<EvalPoint> = Vec::with_capacity(evals.len());
+    for e in evals {
+        match out.last_mut() {
+            Some(last) if last.step == e.step => *last = e,
+            _ => out.push(e),
+        }
+    }
+    out
 }
 
 /// Whether every loss is a multiple of 1e-4 (transformers < 4.47 logged `round(loss, 4)`).

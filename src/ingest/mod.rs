@@ -23,7 +23,7 @@ mod run;
 pub use error::IngestError;
 pub use layout::detect;
 pub use run::{
-    AdapterConfig, Curve, CurvePoint, Format, ModelShape, Precision, Run, WeightOrigin,
+    AdapterConfig, Curve, CurvePoint, EvalPoint, Format, ModelShape, Precision, Run, WeightOrigin,
     WeightSource,
 };
 

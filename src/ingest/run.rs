@@ -49,6 +49,15 @@ pub struct CurvePoint {
     pub epoch: Option<f64>,
 }
 
+/// One evaluation on the held-out rows: HF `eval_loss` in `log_history`, or an engine
+/// `metrics.jsonl` row with `eval_loss`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalPoint {
+    /// The optimizer step it ran after; 0 = before the first step (HF `eval_on_start`).
+    pub step: u64,
+    pub loss: f64,
+}
+
 /// A loss curve and the file it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Curve {
@@ -58,6 +67,9 @@ pub struct Curve {
     /// The rounding step of the logged losses when the writer rounded them
     /// (older transformers logged `round(loss, 4)`), so comparisons allow for it.
     pub quantum: Option<f64>,
+    /// Evaluations, sorted by step, one per step (empty when the run logged none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub eval: Vec<EvalPoint>,
 }
 
 /// The precision a run trained in, as far as its files say.

@@ -227,6 +227,19 @@ pub struct Training {
     pub max_steps_per_epoch: u64,
     /// Seed of torch/numpy/random (LoRA init, dropout, HF data order).
     pub seed: u64,
+    /// Evaluate on the held-out rows (`data.val_size`) after every optimizer step whose
+    /// number is a multiple of this (HF `eval_strategy="steps"` + `eval_steps`); 0 = only
+    /// after the last step. Does not change training.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub eval_every_n_steps: u64,
+    /// Also evaluate before the first step (HF `eval_on_start`, which Axolotl sets whenever
+    /// `eval_steps` or `eval_strategy` is given).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub eval_on_start: bool,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -50,11 +50,19 @@ fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
 fn golden_losses(name: &str) -> Vec<f64> {
     let text = std::fs::read_to_string(repo().join("golden/runs").join(name).join("metrics.jsonl"))
         .unwrap();
+    // eval rows (`eval_loss`) have no `loss`
     text.lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
+        .collect()
+}
+
+/// The `(step, eval_loss)` rows of a `metrics.jsonl`, in file order.
+fn eval_losses(metrics: &Path) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(metrics).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Some((v["step"].as_u64()?, v["eval_loss"].as_f64()?))
         })
         .collect()
 }
@@ -227,6 +235,35 @@ fn axolotl_lora_llama_inputs_matches_golden() {
     let name = "axolotl-lora-llama-inputs";
     let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
+}
+
+#[test]
+fn axolotl_lora_llama_eval_matches_golden() {
+    // val_set_size 0.125: the last 8 of the 64 rows held out (train_test_split, shuffle=False);
+    // eval_steps 4 + the eval_on_start Axolotl adds: an eval loss at steps 0, 4, …, 28, each the
+    // mean over samples of their eval batch's token-mean loss.
+    let name = "axolotl-lora-llama-eval";
+    let dir = golden_run_from_its_config(name);
+    adapter_matches(name, dir.path());
+    let want = eval_losses(&repo().join("golden/runs").join(name).join("metrics.jsonl"));
+    let got = eval_losses(&dir.path().join("metrics.jsonl"));
+    let steps = |v: &[(u64, f64)]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(steps(&got), steps(&want), "{name}: eval steps");
+    assert!(want.len() >= 8, "{name}: golden has {} evals", want.len());
+    for ((step, g), (_, w)) in got.iter().zip(&want) {
+        let rel = (g - w).abs() / w.abs();
+        assert!(
+            rel <= LOSS_RTOL,
+            "{name}: eval at step {step}: {g} vs golden {w} ({rel:.3e} relative)"
+        );
+    }
+    // `diff` pairs the golden's trainer_state.json evals with our metrics.jsonl rows
+    let golden = repo().join("golden/runs").join(name);
+    let opts = tunebridge::diff::DiffOptions::default();
+    let c = tunebridge::diff::diff_paths(&golden, dir.path(), None, None, &opts).unwrap();
+    let curves = c.curves.expect("both runs have curves");
+    let eval = curves.eval.expect("both runs have evals");
+    assert_eq!((eval.rows.len(), eval.outside), (want.len(), 0));
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn curve(losses: &[f64]) -> Curve {
             })
             .collect(),
         quantum: None,
+        eval: Vec::new(),
     }
 }
 

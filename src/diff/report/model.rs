@@ -6,6 +6,7 @@ use super::table::{code, text, Cell, Column, Row, Span, Table};
 use super::text::{fmt_x, sci, x_name};
 use crate::diff::comparison::{Comparison, RunInfo, Tolerances};
 use crate::diff::curves::CurveDiff;
+use crate::diff::eval_curve::EvalDiff;
 use crate::diff::verdict::{num, Finding};
 use crate::diff::weights::{WeightDiff, WeightKind};
 
@@ -242,7 +243,39 @@ fn curve_summary(cd: &CurveDiff) -> Vec<String> {
         ),
         None => "every compared point is inside the band".into(),
     });
+    if let Some(e) = &cd.eval {
+        s.push(eval_summary(e));
+    }
     s
+}
+
+/// One line on the eval losses: how many, how close, where they leave the band.
+fn eval_summary(e: &EvalDiff) -> String {
+    let head = format!(
+        "eval loss: A {} evals, B {}, {} compared by step",
+        e.len_a,
+        e.len_b,
+        e.rows.len()
+    );
+    let Some(last) = e.rows.last() else {
+        return head;
+    };
+    let band = match e.first_divergent.map(|i| &e.rows[i]) {
+        Some(r) => format!(
+            "first step outside the band: {} ({} of {} outside)",
+            r.step,
+            e.outside,
+            e.rows.len()
+        ),
+        None => "all inside the band".into(),
+    };
+    format!(
+        "{head};  max rel {};  last (step {}) A {} B {};  {band}",
+        sci(e.max_rel),
+        last.step,
+        num(last.loss_a),
+        num(last.loss_b)
+    )
 }
 
 /// The rows worth showing in a short table: the start, around the first divergence, the

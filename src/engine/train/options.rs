@@ -45,7 +45,8 @@ pub struct RunSummary {
     pub final_loss: f64,
     pub losses: Vec<f64>,
     pub flavour: Flavour,
-    /// Loss over the held-out rows (`data.val_size`) after the last step, when there are any.
+    /// Loss over the held-out rows (`data.val_size`) after the last step, when there are any
+    /// (the periodic evals are in `metrics.jsonl`).
     pub eval_loss: Option<f64>,
 }
 

@@ -1,5 +1,5 @@
-//! The run: setup, the loop over optimizer steps with its metrics and checkpoints, the final
-//! eval and save.
+//! The run: setup, the loop over optimizer steps with its metrics, periodic evals
+//! (`training.eval_every_n_steps`, `eval_on_start`) and checkpoints, the final eval and save.
 
 use super::options::{RunOptions, RunSummary};
 use super::setup::{setup, Recipe};
@@ -81,7 +81,14 @@ impl Recipe {
             b
         });
         let save_every = self.spec.checkpoint.save_steps;
+        let eval_every = self.spec.training.eval_every_n_steps;
         let mut losses = Vec::new();
+        let mut last_eval: Option<(u64, f64)> = None;
+        if start == 0 && self.spec.training.eval_on_start && !self.val.is_empty() {
+            // HF `eval_on_start`: evaluated before the first step, logged at step 0
+            let loss = self.evaluate(0, 0, &mut metrics, &metrics_path)?;
+            last_eval = Some((0, loss));
+        }
         for step_idx in start..end {
             let window = self.plan.windows[step_idx].clone();
             let global_step = step_idx as u64 + 1;
@@ -100,9 +107,18 @@ impl Recipe {
             losses.push(m.loss);
             let line = serde_json::to_string(&m).expect("metrics serialise");
             writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
+            // HF DefaultFlowCallback: evaluate when global_step % eval_steps == 0
+            if eval_every > 0 && global_step % eval_every == 0 && !self.val.is_empty() {
+                let loss = self.evaluate(global_step, window.epoch, &mut metrics, &metrics_path)?;
+                last_eval = Some((global_step, loss));
+            }
             if let Some(b) = &bar {
                 b.set_position(global_step);
-                b.set_message(format!("loss {:.4}  {:.0} tok/s", m.loss, m.tokens_per_sec));
+                let eval = last_eval.map_or(String::new(), |(_, l)| format!("  eval {l:.4}"));
+                b.set_message(format!(
+                    "loss {:.4}{eval}  {:.0} tok/s",
+                    m.loss, m.tokens_per_sec
+                ));
             }
             let epoch_end = self
                 .plan
@@ -124,17 +140,14 @@ impl Recipe {
         let done = end as u64;
         let mut eval = None;
         if end == self.plan.windows.len() && !self.val.is_empty() {
-            let mb = self.spec.batch.micro_batch_per_device.max(1) as usize;
-            let rows: Vec<&Sample> = self.val.iter().collect();
-            let loss = eval_loss(&self.model, &rows, mb, self.tok.pad_id(), self.device);
-            let line = serde_json::json!({
-                "step": done,
-                "epoch": self.plan.windows.last().map_or(0, |w| w.epoch),
-                "eval_loss": loss,
-                "eval_samples": rows.len(),
-            });
-            writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
-            eval = Some(loss);
+            // the final eval, unless the last step was just evaluated
+            eval = match last_eval {
+                Some((s, loss)) if s == done => Some(loss),
+                _ => {
+                    let epoch = self.plan.windows.last().map_or(0, |w| w.epoch);
+                    Some(self.evaluate(done, epoch, &mut metrics, &metrics_path)?)
+                }
+            };
         }
         if end == self.plan.windows.len() {
             self.save_final()?;
@@ -149,6 +162,37 @@ impl Recipe {
             flavour: self.flavour,
             eval_loss: eval,
         })
+    }
+}
+
+impl Recipe {
+    /// The eval loss over the held-out rows, in batches of the training micro-batch (Axolotl's
+    /// `eval_batch_size` default), appended to `metrics.jsonl` as
+    /// `{"step", "epoch", "eval_loss", "eval_samples"}`.
+    fn evaluate(
+        &self,
+        step: u64,
+        epoch: u64,
+        metrics: &mut std::fs::File,
+        metrics_path: &std::path::Path,
+    ) -> Result<f64> {
+        let batch = self.spec.batch.micro_batch_per_device;
+        let rows: Vec<&Sample> = self.val.iter().collect();
+        let loss = eval_loss(
+            &self.model,
+            &rows,
+            batch.max(1) as usize,
+            self.tok.pad_id(),
+            self.device,
+        );
+        let line = serde_json::json!({
+            "step": step,
+            "epoch": epoch,
+            "eval_loss": loss,
+            "eval_samples": rows.len(),
+        });
+        writeln!(metrics, "{line}").map_err(|e| EngineError::io(metrics_path, e))?;
+        Ok(loss)
     }
 }
 

@@ -134,3 +134,36 @@ fn rounding_detected() {
     );
     assert_eq!(jsonl(&p).unwrap().quantum, Some(1e-4));
 }
+
+#[test]
+fn eval_entries_become_the_eval_curve() {
+    // HF log_history: eval_on_start at step 0, then evals between train entries
+    let (_d, p) = tmp(
+        "trainer_state.json",
+        r#"{"log_history": [
+            {"eval_loss": 6.3, "epoch": 0, "step": 0},
+            {"loss": 6.2, "learning_rate": 0.0, "epoch": 0.1, "step": 1},
+            {"loss": 6.1, "learning_rate": 0.001, "epoch": 0.2, "step": 2},
+            {"eval_loss": 6.0, "eval_runtime": 0.05, "epoch": 0.2, "step": 2},
+            {"train_loss": 6.15, "epoch": 0.2, "step": 2}
+        ]}"#,
+    );
+    let c = trainer_state(&p).unwrap();
+    assert_eq!(c.points.len(), 2);
+    let evals: Vec<(u64, f64)> = c.eval.iter().map(|e| (e.step, e.loss)).collect();
+    assert_eq!(evals, [(0, 6.3), (2, 6.0)]);
+    // engine metrics.jsonl: eval rows carry no `loss`; a resumed run's repeat keeps the last
+    let (_d, p) = tmp(
+        "metrics.jsonl",
+        "{\"step\":1,\"loss\":6.2}\n{\"step\":1,\"eval_loss\":6.1,\"eval_samples\":8}\n{\"step\":1,\"eval_loss\":6.05}\n",
+    );
+    let c = jsonl(&p).unwrap();
+    assert_eq!(c.points.len(), 1);
+    assert_eq!(
+        c.eval,
+        [EvalPoint {
+            step: 1,
+            loss: 6.05
+        }]
+    );
+}

@@ -6,7 +6,8 @@
 //! batch-size triple, warmup given as a ratio, scheduler kwargs, precision flags, gradient
 //! checkpointing and activation offloading, the loss plugins (Cut Cross Entropy, Liger), the
 //! save cadence, trackers, and the fused LoRA kernels Axolotl turns on by itself. Dataset
-//! lists are in `datasets.rs`, DeepSpeed and FSDP in `parallel.rs`.
+//! lists are in `datasets.rs`, DeepSpeed and FSDP in `parallel.rs`, periodic evaluation in
+//! `eval.rs`.
 //!
 //! - [`read()`] / [`write()`]: the translator pair. The keys.toml data is in `keys.rs`, the
 //!   helpers both sides share in `common.rs`; the special cases are in `read.rs` (entry
@@ -21,6 +22,7 @@
 
 mod common;
 mod datasets;
+mod eval;
 mod keys;
 mod parallel;
 mod read;

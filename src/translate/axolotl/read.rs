@@ -6,6 +6,7 @@
 
 use super::common::{family_linear, ir_str, keep, kernels_possible, key_span, str_value};
 use super::datasets;
+use super::eval::read_eval;
 use super::keys::{keys, table, FW, KERNEL_KEYS, LEGACY_ATTENTION};
 use super::parallel;
 use super::read_run::{
@@ -48,6 +49,7 @@ pub fn read(source: &Source) -> Result<Parsed, ReadError> {
     read_loss(&mut r);
     read_checkpoint(&mut r);
     read_logging(&mut r);
+    read_eval(&mut r);
     parallel::read(&mut r, keys());
     derive_kernels(&mut r, &kernels);
     derive_shuffle_seed(&mut r);

@@ -1303,3 +1303,41 @@ fn unknown_attention_is_located_at_its_key() {
         .unwrap()
         .contains("sdpa, flash_attention_2"));
 }
+
+#[test]
+fn eval_steps_with_a_validation_split_evaluates_periodically_and_on_start() {
+    let y = "val_set_size: 0.125\neval_steps: 4\n";
+    let t = ok(y).resolved.spec.training;
+    assert_eq!((t.eval_every_n_steps, t.eval_on_start), (4, true));
+    let out = yaml_of(y);
+    assert_eq!(out["eval_strategy"], "steps");
+    assert_eq!(out["eval_steps"], 4);
+    round_trips(y);
+    // eval_strategy steps without eval_steps: HF falls back to logging_steps
+    let t = ok("val_set_size: 0.1\neval_strategy: steps\nlogging_steps: 5\n")
+        .resolved
+        .spec
+        .training;
+    assert_eq!((t.eval_every_n_steps, t.eval_on_start), (5, true));
+}
+
+#[test]
+fn eval_keys_without_a_validation_split_or_steps_are_kept() {
+    // no val_set_size: Axolotl sets eval_strategy "no"
+    let p = ok("eval_steps: 4\n");
+    assert_eq!(p.resolved.spec.training.eval_every_n_steps, 0);
+    assert!(!p.resolved.spec.training.eval_on_start);
+    assert_eq!(
+        pass("eval_steps: 4\n", "eval_steps"),
+        Some(serde_json::json!(4))
+    );
+    // a fraction of the total steps, and per-epoch evaluation: not in the IR
+    let y = "val_set_size: 0.1\neval_steps: 0.25\n";
+    assert_eq!(ok(y).resolved.spec.training.eval_every_n_steps, 0);
+    assert_eq!(pass(y, "eval_steps"), Some(serde_json::json!(0.25)));
+    let y = "val_set_size: 0.1\neval_strategy: epoch\n";
+    assert_eq!(pass(y, "eval_strategy"), Some(serde_json::json!("epoch")));
+    assert!(errors("val_set_size: 0.1\neval_steps: -3\n")
+        .iter()
+        .any(|d| d.id == "type-mismatch"));
+}

@@ -4,6 +4,7 @@
 
 use super::common::{family_linear, kernels_possible};
 use super::datasets;
+use super::eval::write_eval;
 use super::keys::{keys, table, FW, KERNEL_KEYS};
 use super::parallel;
 use super::write_run::{write_loss, write_passthrough, write_precision, write_run, write_schedule};
@@ -30,6 +31,7 @@ pub fn write(resolved: &Resolved, from: &str, opts: &WriteOptions) -> Written {
     write_loss(&mut em, spec);
     parallel::write(&mut em, spec, keys());
     write_run(&mut em, spec);
+    write_eval(&mut em, spec);
     em.apply_table();
     write_passthrough(&mut em, spec);
     let (mut outs, report) = em.finish(from, &opts.source_name);

@@ -153,7 +153,11 @@ fn every_table_field_is_read() {
         };
         for (lit, want) in cases {
             let line = format!("{kw} = {lit}");
-            let extra: Vec<(&str, &str)> = vec![(call, line.as_str())];
+            let mut extra: Vec<(&str, &str)> = vec![(call, line.as_str())];
+            if f.key == "SFTConfig.eval_steps" {
+                // counts only under eval_strategy = "steps" (read/run.rs read_eval_cadence)
+                extra.push(("SFTConfig", "eval_strategy = \"steps\""));
+            }
             let text = if f.key == "from_pretrained.model_name" {
                 script(&[]).replace("\"unsloth/Llama-3.2-1B\"", &lit)
             } else {
@@ -164,7 +168,12 @@ fn every_table_field_is_read() {
                 Ok(p) => p,
                 Err(e) => panic!("{} = {lit}: {:?}", f.key, e.diagnostics()),
             };
-            assert_eq!(ir(&p, &f.ir), want, "{} = {lit}", f.key);
+            let got = match ir(&p, &f.ir) {
+                // a flag written to run.toml only when true (`training.eval_on_start`)
+                Value::Null if want == json!(false) => json!(false),
+                v => v,
+            };
+            assert_eq!(got, want, "{} = {lit}", f.key);
         }
     }
 }
@@ -681,4 +690,22 @@ fn mutated_scripts_never_panic() {
         });
         assert!(result.is_ok(), "mutation {i} panicked:\n{text}");
     }
+}
+
+#[test]
+fn eval_steps_count_only_under_the_steps_strategy() {
+    let every = |lines: &[&str]| {
+        let extra: Vec<(&str, &str)> = lines.iter().map(|l| ("SFTConfig", *l)).collect();
+        read_text(&script(&extra))
+            .resolved
+            .spec
+            .training
+            .eval_every_n_steps
+    };
+    assert_eq!(every(&["eval_steps = 10"]), 0);
+    assert_eq!(every(&["eval_steps = 10", "eval_strategy = \"steps\""]), 10);
+    assert_eq!(
+        every(&["logging_steps = 5", "eval_strategy = \"steps\""]),
+        5
+    );
 }

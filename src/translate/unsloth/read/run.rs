@@ -289,6 +289,7 @@ pub(super) fn read_run(r: &mut Reader, s: &Script) {
             _ => {}
         }
     }
+    read_eval_cadence(r);
     // Multi-GPU settings passed to the HF Trainer.
     if let Some(a) = s.arg("SFTConfig", "deepspeed") {
         let key = "SFTConfig.deepspeed";
@@ -332,5 +333,34 @@ pub(super) fn read_run(r: &mut Reader, s: &Script) {
                 .at(Some(span)),
             );
         }
+    }
+}
+
+/// HF evaluates every `eval_steps` only under `eval_strategy="steps"`, and then falls back to
+/// `logging_steps` when `eval_steps` is unset (TrainingArguments.__post_init__).
+fn read_eval_cadence(r: &mut Reader) {
+    let strategy =
+        arg(r, "SFTConfig.eval_strategy").or_else(|| arg(r, "SFTConfig.evaluation_strategy"));
+    let by_steps = strategy.is_some_and(|(v, _)| v.as_str() == Some("steps"));
+    let every = ir_u64(r, "training.eval_every_n_steps");
+    if !by_steps && every > 0 {
+        r.set(
+            "training.eval_every_n_steps",
+            json!(0),
+            derived(
+                &["training.eval_every_n_steps"],
+                "eval_steps has no effect without eval_strategy=\"steps\"",
+            ),
+        );
+    } else if by_steps && every == 0 {
+        let logging = ir_u64(r, "logging.every_n_steps").max(1);
+        r.set(
+            "training.eval_every_n_steps",
+            json!(logging),
+            derived(
+                &["logging.every_n_steps"],
+                "eval_strategy=\"steps\" without eval_steps evaluates every logging_steps",
+            ),
+        );
     }
 }

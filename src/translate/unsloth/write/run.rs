@@ -43,6 +43,23 @@ fn steps_and_warmup(em: &mut Emitter, s: &Src) {
     } else {
         em.cover("training.max_steps", Status::Carried, "", "");
     }
+    if spec.training.eval_every_n_steps > 0 {
+        // HF evaluates every eval_steps only under eval_strategy="steps"
+        em.put(
+            "SFTConfig.eval_strategy",
+            json!("steps"),
+            &["training.eval_every_n_steps"],
+            Status::Carried,
+            "",
+        );
+        em.put(
+            "SFTConfig.eval_steps",
+            json!(spec.training.eval_every_n_steps),
+            &["training.eval_every_n_steps"],
+            Status::Carried,
+            "",
+        );
+    }
     if spec.training.max_steps_per_epoch > 0 {
         em.cover(
             "training.max_steps_per_epoch",
