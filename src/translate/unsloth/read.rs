@@ -1,8 +1,8 @@
 //! Script → IR: Unsloth's defaults first (`translators/unsloth/defaults.toml`), HF's where the
 //! script configures `TrainingArguments`, then the field table, then what the table cannot
-//! say: the method (QLoRA by default), target modules, truncation length (research/unsloth.md
-//! §4.8), warmup, precision, the datasets behind `train_dataset` with their formatting
-//! function, and the masking `train_on_responses_only` adds.
+//! say: the method (QLoRA by default), target modules, truncation length (unsloth_zoo
+//! `rl.py`, `dataset_utils.py`), warmup, precision, the datasets behind `train_dataset` with
+//! their formatting function, and the masking `train_on_responses_only` adds.
 
 use super::common::FW;
 use super::python::{self, Py};
@@ -195,7 +195,7 @@ fn read_model(r: &mut Reader, s: &Script) -> bool {
     true
 }
 
-/// Method and quantisation: QLoRA unless the script says otherwise (research/unsloth.md §1.1).
+/// Method and quantisation: QLoRA unless the script says otherwise (unsloth `models/loader.py` `FastLanguageModel.from_pretrained`).
 fn read_method(r: &mut Reader, s: &Script) {
     let flag = |r: &Reader, k: &str| arg(r, &format!("from_pretrained.{k}"));
     let full = flag(r, "full_finetuning");
@@ -356,7 +356,7 @@ fn read_adapter(r: &mut Reader, s: &Script) {
             ),
             None if fast_model => {
                 // FastModel.get_peft_model: target_modules=None → every linear layer, filtered by
-                // finetune_attention_modules / finetune_mlp_modules (research/unsloth.md §1.3).
+                // finetune_attention_modules / finetune_mlp_modules (unsloth `models/llama.py` `get_peft_model`).
                 let on = |r: &Reader, k: &str| {
                     arg(r, &format!("get_peft_model.{k}")).is_none_or(|(v, _)| v != json!(false))
                 };
@@ -428,7 +428,7 @@ fn read_adapter(r: &mut Reader, s: &Script) {
         } else if !fast_path {
             "models outside the FastLanguageModel fast path run PEFT's LoRA through compiled modeling code"
         } else {
-            "the fast LoRA path needs dropout 0, bias \"none\" and no DoRA (research/unsloth.md §3.1)"
+            "the fast LoRA path needs dropout 0, bias \"none\" and no DoRA (unsloth `kernels/`, the fast LoRA path)"
         };
         r.set(
             "adapter.fused_kernels",
@@ -440,7 +440,7 @@ fn read_adapter(r: &mut Reader, s: &Script) {
         r.set(
             "memory.compile",
             json!(true),
-            derived(&["model.family"], "FastModel runs torch.compile'd patched modeling code (research/unsloth.md §1.2, §3.1)"),
+            derived(&["model.family"], "FastModel runs torch.compile'd patched modeling code (unsloth `models/loader.py` FastModel, `unsloth/kernels/`)"),
         );
     }
 }
@@ -448,7 +448,7 @@ fn read_adapter(r: &mut Reader, s: &Script) {
 // ---------------------------------------------------------------- sequence and memory
 
 /// Truncation length: the SFT config's max_seq_length/max_length capped by the model's
-/// (research/unsloth.md §4.8).
+/// (unsloth_zoo `rl.py`, `dataset_utils.py`).
 fn read_sequence(r: &mut Reader) {
     if let Some((v, span)) = arg(r, "from_pretrained.max_seq_length") {
         match v.as_u64() {

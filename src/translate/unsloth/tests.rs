@@ -197,7 +197,7 @@ fn old_and_new_trl_styles_read_the_same() {
 
 #[test]
 fn truncation_is_capped_by_the_model_length() {
-    // research/unsloth.md §4.8: the SFT length never exceeds from_pretrained's.
+    // unsloth_zoo `rl.py`: the SFT length never exceeds from_pretrained's.
     let p = read_text(&script(&[
         ("from_pretrained", "max_seq_length = 512"),
         ("SFTConfig", "max_length = 4096"),

@@ -1,4 +1,4 @@
-//! IR → an Unsloth script in the notebooks' shape (research/unsloth.md §2.2): module-level
+//! IR → an Unsloth script in the notebooks' shape (`python_scripts/Llama3.1_(8B)-Alpaca.py`): module-level
 //! knobs, `from_pretrained`, `get_peft_model`, the dataset with its formatting function,
 //! `SFTTrainer(args = SFTConfig(…))` in the new TRL style, `train_on_responses_only` where
 //! prompts are masked, `trainer.train()`, and saving.

@@ -183,7 +183,7 @@ fn read_eos(r: &mut Reader, shaped: &[Shaped], chat: bool, plan: &Plan, train_sp
             json!(any),
             match span {
                 Some(sp) if any => r.origin_of("formatting function `+ EOS_TOKEN`", Some(sp)),
-                _ => derived(&["data.datasets"], "the formatting function appends no EOS, and Unsloth adds none to text (research/unsloth.md §4.9)"),
+                _ => derived(&["data.datasets"], "the formatting function appends no EOS, and Unsloth adds none to text (unsloth_zoo `dataset_utils.py`)"),
             },
         );
     }
@@ -191,7 +191,7 @@ fn read_eos(r: &mut Reader, shaped: &[Shaped], chat: bool, plan: &Plan, train_sp
 
 /// Padding-free batching: explicit, or what Unsloth's auto setting gives.
 fn padding_free(r: &mut Reader, s: &Script) {
-    // Padding-free batching (research/unsloth.md §4.12).
+    // Padding-free batching (unsloth `trainer.py` auto padding-free).
     if let Some((v, span)) = arg(r, "SFTConfig.padding_free") {
         r.set_from(
             "data.padding_free",

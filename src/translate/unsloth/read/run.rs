@@ -305,7 +305,7 @@ pub(super) fn read_run(r: &mut Reader, s: &Script) {
             r.set_from("parallel.deepspeed_config", json!(path), key, span);
         }
         r.warn(
-            Diagnostic::warning("unsupported-path", "Unsloth has no supported DeepSpeed path (research/unsloth.md §6); the run is read as planned, but expect it to fail or fall back")
+            Diagnostic::warning("unsupported-path", "Unsloth has no supported DeepSpeed path (Unsloth docs, multi-GPU status 2026-08); the run is read as planned, but expect it to fail or fall back")
                 .at(span),
         );
     }
@@ -328,7 +328,7 @@ pub(super) fn read_run(r: &mut Reader, s: &Script) {
             r.warn(
                 Diagnostic::warning(
                     "unsupported-path",
-                    "Unsloth has no supported FSDP path (research/unsloth.md §6)",
+                    "Unsloth has no supported FSDP path (Unsloth docs, multi-GPU status 2026-08)",
                 )
                 .at(Some(span)),
             );

@@ -223,7 +223,7 @@ fn loss_logging_checkpoints(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
 /// The launcher and the parallel strategy: DDP under torchrun.
 fn parallelism(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     let spec = s.spec;
-    // Parallelism: DDP under torchrun is the only multi-GPU path (research/unsloth.md §6).
+    // Parallelism: DDP under torchrun is the only multi-GPU path (Unsloth docs, multi-GPU status 2026-08).
     let devices = spec.batch.devices;
     if devices > 1 {
         ctx.launch = format!(
