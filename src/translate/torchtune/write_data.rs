@@ -148,18 +148,11 @@ struct NodeCtx<'a> {
     builder: Option<&'a tables::Dataset>,
 }
 
-/// An Alpaca dataset: the columns the builder reads, `train_on_input`, and the chat framing
-/// TorchTune adds around the prompt.
-fn alpaca_keys(
-    em: &mut Emitter,
-    n: &NodeCtx,
-    m: &mut Map<String, Value>,
-    column_map: &mut Map<String, Value>,
-) {
+/// The dataset's column mapping as the builder's `column_map`; a column the builder does not
+/// read is reported, not dropped.
+fn map_columns(em: &mut Emitter, n: &NodeCtx, column_map: &mut Map<String, Value>) {
     let NodeCtx {
-        i,
         d,
-        spec,
         component,
         builder,
         ..
@@ -178,6 +171,19 @@ fn alpaca_keys(
             );
         }
     }
+}
+
+/// An Alpaca dataset: the columns the builder reads, `train_on_input`, and the chat framing
+/// TorchTune adds around the prompt.
+fn alpaca_keys(
+    em: &mut Emitter,
+    n: &NodeCtx,
+    m: &mut Map<String, Value>,
+    column_map: &mut Map<String, Value>,
+) {
+    let NodeCtx { i, d, spec, .. } = *n;
+    let p = &n.p;
+    map_columns(em, n, column_map);
     m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
     if d.prompt_style != "alpaca_chat_template" {
         em.cover(&format!("{p}.prompt_style"), Status::Approximated, "dataset._component_", "TorchTune's alpaca_dataset wraps the Alpaca prompt in a user turn of the model's chat format; the source frames it as plain text");
@@ -266,27 +272,9 @@ fn instruct_keys(
     m: &mut Map<String, Value>,
     column_map: &mut Map<String, Value>,
 ) {
-    let NodeCtx {
-        d,
-        spec,
-        component,
-        builder,
-        ..
-    } = *n;
+    let NodeCtx { d, spec, .. } = *n;
     let p = &n.p;
-    let accepted = builder.map(|b| b.columns.clone()).unwrap_or_default();
-    for (k, v) in &d.columns {
-        if accepted.contains(k) {
-            column_map.insert(k.clone(), json!(v));
-        } else {
-            em.cover(
-                &format!("{p}.columns.{k}"),
-                Status::NotExpressible,
-                "",
-                &format!("{component} reads only the columns {}", accepted.join(", ")),
-            );
-        }
-    }
+    map_columns(em, n, column_map);
     m.insert("train_on_input".into(), json!(spec.data.train_on_inputs));
     if !d.templates.is_empty() {
         em.cover(&format!("{p}.templates"), Status::NotExpressible, "", "instruct_dataset sends the input column verbatim as the user turn; prompt format strings have no equivalent");
