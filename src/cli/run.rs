@@ -2,8 +2,12 @@
 
 use super::args::{EngineArgs, InputArgs};
 use super::exit::{EXIT_NOT_SUPPORTED, EXIT_OK};
-use super::input;
+use super::input::{self, Loaded};
+use crate::diag::{Diagnostic, Span};
+use crate::engine::error::Unsupported;
+use crate::engine::support::{self, Architecture};
 use crate::engine::{self, EngineError, Flavour, RunOptions};
+use crate::ir::Origin;
 use std::path::PathBuf;
 
 /// Train a config (Axolotl YAML, TorchTune YAML, Unsloth script or run.toml) on the native
@@ -13,6 +17,10 @@ use std::path::PathBuf;
 /// step: loss, lr, grad_norm, tokens, tokens_per_sec, mem_peak), the adapter in PEFT format
 /// (`adapter_model.safetensors` + `adapter_config.json`) or the full model in HF format, and
 /// `checkpoint-<step>/` folders. A run that fails leaves a `FAILED` file with the reason.
+///
+/// `--check` is a dry run: it reads the config as a run does and checks every feature it uses
+/// against the engine, without weights (the architecture is judged from the model family), and
+/// exits 0 when the engine runs them all, 3 with every reason otherwise.
 #[derive(clap::Args)]
 #[command(mut_arg("config", |a| a.help("Config or script to run")))]
 pub struct RunArgs {
@@ -32,6 +40,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Dry run: check that the engine runs every feature the config uses, without loading
+    /// weights (exit 0), or list every reason it does not (exit 3).
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<u8> {
@@ -44,6 +56,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
         (None, Some(f)) => f,
         (None, None) => Flavour::of_spec(&loaded.parsed.resolved),
     };
+    if a.check {
+        return Ok(check(&loaded, flavour));
+    }
     let mut opts = RunOptions::new(flavour);
     opts.device = engine::resolve_device(a.engine.device)?;
     opts.max_steps = a.engine.max_steps;
@@ -82,6 +97,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Err(e @ EngineError::Unsupported { .. })
+        | Err(e @ EngineError::UnsupportedFeatures(_))
         | Err(e @ EngineError::UnsupportedArchitecture { .. }) => {
             eprintln!("error: {e}");
             Ok(EXIT_NOT_SUPPORTED)
@@ -90,5 +106,85 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
             Err(anyhow::Error::new(e)
                 .context(format!("run of {} failed", a.input.config.display())))
         }
+    }
+}
+
+/// `run --check`: every feature the engine lacks as a `not-supported` diagnostic at the key
+/// that set it; 0 when there is none, 3 otherwise.
+fn check(loaded: &Loaded, flavour: Flavour) -> u8 {
+    let spec = &loaded.parsed.resolved.spec;
+    let found = support::check(spec, flavour, Architecture::FromFamily);
+    if found.is_empty() {
+        println!("ok: the engine runs every feature this config uses");
+        return EXIT_OK;
+    }
+    for u in &found {
+        eprint!("{}", diagnostic(u, loaded).render(Some(&loaded.source)));
+    }
+    let n = found.len();
+    eprintln!(
+        "error: the engine cannot run {} ({} semantics): {n} unsupported feature{}",
+        loaded.source.name,
+        flavour.name(),
+        if n == 1 { "" } else { "s" }
+    );
+    EXIT_NOT_SUPPORTED
+}
+
+/// One refusal, pointing at the source key its provenance records (or naming the default or
+/// rule that set it), with the supported values as help.
+fn diagnostic(u: &Unsupported, loaded: &Loaded) -> Diagnostic {
+    let origin = loaded.parsed.resolved.provenance.0.get(&u.field);
+    let mut message = format!("cannot run `{}` = `{}`", u.field, u.value);
+    let span = match origin {
+        Some(Origin::Explicit {
+            line: Some(l),
+            column: Some(c),
+            ..
+        }) => {
+            let text = &loaded.source.text;
+            let start = loaded.source.offset_of(*l, *c);
+            let len = text[start..]
+                .find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '-'))
+                .unwrap_or(text.len() - start);
+            Some(Span::new(start, start + len))
+        }
+        Some(o) => {
+            message.push_str(&format!(" ({})", o.describe()));
+            None
+        }
+        None => None,
+    };
+    Diagnostic::error("not-supported", message)
+        .at(span)
+        .with_help(u.reason.clone())
+        .locate(&loaded.source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<T, clap::Error> {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn check_is_off_by_default_and_goes_before_or_after_the_config() {
+        assert!(!parse(&["c.yaml"]).unwrap().run.check);
+        for args in [["--check", "c.yaml"], ["c.yaml", "--check"]] {
+            let t = parse(&args).unwrap();
+            assert!(t.run.check);
+            assert_eq!(t.run.input.config, std::path::PathBuf::from("c.yaml"));
+        }
+        let e = parse(&["c.yaml", "--check=yes"]).err().unwrap();
+        assert_eq!(e.kind(), clap::error::ErrorKind::TooManyValues);
     }
 }

@@ -34,6 +34,11 @@ pub enum EngineError {
         value: String,
         reason: String,
     },
+    /// Every spec value the engine cannot run, all found at once before anything is loaded
+    /// (`engine::support::check`); one line per value, each as [`EngineError::Unsupported`]
+    /// prints it.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    UnsupportedFeatures(Vec<Unsupported>),
     /// A checkpoint tensor is missing or has the wrong shape or dtype.
     #[error("tensor `{name}`: {message}")]
     Tensor { name: String, message: String },
@@ -80,6 +85,46 @@ impl EngineError {
             value: format!("`{value}`"),
             reason: reason.into(),
         }
+    }
+}
+
+/// One feature a spec uses that the engine does not run: the IR field as provenance keys it
+/// (`optimizer.name`, `data.datasets.0.loader`), the value, and why, naming what is supported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Unsupported {
+    pub fn new(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Unsupported {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The same line as [`EngineError::Unsupported`]: ``cannot run `field` = `value`: reason``.
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot run `{}` = `{}`: {}",
+            self.field, self.value, self.reason
+        )
+    }
+}
+
+impl From<Unsupported> for EngineError {
+    fn from(u: Unsupported) -> Self {
+        EngineError::unsupported(u.field, u.value, u.reason)
     }
 }
 

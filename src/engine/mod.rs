@@ -21,7 +21,8 @@
 //! dropout the model and [`lora`] share), [`lora`], [`data`] (tokenizer, prompt formats, sample
 //! order, collation), [`optim`] (AdamW, bitsandbytes AdamW, clipping), [`schedule`], [`train`] (the recipe: setup →
 //! train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4), [`hub`] (the local
-//! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`device`], [`bench`](mod@bench).
+//! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`support`] (every feature
+//! check on a spec, shared by a run and `run --check`), [`device`], [`bench`](mod@bench).
 //! This file only declares and re-exports: children import from the module that defines an
 //! item, never through here.
 //!
@@ -47,6 +48,7 @@ pub mod optim;
 pub mod quant;
 pub mod recompute;
 pub mod schedule;
+pub mod support;
 pub mod train;
 
 pub use device::resolve_device;

@@ -12,7 +12,7 @@
 //! What differs between frameworks is which LR is *logged*: HF logs the applied one (λ(k−1)),
 //! TorchTune reads it after `scheduler.step()`, i.e. the next step's (λ(k)) — `logging.lr_reported`.
 
-use super::error::{EngineError, Result};
+use super::error::Unsupported;
 use crate::ir::ScheduleKind;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +34,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The engine's schedule for the IR's `schedule.kind`.
-    pub fn of(kind: ScheduleKind) -> Result<Kind> {
+    /// The engine's schedule for the IR's `schedule.kind`; the refusal names the ones it runs
+    /// (`support::check` asks this too, so `run --check` and a run agree).
+    pub fn of(kind: ScheduleKind) -> Result<Kind, Unsupported> {
         Ok(match kind {
             ScheduleKind::Cosine | ScheduleKind::CosineWithMinLr => Kind::Cosine,
             ScheduleKind::Linear => Kind::Linear,
@@ -50,7 +51,7 @@ impl Kind {
             | ScheduleKind::Greedy
             | ScheduleKind::OneCycle
             | ScheduleKind::Rex => {
-                return Err(EngineError::unsupported(
+                return Err(Unsupported::new(
                     "schedule.kind",
                     kind,
                     "the engine runs cosine, cosine_with_min_lr, linear, constant and constant_with_warmup",

@@ -3,6 +3,8 @@
 //! change, then review the diff.
 
 mod architecture;
+#[cfg(feature = "engine")]
+mod census;
 mod cli;
 mod diff;
 mod gen;

@@ -151,7 +151,7 @@ fn section(title: &str, intro: &str, outcomes: &[Outcome], in_scope_ok: (usize, 
 }
 
 /// Replace (when blessing) or check one `## title` section of docs/UPSTREAM.md.
-fn check_section(title: &str, body: &str) -> Result<(), String> {
+pub fn check_section(title: &str, body: &str) -> Result<(), String> {
     let path = repo().join("docs/UPSTREAM.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     let heading = format!("## {title}\n");
@@ -176,7 +176,8 @@ fn check_section(title: &str, body: &str) -> Result<(), String> {
         None if current.is_empty() => format!(
             "# Upstream configs\n\nReal configs shipped by each framework, ported by `tests/integration/upstream.rs`; the sources are listed in `fixtures/upstream/<framework>/SOURCES.md`.\n\n{body}"
         ),
-        None => format!("{}\n{body}", current.trim_end_matches('\n').to_string() + "\n"),
+        // sections follow one another without a blank line (a section runs to the next `## `)
+        None => format!("{}{body}", current.trim_end_matches('\n').to_string() + "\n"),
     };
     std::fs::write(&path, updated).unwrap();
     Ok(())

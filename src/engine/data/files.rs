@@ -1,7 +1,7 @@
 //! Where a dataset's rows come from: JSON / JSON Lines / Parquet files, a local folder of them,
 //! or a hub dataset id resolved in the local Hugging Face cache (never downloaded).
 
-use super::super::error::{read_to_string, EngineError, Result};
+use super::super::error::{read_to_string, EngineError, Result, Unsupported};
 use crate::ir::Loader;
 use serde_json::{Map, Number, Value};
 use std::path::{Path, PathBuf};
@@ -15,26 +15,44 @@ fn is_data_file(p: &Path) -> bool {
         .is_some_and(|e| DATA_EXTS.contains(&e))
 }
 
-/// Rows of a file: Parquet when `loader` is `parquet` or the name ends in `.parquet`, else a
-/// JSON array or JSON Lines.
-pub fn read_rows_as(path: &Path, loader: Loader) -> Result<Vec<Map<String, Value>>> {
-    let parquet_extension = path.extension().and_then(|e| e.to_str()) == Some("parquet");
-    let parquet = match loader {
-        Loader::Parquet => true,
-        Loader::Hub | Loader::Json => parquet_extension,
+/// The loaders the engine reads: `json` (JSON array or JSON Lines), `parquet`, and a hub
+/// dataset's own files.
+pub fn check_loader(loader: Loader) -> Result<(), Unsupported> {
+    match loader {
+        Loader::Parquet | Loader::Hub | Loader::Json => Ok(()),
         Loader::Csv
         | Loader::Text
         | Loader::Txt
         | Loader::Arrow
         | Loader::Pandas
-        | Loader::Webdataset => {
-            return Err(EngineError::unsupported(
-                "data.datasets.loader",
-                loader,
-                "the engine reads json, jsonl and parquet files",
-            ))
-        }
-    };
+        | Loader::Webdataset => Err(Unsupported::new(
+            "data.datasets.loader",
+            loader,
+            "the engine reads json, jsonl and parquet files",
+        )),
+    }
+}
+
+/// Split slicing (`train[:10%]`) of a hub dataset is not reproduced; a local file or folder
+/// ignores the split, as the frameworks' loaders do.
+pub fn check_split(ds: &crate::ir::Dataset) -> Result<(), Unsupported> {
+    let local = !ds.data_files.is_empty() || Path::new(&ds.path).exists();
+    if !local && ds.split.contains('[') {
+        return Err(Unsupported::new(
+            "data.datasets.split",
+            &ds.split,
+            "split slicing is not implemented in the engine",
+        ));
+    }
+    Ok(())
+}
+
+/// Rows of a file: Parquet when `loader` is `parquet` or the name ends in `.parquet`, else a
+/// JSON array or JSON Lines.
+pub fn read_rows_as(path: &Path, loader: Loader) -> Result<Vec<Map<String, Value>>> {
+    let parquet_extension = path.extension().and_then(|e| e.to_str()) == Some("parquet");
+    check_loader(loader)?;
+    let parquet = loader == Loader::Parquet || parquet_extension;
     if parquet {
         read_parquet(path)
     } else {
@@ -174,13 +192,7 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
         files.sort();
         return Ok(files);
     }
-    if ds.split.contains('[') {
-        return Err(EngineError::unsupported(
-            "data.datasets.split",
-            &ds.split,
-            "split slicing is not implemented in the engine",
-        ));
-    }
+    check_split(ds)?;
     let mut looked = vec![p.display().to_string()];
     for hub in hubs {
         let repo = hub.join(repo_folder(&ds.path));

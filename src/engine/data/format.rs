@@ -15,7 +15,7 @@
 //! `models/qwen2/_tokenizer.py::tokenize_messages`, `data/_utils.py::truncate`; unsloth
 //! `Llama3.1_(8B)-Alpaca` notebook, `unsloth_zoo/dataset_utils.py`.
 
-use super::super::error::{EngineError, Result};
+use super::super::error::{EngineError, Result, Unsupported};
 use super::sample::Sample;
 use super::template::{ChatTemplate, Message};
 use super::tokenizer::Tokenizer;
@@ -45,7 +45,7 @@ impl AlpacaStrings {
         style: &str,
         templates: &indexmap::IndexMap<String, String>,
         flavour: Flavour,
-    ) -> Result<Self> {
+    ) -> Result<Self, Unsupported> {
         let table: toml::Table = toml::from_str(PROMPTS).expect("prompts.toml is valid TOML");
         // `alpaca_chat_template`: the same strings, framed as a chat turn (see `alpaca`)
         let style = style.strip_suffix("_chat_template").unwrap_or(style);
@@ -72,7 +72,7 @@ impl AlpacaStrings {
                 with_input,
                 no_input,
             }),
-            _ => Err(EngineError::unsupported(
+            _ => Err(Unsupported::new(
                 "data.datasets.prompt_style",
                 style,
                 "no such prompt format in translators/prompts.toml",
@@ -297,6 +297,19 @@ struct TtMessage<'a> {
     masked: bool,
 }
 
+/// Whether TorchTune's message framing (alpaca, instruct and chat datasets) is implemented for
+/// `family`: the Qwen (ChatML) and Llama 3 tokenizers.
+pub fn check_torchtune_family(family: &str) -> Result<(), Unsupported> {
+    if family.starts_with("llama3") || family.starts_with("qwen") {
+        return Ok(());
+    }
+    Err(Unsupported::new(
+        "model.family",
+        family,
+        "TorchTune message framing is implemented for the Qwen (ChatML) and Llama 3 tokenizers only",
+    ))
+}
+
 /// TorchTune's model tokenizer `tokenize_messages(messages, add_eos=True)` with
 /// `max_seq_len = sequence_len`, then `SFTTransform`'s labels (-100 where masked).
 ///
@@ -305,15 +318,9 @@ struct TtMessage<'a> {
 /// message's mask; then `truncate`, which forces the last token to EOS **and the last mask to
 /// True** (so the final EOS is never trained).
 fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample> {
+    check_torchtune_family(ctx.family)?;
     if ctx.family.starts_with("llama3") {
         return torchtune_llama3_messages(ctx, messages);
-    }
-    if !ctx.family.starts_with("qwen") {
-        return Err(EngineError::unsupported(
-            "model.family",
-            ctx.family,
-            "TorchTune message framing is implemented for the Qwen (ChatML) and Llama 3 tokenizers only",
-        ));
     }
     let tok = ctx.tok;
     let special = |t: &str| {

@@ -15,7 +15,7 @@ pub mod tokenizer;
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
 use super::model::mask::DocLayout;
-use crate::ir::{Data, DatasetFormat, Loader, Overlong, RunSpec};
+use crate::ir::{Data, DatasetFormat, Loader, RunSpec};
 use serde_json::{Map, Value};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -69,6 +69,9 @@ pub fn val_count(n: usize, val_size: f64) -> Result<usize> {
 ///   `shuffle=True` with `seed = data.shuffle_seed` on the rows: numpy
 ///   `default_rng(seed).permutation(n)`, test = its first k entries, train = the rest in
 ///   permutation order.
+///
+/// Packing and the overlong policy are taken as given: `support::check` refuses, before a run
+/// loads anything, the ones the engine does not reproduce (packing other than TorchTune's).
 pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<Split> {
     let chat = match &tok.chat_template {
         Some(t) => Some(template::ChatTemplate::new(
@@ -79,7 +82,6 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
         None => None,
     };
     let d = &spec.data;
-    check_supported(d, flavour)?;
     let all = tokenize_datasets(spec, flavour, tok, chat.as_ref())?;
     let (mut train, mut val) = split_val(all, flavour, d)?;
     if d.drop_fully_masked {
@@ -96,46 +98,6 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
         train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
     }
     Ok(Split { train, val })
-}
-
-/// Refuse the packing and overlong policies the engine does not reproduce.
-fn check_supported(d: &Data, flavour: Flavour) -> Result<()> {
-    if d.packing {
-        if flavour != Flavour::TorchTune {
-            return Err(EngineError::unsupported(
-                "data.packing",
-                "true",
-                "the engine packs as TorchTune's PackedDataset does (--flavour torchtune); \
-                 Axolotl's multipack bin packing and TRL's packing are not reproduced",
-            ));
-        }
-        if let Some(ds) = d
-            .datasets
-            .iter()
-            .find(|ds| ds.format == DatasetFormat::Completion)
-        {
-            return Err(EngineError::unsupported(
-                "data.packing",
-                "true",
-                format!(
-                    "`{}` is a completion dataset, which TorchTune packs with \
-                     split_across_pack=True; only whole-sample packing is implemented",
-                    ds.path
-                ),
-            ));
-        }
-    }
-    match d.overlong {
-        Overlong::Drop | Overlong::Truncate => {}
-        Overlong::Split | Overlong::Raise => {
-            return Err(EngineError::unsupported(
-                "data.overlong",
-                d.overlong,
-                "the engine drops or truncates",
-            ))
-        }
-    }
-    Ok(())
 }
 
 /// Every row of every dataset, formatted and tokenized as the flavour does, in dataset and

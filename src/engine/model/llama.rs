@@ -109,10 +109,14 @@ pub struct Config {
     pub sliding_window: Option<i64>,
 }
 
+/// The `config.json` `model_type`s this file implements (`run --check` judges a spec's
+/// `model.family` against them through `translators/families.toml`).
+pub const ARCHITECTURES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+
 impl RawConfig {
     pub fn into_config(self) -> Result<Config> {
         let arch = self.model_type.as_str();
-        if !matches!(arch, "llama" | "mistral" | "qwen2" | "qwen3") {
+        if !ARCHITECTURES.contains(&arch) {
             return Err(EngineError::UnsupportedArchitecture {
                 model_type: self.model_type,
             });

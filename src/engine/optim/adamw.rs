@@ -19,6 +19,9 @@
 use crate::engine::error::{EngineError, Result};
 use tch::Tensor;
 
+/// The `optimizer.name` spellings this AdamW runs: torch AdamW, fused or not (the same math).
+pub const ADAMW_NAMES: [&str; 4] = ["adamw", "adamw_torch", "adamw_torch_fused", "adamw_fused"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdamWConfig {
     pub beta1: f64,

@@ -12,10 +12,10 @@
 //!   t        = ((v + 1) · 0.5) · 65535 + 0.5            (four f32 roundings, no FMA)
 //!   q        = LUT[trunc(t)]                             (a byte: an index into the code)
 //!
-//! and a block whose absmax is 0 stores q = 0. Dequantisation is code[q] · absmax_b (one f32
+//! and a block whose absmax is 0 stores q = 0. Dequantisation is `code[q] · absmax_b` (one f32
 //! product). The LUT is not an exact nearest-code search: it maps 65 536 evenly spaced bins of
 //! [−1, 1] to the code nearest each bin's left edge, val_i = −1 + 2i/65535, by the midpoints
-//! ½(code[j] + code[j+1]). So a value near 0 lands on the code nearest 1.5·10⁻⁵ (index 131 of
+//! `½(code[j] + code[j+1])`. So a value near 0 lands on the code nearest 1.5·10⁻⁵ (index 131 of
 //! the signed map, 2.125·10⁻⁵), not on 0 — bitsandbytes does this, and so do we.
 //!
 //! The codes are the "dynamic" maps: signed (state1, the first moment) and unsigned (state2,
@@ -33,7 +33,7 @@ const LUT_SIZE: usize = 65536;
 /// `create_dynamic_map(signed, max_exponent_bits=7, total_bits=8)`:
 ///
 /// for i in 0..7: boundaries = linspace(0.1, 1, 2^i + 1) (signed) or 2^(i+1) + 1 (unsigned),
-/// means = (b[:-1] + b[1:]) / 2, entries 10^(i−6)·means (and their negatives when signed);
+/// `means = (b[:-1] + b[1:]) / 2`, entries 10^(i−6)·means (and their negatives when signed);
 /// then 0 and 1.0, sorted. 254 + 2 = 256 entries either way.
 pub fn dynamic_map(signed: bool) -> Vec<f32> {
     let _guard = tch::no_grad_guard();
@@ -114,7 +114,7 @@ impl Codebook {
         }
     }
 
-    /// code[q] · absmax of q's block, into `out`.
+    /// `code[q] · absmax` of q's block, into `out`.
     pub fn dequantize(&self, q: &[u8], absmax: &[f32], out: &mut [f32]) {
         for ((qs, os), am) in q.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(absmax) {
             for (qv, ov) in qs.iter().zip(os.iter_mut()) {

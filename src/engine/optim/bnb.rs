@@ -15,7 +15,7 @@
 //!
 //! 8-bit path (states stored as bytes + one absmax per block of 256, see [`super::blockwise`]):
 //!
-//!   m = code₁[q₁]·absmax₁,  v = code₂[q₂]·absmax₂        dequantise
+//!   m = code₁\[q₁\]·absmax₁,  v = code₂\[q₂\]·absmax₂    dequantise
 //!   m ← m·β₁;  m ← fma(g, 1 − β₁, m)                      `mul_(β₁).add_(g, alpha=1−β₁)`
 //!   v ← v·β₂;  v ← fma((1 − β₂)·g, g, v)                   `mul_(β₂).addcmul_(g, g, value=1−β₂)`
 //!   c₁ = 1 − β₁ᵗ,  c₂ = √(1 − β₂ᵗ)
@@ -36,7 +36,7 @@
 //! instead of dividing √v by c₂, the first moment uses mul+add instead of `lerp`, and the
 //! final add is fused. `add_(…, alpha)` and `addcmul_` are one FMA in ATen's CPU kernels
 //! (`vec::fmadd`), `addcdiv_` is not; the code below uses `f32::mul_add` exactly there. √ is
-//! ATen's own `sqrt` (see [`torch_sqrt`]).
+//! ATen's own `sqrt` (see `torch_sqrt`).
 //! Gradient-norm scaling (`gnorm_scale`) is 1 and `max_unorm` 0 in `AdamW`, so neither
 //! appears; `percentile_clipping` no longer exists in 0.50. The math runs on the host in
 //! Rust; parameters and gradients on a GPU are copied over and back (bitsandbytes' own CUDA

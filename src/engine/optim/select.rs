@@ -9,22 +9,15 @@
 //! Paging is a memory placement (unified memory on CUDA), so a paged name runs the same math.
 //! Any other name is refused with the list above.
 
-use super::adamw::{self, AdamW, AdamWConfig};
+use super::adamw::{self, AdamW, AdamWConfig, ADAMW_NAMES};
 use super::bnb::{BnbAdamW, BnbAdamWConfig};
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{Result, Unsupported};
 use tch::Tensor;
 
-/// The IR names the engine runs, in the order the refusal lists them.
-pub const SUPPORTED: &[&str] = &[
-    "adamw",
-    "adamw_torch",
-    "adamw_fused",
-    "adamw_torch_fused",
-    "adamw_8bit",
-    "adamw_bnb_8bit",
-    "paged_adamw_8bit",
-    "paged_adamw_32bit",
-];
+/// The IR names that select bitsandbytes AdamW with 8-bit states.
+pub const BNB_8BIT_NAMES: [&str; 3] = ["adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit"];
+/// The IR names that select bitsandbytes AdamW with 32-bit states.
+pub const BNB_32BIT_NAMES: [&str; 1] = ["paged_adamw_32bit"];
 
 /// Which optimizer an `optimizer.name` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +29,26 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
-    /// The kind an IR `optimizer.name` names, or an unsupported-value error listing
-    /// [`SUPPORTED`].
-    pub fn of(name: &str) -> Result<OptimizerKind> {
-        Ok(match name {
-            "adamw" | "adamw_torch" | "adamw_fused" | "adamw_torch_fused" => {
-                OptimizerKind::TorchAdamW
-            }
-            "adamw_8bit" | "adamw_bnb_8bit" | "paged_adamw_8bit" => {
-                OptimizerKind::BnbAdamW { optim_bits: 8 }
-            }
-            "paged_adamw_32bit" => OptimizerKind::BnbAdamW { optim_bits: 32 },
-            other => {
-                return Err(EngineError::unsupported(
-                    "optimizer.name",
-                    other,
-                    format!("the engine runs {}", SUPPORTED.join(", ")),
-                ))
-            }
-        })
+    /// The kind an IR `optimizer.name` names, or a refusal listing every name that runs.
+    pub fn of(name: &str) -> Result<OptimizerKind, Unsupported> {
+        if ADAMW_NAMES.contains(&name) {
+            Ok(OptimizerKind::TorchAdamW)
+        } else if BNB_8BIT_NAMES.contains(&name) {
+            Ok(OptimizerKind::BnbAdamW { optim_bits: 8 })
+        } else if BNB_32BIT_NAMES.contains(&name) {
+            Ok(OptimizerKind::BnbAdamW { optim_bits: 32 })
+        } else {
+            Err(Unsupported::new(
+                "optimizer.name",
+                name,
+                format!(
+                    "the engine implements torch AdamW ({}) and bitsandbytes AdamW ({}, {}); other optimizers are not implemented",
+                    ADAMW_NAMES.join(", "),
+                    BNB_8BIT_NAMES.join(", "),
+                    BNB_32BIT_NAMES.join(", ")
+                ),
+            ))
+        }
     }
 }
 

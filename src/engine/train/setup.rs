@@ -10,7 +10,8 @@ use crate::engine::model::{self, AttentionImpl, ModelForCausalLM};
 use crate::engine::optim::adamw::AdamWConfig;
 use crate::engine::optim::select::{Optimizer, OptimizerKind, Trainable};
 use crate::engine::schedule::{self, Schedule};
-use crate::ir::{Attention, BaseWeights, Dtype, Method, Resolved, RunSpec};
+use crate::engine::support::{self, Architecture};
+use crate::ir::{Attention, Dtype, Method, Resolved, RunSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -43,8 +44,11 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     let spec = resolved.spec.clone();
     let flavour = opts.flavour;
     let device = opts.device;
+    // 0. every feature the spec uses, all refusals at once, before anything loads (the same
+    //    check as `run --check`; config.json is checked when the model loads)
+    support::ensure(&spec, flavour, Architecture::FromConfigJson)?;
     // 1. precision: the model's math dtype (the adapter's own dtype comes with the LoRA spec)
-    let qlora = check_quantization(&spec)?;
+    let qlora = support::quantises_base(&spec);
     let compute = compute_kind(&spec, device)?;
     // 2. tokenizer and samples: the step count depends on them
     let model_dir = model::locate(&spec.model.base)?;
@@ -86,41 +90,6 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         model_dir,
         recompute,
     })
-}
-
-/// Whether the run is QLoRA, and whether the engine can quantise as its spec asks: NF4 base
-/// weights (bitsandbytes-compatible), block 64, with or without double quantisation; FP4 and
-/// 8-bit bases are not implemented.
-fn check_quantization(spec: &RunSpec) -> Result<bool> {
-    let q = &spec.quantization;
-    let qlora = spec.adapter.method == Method::Qlora || q.base_weights != BaseWeights::None;
-    if qlora {
-        match q.base_weights {
-            BaseWeights::Nf4 | BaseWeights::None => {}
-            BaseWeights::Fp4 | BaseWeights::Int8 => {
-                return Err(EngineError::unsupported(
-                    "quantization.base_weights",
-                    q.base_weights,
-                    "the engine quantises base weights as NF4 only",
-                ))
-            }
-        }
-        if q.block_size != 64 {
-            return Err(EngineError::unsupported(
-                "quantization.block_size",
-                q.block_size,
-                "the engine's NF4 uses bitsandbytes' default block of 64",
-            ));
-        }
-        if spec.adapter.method == Method::Full {
-            return Err(EngineError::unsupported(
-                "adapter.method",
-                Method::Full,
-                "a full fine-tune cannot train quantised base weights",
-            ));
-        }
-    }
-    Ok(qlora)
 }
 
 /// The model's math dtype on `device`.
@@ -205,13 +174,6 @@ fn attach_trainable(
                 let q = &spec.quantization;
                 model.quantize_linears(q.double_quant, &q.skip_modules)?;
             }
-            if spec.adapter.use_dora {
-                return Err(EngineError::unsupported(
-                    "adapter.use_dora",
-                    "true",
-                    "DoRA is not implemented",
-                ));
-            }
             let ls = LoraSpec {
                 rank: i64::from(spec.adapter.rank),
                 alpha: spec.adapter.alpha,
@@ -239,7 +201,8 @@ fn attach_trainable(
 }
 
 /// The optimizer `optimizer.name` selects over the trainable tensors, with weight decay where
-/// the flavour applies it. Returns the tensors (for grad scaling) and the optimizer.
+/// the flavour applies it (`support::check` has refused any other name already). Returns the
+/// tensors (for grad scaling) and the optimizer.
 fn build_optimizer(
     spec: &RunSpec,
     flavour: Flavour,

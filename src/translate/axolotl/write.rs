@@ -187,6 +187,8 @@ fn cover_unused(em: &mut Emitter, prefixes: &[&str], note: &str) {
     }
 }
 
+/// The adapter: method, quantization, targets and fused kernels; what Axolotl fixes (bias,
+/// LoRA weight dtype) is reported.
 pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOptions) {
     let a = &spec.adapter;
     if a.method == Method::Full {
@@ -222,6 +224,29 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
         Status::Carried,
         "",
     );
+    write_quantization(em, spec);
+    write_targets(em, spec);
+    write_kernels(em, spec, opts);
+    if a.bias != Bias::None {
+        em.cover(
+            "adapter.bias",
+            Status::NotExpressible,
+            "",
+            "Axolotl builds LoraConfig with bias=\"none\"",
+        );
+    }
+    if a.weight_dtype != Dtype::Fp32 {
+        em.cover(
+            "adapter.weight_dtype",
+            Status::Approximated,
+            "",
+            "PEFT under Axolotl keeps LoRA weights in fp32",
+        );
+    }
+}
+
+/// The base weights' quantization: 4-bit (with bitsandbytes keywords) or 8-bit loading.
+fn write_quantization(em: &mut Emitter, spec: &RunSpec) {
     let q = &spec.quantization;
     match q.base_weights {
         BaseWeights::Nf4 | BaseWeights::Fp4 => {
@@ -280,6 +305,11 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             "bitsandbytes in Axolotl quantises in blocks of 64",
         );
     }
+}
+
+/// Targets: `lora_target_linear` for "every linear layer", plus any extra module names.
+fn write_targets(em: &mut Emitter, spec: &RunSpec) {
+    let a = &spec.adapter;
     // Targets: `lora_target_linear` for "every linear layer", plus any extra module names.
     let linear = family_linear(&spec.model.family);
     let regex_kept = spec.passthrough.contains_key("axolotl.lora_target_modules");
@@ -321,6 +351,13 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
             );
         }
     }
+}
+
+/// Fused kernels: Axolotl turns them on by itself when it can; written off where the source
+/// had them off (or `--strict`).
+fn write_kernels(em: &mut Emitter, spec: &RunSpec, opts: &WriteOptions) {
+    let a = &spec.adapter;
+    let q = &spec.quantization;
     // Fused kernels: Axolotl turns them on by itself when it can.
     let possible = kernels_possible(
         a.method,
@@ -344,21 +381,5 @@ pub(super) fn write_adapter(em: &mut Emitter, spec: &RunSpec, opts: &WriteOption
         ),
         (false, true) => off(em, Status::Carried, "parity: Axolotl would auto-enable fused LoRA kernels"),
         (false, false) => em.cover("adapter.fused_kernels", Status::Carried, "", "Axolotl does not enable them here"),
-    }
-    if a.bias != Bias::None {
-        em.cover(
-            "adapter.bias",
-            Status::NotExpressible,
-            "",
-            "Axolotl builds LoraConfig with bias=\"none\"",
-        );
-    }
-    if a.weight_dtype != Dtype::Fp32 {
-        em.cover(
-            "adapter.weight_dtype",
-            Status::Approximated,
-            "",
-            "PEFT under Axolotl keeps LoRA weights in fp32",
-        );
     }
 }

@@ -4,8 +4,9 @@ use super::read_component::{bool_arg, default_origin};
 use super::tables;
 use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::ir::{DatasetFormat, Origin};
-use crate::translate::node::Node;
+use crate::translate::node::{Entry, Node};
 use crate::translate::reader::Reader;
+use indexmap::IndexMap;
 use serde_json::{json, Value};
 
 // ------------------------------------------------------------------- datasets
@@ -75,6 +76,8 @@ pub(super) fn read_datasets(r: &mut Reader) {
 
 const LOADERS: [&str; 6] = ["json", "csv", "parquet", "text", "arrow", "webdataset"];
 
+/// One dataset builder node as an IR dataset; its `train_on_input` and `packed` are pushed for
+/// the caller to reconcile across datasets.
 fn read_dataset(
     r: &mut Reader,
     key: &str,
@@ -112,10 +115,75 @@ fn read_dataset(
         }
     };
     consume(r, "_component_");
-    let Some(spec) = t.dataset(&path) else {
+    let spec = builder_of(r, t, key, map, &path)?;
+    let c = DsCtx {
+        key,
+        node,
+        map,
+        spec,
+    };
+    let mut ds = serde_json::Map::new();
+    read_source(r, &c, &mut ds);
+    let toi = train_on_input(r, &c);
+    let mut columns = format_columns(r, &c, toi.0, &mut ds);
+    read_column_map(r, &c, &mut columns);
+    if !columns.is_empty() {
+        ds.insert("columns".into(), Value::Object(columns));
+    }
+    if spec.format != DatasetFormat::Completion {
+        train_on.push(toi);
+    }
+    match map.get("packed") {
+        Some(e) => {
+            let p = bool_arg(r, &format!("{key}.packed"), e).unwrap_or(false);
+            packed.push((p, e.key_span));
+        }
+        None => packed.push((false, node.span())),
+    }
+    if let Some(e) = map.get("add_eos") {
+        if bool_arg(r, &format!("{key}.add_eos"), e) == Some(false) {
+            r.set_from(
+                "data.add_eos",
+                json!(false),
+                &format!("{key}.add_eos"),
+                Some(e.key_span),
+            );
+        }
+    }
+    unread_keys(r, key, map, consume);
+    Some(Value::Object(ds))
+}
+
+/// The dataset entry being read: its key, its node and mapping, and the builder it names.
+struct DsCtx<'a> {
+    key: &'a str,
+    node: &'a Node,
+    map: &'a IndexMap<String, Entry>,
+    spec: &'a tables::Dataset,
+}
+
+impl DsCtx<'_> {
+    /// A string argument of the builder node.
+    fn s(&self, k: &str) -> Option<String> {
+        self.map
+            .get(k)
+            .and_then(|e| e.node.as_str())
+            .map(str::to_string)
+    }
+}
+
+/// The builder the `_component_` names; `None` (reported) when tunebridge does not know it.
+fn builder_of<'t>(
+    r: &mut Reader,
+    t: &'t tables::Tables,
+    key: &str,
+    map: &IndexMap<String, Entry>,
+    path: &str,
+) -> Option<&'t tables::Dataset> {
+    let Some(spec) = t.dataset(path) else {
         let known: Vec<&str> = t.c.dataset.iter().map(|d| d.component.as_str()).collect();
         let span = map.get("_component_").map(|e| e.node.span());
-        let help = did_you_mean(&path, known.iter().copied())
+        let help = did_you_mean(path, known.iter().copied())
             .unwrap_or_else(|| format!("tunebridge reads: {}", known.join(", ")));
         r.warn(
             Diagnostic::error(
@@ -127,8 +195,19 @@ fn read_dataset(
         );
         return None;
     };
-    let s = |k: &str| map.get(k).and_then(|e| e.node.as_str()).map(str::to_string);
-    let mut ds = serde_json::Map::new();
+    Some(spec)
+}
+
+/// Where the rows come from: path or loader with data files, config name, split, and the
+/// builder's format and prompt style.
+fn read_source(r: &mut Reader, c: &DsCtx, ds: &mut serde_json::Map<String, Value>) {
+    let DsCtx {
+        key,
+        node,
+        map,
+        spec,
+    } = *c;
+    let s = |k: &str| c.s(k);
     // Where the rows come from.
     let source = s("source").unwrap_or_else(|| spec.source.clone());
     if source.is_empty() {
@@ -173,8 +252,13 @@ fn read_dataset(
     if !spec.prompt_style.is_empty() {
         ds.insert("prompt_style".into(), json!(spec.prompt_style));
     }
+}
+
+/// `train_on_input`: explicit, or the builder's own default, with its origin.
+fn train_on_input(r: &mut Reader, c: &DsCtx) -> (bool, Origin) {
+    let DsCtx { key, map, spec, .. } = *c;
     // train_on_input: explicit, or the builder's own default.
-    let toi = match map.get("train_on_input") {
+    match map.get("train_on_input") {
         Some(e) if !e.node.is_null() => {
             let v = bool_arg(r, &format!("{key}.train_on_input"), e).unwrap_or(spec.train_on_input);
             (
@@ -195,7 +279,24 @@ fn read_dataset(
                 }
             )),
         ),
-    };
+    }
+}
+
+/// The columns the format implies: the conversation column and style of a chat dataset (and
+/// the roles trained), the text column of a plain-text one.
+fn format_columns(
+    r: &mut Reader,
+    c: &DsCtx,
+    train_on_input: bool,
+    ds: &mut serde_json::Map<String, Value>,
+) -> serde_json::Map<String, Value> {
+    let DsCtx {
+        key,
+        node,
+        map,
+        spec,
+    } = *c;
+    let s = |k: &str| c.s(k);
     let mut columns = serde_json::Map::new();
     match spec.format {
         DatasetFormat::ChatTemplate => {
@@ -229,7 +330,7 @@ fn read_dataset(
                     .with_help("TorchTune reads `sharegpt` or `openai`"),
                 ),
             }
-            let roles: Vec<&str> = if toi.0 {
+            let roles: Vec<&str> = if train_on_input {
                 vec!["system", "user", "assistant"]
             } else {
                 vec!["assistant"]
@@ -242,6 +343,12 @@ fn read_dataset(
         }
         DatasetFormat::Alpaca | DatasetFormat::InputOutput | DatasetFormat::Instruct => {}
     }
+    columns
+}
+
+/// `column_map`: the builder's columns renamed; a column the builder does not read is reported.
+fn read_column_map(r: &mut Reader, c: &DsCtx, columns: &mut serde_json::Map<String, Value>) {
+    let DsCtx { key, map, spec, .. } = *c;
     if let Some(e) = map.get("column_map") {
         match e.node.to_value() {
             Value::Object(m) => {
@@ -272,29 +379,15 @@ fn read_dataset(
             ),
         }
     }
-    if !columns.is_empty() {
-        ds.insert("columns".into(), Value::Object(columns));
-    }
-    if spec.format != DatasetFormat::Completion {
-        train_on.push(toi);
-    }
-    match map.get("packed") {
-        Some(e) => {
-            let p = bool_arg(r, &format!("{key}.packed"), e).unwrap_or(false);
-            packed.push((p, e.key_span));
-        }
-        None => packed.push((false, node.span())),
-    }
-    if let Some(e) = map.get("add_eos") {
-        if bool_arg(r, &format!("{key}.add_eos"), e) == Some(false) {
-            r.set_from(
-                "data.add_eos",
-                json!(false),
-                &format!("{key}.add_eos"),
-                Some(e.key_span),
-            );
-        }
-    }
+}
+
+/// Everything else: read above, or keywords TorchTune hands to datasets.load_dataset.
+fn unread_keys(
+    r: &mut Reader,
+    key: &str,
+    map: &IndexMap<String, Entry>,
+    consume: impl Fn(&mut Reader, &str),
+) {
     // Everything else: read above, or keywords TorchTune hands to datasets.load_dataset.
     const READ: [&str; 14] = [
         "_component_",
@@ -328,5 +421,4 @@ fn read_dataset(
                 .with_help(help),
         );
     }
-    Some(Value::Object(ds))
 }

@@ -9,11 +9,14 @@ use super::tables;
 use crate::diag::Diagnostic;
 use crate::ir::Origin;
 use crate::translate::families;
+use crate::translate::node::Entry;
 use crate::translate::reader::Reader;
+use indexmap::IndexMap;
 use serde_json::{json, Value};
 
 // ------------------------------------------------------------------- tokenizer
 
+/// The `tokenizer` node: its folder, the sequence length and the chat framing.
 pub(super) fn read_tokenizer(r: &mut Reader, model: &ModelInfo) {
     let t = tables::get();
     let Some((map, path)) = component(r, "tokenizer") else {
@@ -39,6 +42,13 @@ pub(super) fn read_tokenizer(r: &mut Reader, model: &ModelInfo) {
             .with_help("TorchTune will tokenize with this tokenizer anyway; check the pairing"),
         );
     }
+    tokenizer_folder(r, map, tok);
+    sequence_len(r, map, model);
+    chat_framing(r, t, map, tok, &path);
+}
+
+/// The tokenizer folder: the main file's path minus its place inside a model folder.
+fn tokenizer_folder(r: &mut Reader, map: &IndexMap<String, Entry>, tok: &tables::Tokenizer) {
     // The tokenizer folder: the main file's path minus its place inside a model folder.
     let (main_arg, main_file) = tok
         .files
@@ -65,6 +75,11 @@ pub(super) fn read_tokenizer(r: &mut Reader, model: &ModelInfo) {
     for arg in tok.files.keys().skip(1) {
         r.consume(&format!("tokenizer.{arg}"));
     }
+}
+
+/// Sequence length: the tokenizer truncates to max_seq_len; null means no truncation (the
+/// builder's own length bounds the samples).
+fn sequence_len(r: &mut Reader, map: &IndexMap<String, Entry>, model: &ModelInfo) {
     // Sequence length: the tokenizer truncates to max_seq_len; null means no truncation.
     match map.get("max_seq_len") {
         Some(e) if !e.node.is_null() => {
@@ -107,6 +122,16 @@ pub(super) fn read_tokenizer(r: &mut Reader, model: &ModelInfo) {
             }
         }
     }
+}
+
+/// Chat framing: the prompt template named (or the tokenizer's default) as the chat template.
+fn chat_framing(
+    r: &mut Reader,
+    t: &tables::Tables,
+    map: &IndexMap<String, Entry>,
+    tok: &tables::Tokenizer,
+    path: &str,
+) {
     // Chat framing.
     let framing = match map.get("prompt_template") {
         None if !tok.prompt_template.is_empty() => {

@@ -27,62 +27,11 @@ pub(super) struct Choice {
 
 // ------------------------------------------------------------------- model
 
+/// The `model` builder: the module for the family, a sized builder (or a size-free one with
+/// its dimensions), and the LoRA arguments; returns what the rest of the config needs.
 pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &Place) -> Choice {
     let method = spec.adapter.method;
-    let family =
-        families::by_name(&spec.model.family).or_else(|| families::detect(&spec.model.base));
-    let wanted = family.map_or("unknown".to_string(), |f| f.torchtune_module.clone());
-    // A family 0.6.1 does not ship is written as its stand-in, and said so.
-    let (module, stand_in_note) = if t.has_module(&wanted) {
-        (wanted.clone(), None)
-    } else {
-        match t.stand_in(&wanted) {
-            Some(m) => (m.stand_in.clone(), Some(m.note.clone())),
-            None => (
-                "llama3".to_string(),
-                Some(format!("TorchTune 0.6.1 has no `{wanted}` builders")),
-            ),
-        }
-    };
-    let model_type = families::all()
-        .iter()
-        .find(|f| f.torchtune_module == module)
-        .map(|f| f.torchtune_model_type.clone())
-        .unwrap_or_else(|| "LLAMA3".into());
-    match &stand_in_note {
-        Some(note) => {
-            em.cover(
-                "model.family",
-                Status::NotExpressible,
-                "model._component_",
-                note,
-            );
-            em.warnings.push(
-                Diagnostic::warning(
-                    "not-expressible",
-                    format!(
-                        "no TorchTune 0.6.1 builder for family `{}`",
-                        spec.model.family
-                    ),
-                )
-                .with_help(note.clone()),
-            );
-        }
-        None => {
-            // The family the written builder reads back as (generic Llama → llama2 builders).
-            let read_back = t.family_of_module(&module);
-            if read_back != spec.model.family {
-                em.cover(
-                    "model.family",
-                    Status::Approximated,
-                    "model._component_",
-                    &format!("TorchTune builds this architecture with its `{module}` builders"),
-                );
-            } else {
-                em.cover("model.family", Status::Carried, "model._component_", "");
-            }
-        }
-    }
+    let (module, stand_in_note, model_type) = pick_module(em, t, spec);
     // QLoRA on a module without qlora_ builders: its lora_ builder with quantize_base.
     let has_qlora = t
         .builders
@@ -154,37 +103,103 @@ pub(super) fn write_model(em: &mut Emitter, t: &Tables, spec: &RunSpec, base: &P
         }
     }
     if method == Method::Full {
-        // No adapters: values equal to TorchTune's read back the same; others cannot.
-        let flat = spec.flat();
-        for (path, v) in flat
-            .iter()
-            .filter(|(p, _)| p.starts_with("adapter.") || p.starts_with("quantization."))
-        {
-            if path == "adapter.method" {
-                continue;
-            }
-            match em.defaults.get(path) {
-                Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
-                _ if path == "adapter.weight_dtype"
-                    && v.as_str() == Some(written_dtype(spec).as_str()) =>
-                {
-                    em.cover(path, Status::Carried, "dtype", "")
-                }
-                _ => em.cover(
-                    path,
-                    Status::NotExpressible,
-                    "",
-                    "a full fine-tune has no adapter; TorchTune has nowhere to keep this",
-                ),
-            }
-        }
-        em.cover("adapter.method", Status::Carried, "model._component_", "");
+        cover_full(em, spec);
         return choice;
     }
     em.cover("adapter.method", Status::Carried, "model._component_", "");
     // A size-free LoRA builder has no qlora_ twin: it quantizes through quantize_base.
     write_lora(em, spec, &choice, quantize_arg || choice.size_free);
     choice
+}
+
+/// The builders' module for the family: its own, or a stand-in (reported) when 0.6.1 ships
+/// none; with the tokenizer's model type. Returns (module, stand-in note, model type).
+fn pick_module(em: &mut Emitter, t: &Tables, spec: &RunSpec) -> (String, Option<String>, String) {
+    let family =
+        families::by_name(&spec.model.family).or_else(|| families::detect(&spec.model.base));
+    let wanted = family.map_or("unknown".to_string(), |f| f.torchtune_module.clone());
+    // A family 0.6.1 does not ship is written as its stand-in, and said so.
+    let (module, stand_in_note) = if t.has_module(&wanted) {
+        (wanted.clone(), None)
+    } else {
+        match t.stand_in(&wanted) {
+            Some(m) => (m.stand_in.clone(), Some(m.note.clone())),
+            None => (
+                "llama3".to_string(),
+                Some(format!("TorchTune 0.6.1 has no `{wanted}` builders")),
+            ),
+        }
+    };
+    let model_type = families::all()
+        .iter()
+        .find(|f| f.torchtune_module == module)
+        .map(|f| f.torchtune_model_type.clone())
+        .unwrap_or_else(|| "LLAMA3".into());
+    match &stand_in_note {
+        Some(note) => {
+            em.cover(
+                "model.family",
+                Status::NotExpressible,
+                "model._component_",
+                note,
+            );
+            em.warnings.push(
+                Diagnostic::warning(
+                    "not-expressible",
+                    format!(
+                        "no TorchTune 0.6.1 builder for family `{}`",
+                        spec.model.family
+                    ),
+                )
+                .with_help(note.clone()),
+            );
+        }
+        None => {
+            // The family the written builder reads back as (generic Llama → llama2 builders).
+            let read_back = t.family_of_module(&module);
+            if read_back != spec.model.family {
+                em.cover(
+                    "model.family",
+                    Status::Approximated,
+                    "model._component_",
+                    &format!("TorchTune builds this architecture with its `{module}` builders"),
+                );
+            } else {
+                em.cover("model.family", Status::Carried, "model._component_", "");
+            }
+        }
+    }
+    (module, stand_in_note, model_type)
+}
+
+/// A full fine-tune: adapter and quantization values equal to TorchTune's read back the same;
+/// others cannot.
+fn cover_full(em: &mut Emitter, spec: &RunSpec) {
+    // No adapters: values equal to TorchTune's read back the same; others cannot.
+    let flat = spec.flat();
+    for (path, v) in flat
+        .iter()
+        .filter(|(p, _)| p.starts_with("adapter.") || p.starts_with("quantization."))
+    {
+        if path == "adapter.method" {
+            continue;
+        }
+        match em.defaults.get(path) {
+            Some(d) if values_equal(d, v) => em.cover(path, Status::Defaulted, "", ""),
+            _ if path == "adapter.weight_dtype"
+                && v.as_str() == Some(written_dtype(spec).as_str()) =>
+            {
+                em.cover(path, Status::Carried, "dtype", "")
+            }
+            _ => em.cover(
+                path,
+                Status::NotExpressible,
+                "",
+                "a full fine-tune has no adapter; TorchTune has nowhere to keep this",
+            ),
+        }
+    }
+    em.cover("adapter.method", Status::Carried, "model._component_", "");
 }
 
 /// Architecture keywords of a size-free builder, from the model folder's config.json.

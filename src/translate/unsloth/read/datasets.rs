@@ -7,8 +7,8 @@ use crate::diag::{Diagnostic, Span};
 use crate::translate::families;
 use crate::translate::reader::Reader;
 use crate::translate::unsloth::format::{self, split_slots, Formatting};
-use crate::translate::unsloth::python::Py;
-use crate::translate::unsloth::script::{self, DataSource, Script};
+use crate::translate::unsloth::python::{Call, Py};
+use crate::translate::unsloth::script::{self, DataSource, Plan, Script};
 use crate::translate::unsloth::script_data::script_data;
 use serde_json::{json, Value};
 
@@ -19,6 +19,8 @@ struct Shaped {
     chat: bool,
 }
 
+/// The training data: the dataset chain behind `train_dataset`, each dataset shaped by its
+/// formatting; masking, EOS, the held-out split and padding-free batching.
 pub(super) fn read_data(r: &mut Reader, s: &Script) {
     let Some(trainer) = s.call("SFTTrainer") else {
         r.warn(
@@ -35,6 +37,48 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
         );
         return;
     };
+    several_runs(r, s, trainer);
+    let plan = match script::plan_of(s, &train.value, train.span, 0) {
+        Ok(p) => p,
+        Err(d) => {
+            r.warn(d);
+            return;
+        }
+    };
+    for w in plan.warnings.clone() {
+        r.warn(w);
+    }
+    let text_field = arg(r, "SFTTrainer.dataset_text_field")
+        .or_else(|| arg(r, "SFTConfig.dataset_text_field"))
+        .and_then(|(v, _)| v.as_str().map(String::from))
+        .filter(|f| !f.is_empty());
+    let formatting_func = s
+        .arg("SFTTrainer", "formatting_func")
+        .and_then(|a| match &a.value {
+            Py::Name(n) => s.module.functions.get(n).copied(),
+            Py::Lambda(span) => Some(*span),
+            _ => None,
+        });
+    let mut shaped = Vec::new();
+    for src in &plan.sources {
+        shaped.push(shape(r, s, src, text_field.as_deref(), formatting_func));
+    }
+    let chat = shaped.iter().any(|d| d.chat);
+    masking(r, s, &shaped);
+    read_eos(r, &shaped, chat, &plan, train.span);
+    if let Some((size, span)) = plan.val_size {
+        r.set_from(
+            "data.val_size",
+            json!(size),
+            "train_test_split.test_size",
+            Some(span),
+        );
+    }
+    padding_free(r, s);
+}
+
+/// A script that trains several times: only the first run is read (reported).
+fn several_runs(r: &mut Reader, s: &Script, trainer: &Call) {
     // A script that trains several times (continued pretraining, then instruction tuning):
     // the IR holds one run, the first.
     let trainers: Vec<usize> = s
@@ -62,32 +106,11 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             .with_help("split the stages into separate scripts to port each one"),
         );
     }
-    let plan = match script::plan_of(s, &train.value, train.span, 0) {
-        Ok(p) => p,
-        Err(d) => {
-            r.warn(d);
-            return;
-        }
-    };
-    for w in plan.warnings.clone() {
-        r.warn(w);
-    }
-    let text_field = arg(r, "SFTTrainer.dataset_text_field")
-        .or_else(|| arg(r, "SFTConfig.dataset_text_field"))
-        .and_then(|(v, _)| v.as_str().map(String::from))
-        .filter(|f| !f.is_empty());
-    let formatting_func = s
-        .arg("SFTTrainer", "formatting_func")
-        .and_then(|a| match &a.value {
-            Py::Name(n) => s.module.functions.get(n).copied(),
-            Py::Lambda(span) => Some(*span),
-            _ => None,
-        });
-    let mut shaped = Vec::new();
-    for src in &plan.sources {
-        shaped.push(shape(r, s, src, text_field.as_deref(), formatting_func));
-    }
-    let chat = shaped.iter().any(|d| d.chat);
+}
+
+/// Prompt masking (`train_on_responses_only` or `assistant_only_loss`) with its markers, and
+/// the datasets themselves.
+fn masking(r: &mut Reader, s: &Script, shaped: &[Shaped]) {
     // Masking.
     let mut train_on_inputs = true;
     let tor = s.call("train_on_responses_only");
@@ -131,6 +154,10 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             span,
         );
     }
+}
+
+/// EOS: appended by the formatting function for text; part of the template for chat.
+fn read_eos(r: &mut Reader, shaped: &[Shaped], chat: bool, plan: &Plan, train_span: Span) {
     // EOS: appended by the formatting function for text; part of the template for chat.
     let eos: Vec<bool> = shaped.iter().filter_map(|d| d.eos).collect();
     if chat && eos.is_empty() {
@@ -146,7 +173,7 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
         if eos.iter().any(|&e| e != first) {
             r.warn(
                 Diagnostic::warning("conflict", "some datasets append EOS and others do not; the IR has one `data.add_eos`, set to true")
-                    .at(Some(train.span)),
+                    .at(Some(train_span)),
             );
         }
         let any = eos.iter().any(|&e| e);
@@ -160,14 +187,10 @@ pub(super) fn read_data(r: &mut Reader, s: &Script) {
             },
         );
     }
-    if let Some((size, span)) = plan.val_size {
-        r.set_from(
-            "data.val_size",
-            json!(size),
-            "train_test_split.test_size",
-            Some(span),
-        );
-    }
+}
+
+/// Padding-free batching: explicit, or what Unsloth's auto setting gives.
+fn padding_free(r: &mut Reader, s: &Script) {
     // Padding-free batching (research/unsloth.md §4.12).
     if let Some((v, span)) = arg(r, "SFTConfig.padding_free") {
         r.set_from(
@@ -341,6 +364,8 @@ fn prompt_of(t: &format::TemplateUse, has_output: bool) -> Option<Prompt> {
     Some((prompt, cols))
 }
 
+/// One dataset's rows as the IR reads them, from its source and its formatting function (the
+/// last function mapped over it, or the trainer's `formatting_func`).
 fn shape(
     r: &mut Reader,
     s: &Script,
@@ -348,6 +373,51 @@ fn shape(
     text_field: Option<&str>,
     formatting_func: Option<Span>,
 ) -> Shaped {
+    let mut ds = source_keys(src);
+    let sc = ShapeCtx { s, src, text_field };
+    let summary = formatting_summary(r, s, src, formatting_func);
+    let Some(f) = summary else {
+        return unformatted(r, &sc, ds);
+    };
+    if let (Some(out), Some(field)) = (&f.output_column, text_field) {
+        if out != field {
+            r.warn(
+                Diagnostic::warning("conflict", format!("the formatting function returns column `{out}` but the trainer reads `dataset_text_field = \"{field}\"`"))
+                    .at(Some(f.span)),
+            );
+        }
+    }
+    if !f.templates.is_empty() {
+        return templated(r, &sc, &f, ds);
+    }
+    if let Some(col) = &f.chat_messages {
+        return chat_formatted(r, &sc, &f, col, ds);
+    }
+    if f.columns_read.len() == 1 {
+        ds["format"] = json!("completion");
+        ds["columns"] = json!({"text": sc.original(&f.columns_read[0])});
+        return Shaped {
+            ds,
+            eos: Some(f.eos),
+            chat: false,
+        };
+    }
+    unreadable(
+        r,
+        &f,
+        text_field,
+        &mut ds,
+        "no prompt template, chat template or single text column",
+    );
+    Shaped {
+        ds,
+        eos: Some(f.eos),
+        chat: false,
+    }
+}
+
+/// The source keys: path, split, loader, data files and config name.
+fn source_keys(src: &DataSource) -> Value {
     let mut ds = json!({"path": src.path, "split": src.split});
     if !src.loader.is_empty() {
         ds["loader"] = json!(src.loader);
@@ -358,15 +428,37 @@ fn shape(
     if !src.name.is_empty() {
         ds["name"] = json!(src.name);
     }
-    let original = |col: &str| {
+    ds
+}
+
+/// What a dataset is shaped from: the script, its source and the trainer's text field.
+struct ShapeCtx<'a> {
+    s: &'a Script<'a>,
+    src: &'a DataSource,
+    text_field: Option<&'a str>,
+}
+
+impl ShapeCtx<'_> {
+    /// A column's name in the source rows, before the script's `rename_column` calls.
+    fn original(&self, col: &str) -> String {
         let mut c = col.to_string();
-        for (from, to) in src.renames.iter().rev() {
+        for (from, to) in self.src.renames.iter().rev() {
             if c == *to {
                 c = from.clone();
             }
         }
         c
-    };
+    }
+}
+
+/// The formatting function read: the last one mapped or passed to the trainer (several are
+/// reported).
+fn formatting_summary(
+    r: &mut Reader,
+    s: &Script,
+    src: &DataSource,
+    formatting_func: Option<Span>,
+) -> Option<Formatting> {
     let mut funcs: Vec<(Span, Span)> = src.maps.clone();
     if let Some(f) = formatting_func {
         funcs.push((f, f));
@@ -377,173 +469,27 @@ fn shape(
                 .at(Some(funcs[0].1)),
         );
     }
-    let summary: Option<Formatting> = funcs
+    funcs
         .last()
-        .and_then(|(f, _)| format::analyze(s.module, *f));
-    let Some(f) = summary else {
-        // No formatting function: the text column or the conversations as they are.
-        if src.standardized.is_some()
-            || (text_field.is_none() && ir_str(r, "model.chat_template") != "tokenizer_default")
-        {
-            ds["format"] = json!("chat_template");
-            set_messages(
-                &mut ds,
-                &original(if src.standardized.is_some() {
-                    "conversations"
-                } else {
-                    "messages"
-                }),
-            );
-            message_keys(r, s, src, &mut ds);
-            ds["roles_to_train"] = json!(["assistant"]);
-            return Shaped {
-                ds,
-                eos: None,
-                chat: true,
-            };
-        }
-        ds["format"] = json!("completion");
-        ds["columns"] = json!({"text": original(text_field.unwrap_or("text"))});
-        return Shaped {
-            ds,
-            eos: Some(false),
-            chat: false,
-        };
-    };
-    if let (Some(out), Some(field)) = (&f.output_column, text_field) {
-        if out != field {
-            r.warn(
-                Diagnostic::warning("conflict", format!("the formatting function returns column `{out}` but the trainer reads `dataset_text_field = \"{field}\"`"))
-                    .at(Some(f.span)),
-            );
-        }
-    }
-    let unreadable = |r: &mut Reader, ds: &mut Value, why: &str| {
-        r.warn(
-            Diagnostic::warning("unreadable-format", format!("the formatting function is not one tunebridge can read ({why}); the dataset is read as plain text"))
-                .at(Some(f.span))
-                .with_help("use the notebook shapes: an Alpaca prompt with `.format(…) + EOS_TOKEN`, `tokenizer.apply_chat_template(…)`, or text + EOS_TOKEN"),
-        );
-        ds["format"] = json!("completion");
-        ds["columns"] = json!({"text": f.output_column.clone().or(text_field.map(String::from)).unwrap_or_else(|| "text".into())});
-    };
-    if !f.templates.is_empty() {
-        let chat_wrapped = f.chat_messages.is_some();
-        let prompts: Option<Vec<Prompt>> = f
-            .templates
-            .iter()
-            .map(|t| prompt_of(t, !chat_wrapped))
-            .collect();
-        let Some(mut prompts) = prompts.filter(|p| p.len() <= 2) else {
-            unreadable(r, &mut ds, "its prompt template has named fields, text after the response, or more than two variants");
-            return Shaped {
-                ds,
-                eos: Some(f.eos),
-                chat: false,
-            };
-        };
-        // With-input prompt first.
-        prompts.sort_by_key(|(p, _)| !p.contains("{input}"));
-        let with = prompts[0].0.clone();
-        let without = prompts
-            .get(1)
-            .map(|p| p.0.clone())
-            .unwrap_or_else(|| with.replace("{input}", ""));
-        let mut columns = serde_json::Map::new();
-        for (role, col) in prompts.iter().flat_map(|p| p.1.iter()) {
-            if let Some(c) = col {
-                columns.entry(role.clone()).or_insert(json!(original(c)));
-            }
-        }
-        if chat_wrapped {
-            // The Alpaca text becomes the user turn of a chat template (TorchTune's framing).
-            columns
-                .entry("output".to_string())
-                .or_insert(json!("output"));
-        }
-        let defaults = columns.iter().all(|(k, v)| v.as_str() == Some(k.as_str()));
-        let style = script_data()
-            .alpaca_style
-            .iter()
-            .find(|st| st.with_input() == with && st.no_input() == without && prompts.len() == 2);
-        match (style, chat_wrapped) {
-            (Some(st), false) => {
-                ds["format"] = json!("alpaca");
-                ds["prompt_style"] = json!(st.names[0]);
-                if !defaults {
-                    ds["columns"] = Value::Object(columns);
-                }
-            }
-            (Some(_), true) => {
-                ds["format"] = json!("alpaca");
-                ds["prompt_style"] = json!("alpaca_chat_template");
-                if !defaults {
-                    ds["columns"] = Value::Object(columns);
-                }
-                return Shaped {
-                    ds,
-                    eos: None,
-                    chat: true,
-                };
-            }
-            (None, true) => {
-                unreadable(r, &mut ds, "a custom prompt wrapped in a chat template");
-                return Shaped {
-                    ds,
-                    eos: Some(f.eos),
-                    chat: false,
-                };
-            }
-            (None, false) => {
-                // The IR's `instruct` carries every field of a user-defined prompt; the system
-                // ones are empty here (Axolotl's user_defined.py defaults).
-                let mut cols = serde_json::Map::new();
-                cols.insert("system".into(), json!("system"));
-                for role in ["instruction", "input", "output"] {
-                    cols.insert(
-                        role.into(),
-                        columns.get(role).cloned().unwrap_or(json!(role)),
-                    );
-                }
-                ds["format"] = json!("instruct");
-                ds["columns"] = Value::Object(cols);
-                ds["templates"] = json!({"format": with, "no_input_format": without, "system_format": "{system}", "system_prompt": ""});
-            }
-        }
-        return Shaped {
-            ds,
-            eos: Some(f.eos),
-            chat: false,
-        };
-    }
-    if let Some(col) = &f.chat_messages {
-        // A user/assistant turn built from two columns (TorchTune's instruct framing).
-        let var_col = |name: &str| {
-            f.vars
-                .iter()
-                .find(|(v, _)| v == name)
-                .map(|(_, c)| original(c))
-        };
-        // Turns built from two columns read in user-then-assistant order (Granite notebook).
-        let pair = (f.columns_read.len() == 2)
-            .then(|| (original(&f.columns_read[0]), original(&f.columns_read[1])));
-        let named = var_col("input").zip(var_col("output"));
-        if let (None, Some((input, output))) = (col, named.or(pair)) {
-            ds["format"] = json!("instruct");
-            ds["prompt_style"] = json!("chat_template");
-            ds["columns"] = json!({"input": input, "output": output});
-            return Shaped {
-                ds,
-                eos: None,
-                chat: true,
-            };
-        }
-        let col = col
-            .clone()
-            .or_else(|| f.columns_read.first().cloned())
-            .unwrap_or_else(|| "messages".into());
+        .and_then(|(f, _)| format::analyze(s.module, *f))
+}
+
+/// No formatting function: the conversations or the text column as they are.
+fn unformatted(r: &mut Reader, sc: &ShapeCtx, mut ds: Value) -> Shaped {
+    let ShapeCtx { s, src, text_field } = *sc;
+    // No formatting function: the text column or the conversations as they are.
+    if src.standardized.is_some()
+        || (text_field.is_none() && ir_str(r, "model.chat_template") != "tokenizer_default")
+    {
         ds["format"] = json!("chat_template");
-        set_messages(&mut ds, &original(&col));
+        set_messages(
+            &mut ds,
+            &sc.original(if src.standardized.is_some() {
+                "conversations"
+            } else {
+                "messages"
+            }),
+        );
         message_keys(r, s, src, &mut ds);
         ds["roles_to_train"] = json!(["assistant"]);
         return Shaped {
@@ -552,23 +498,171 @@ fn shape(
             chat: true,
         };
     }
-    if f.columns_read.len() == 1 {
-        ds["format"] = json!("completion");
-        ds["columns"] = json!({"text": original(&f.columns_read[0])});
+    ds["format"] = json!("completion");
+    ds["columns"] = json!({"text": sc.original(text_field.unwrap_or("text"))});
+    Shaped {
+        ds,
+        eos: Some(false),
+        chat: false,
+    }
+}
+
+/// The function is not one tunebridge can read: reported, and the rows are read as plain text.
+fn unreadable(r: &mut Reader, f: &Formatting, text_field: Option<&str>, ds: &mut Value, why: &str) {
+    r.warn(
+        Diagnostic::warning("unreadable-format", format!("the formatting function is not one tunebridge can read ({why}); the dataset is read as plain text"))
+            .at(Some(f.span))
+            .with_help("use the notebook shapes: an Alpaca prompt with `.format(…) + EOS_TOKEN`, `tokenizer.apply_chat_template(…)`, or text + EOS_TOKEN"),
+    );
+    ds["format"] = json!("completion");
+    ds["columns"] = json!({"text": f.output_column.clone().or(text_field.map(String::from)).unwrap_or_else(|| "text".into())});
+}
+
+/// A function that fills prompt templates: an Alpaca style, an Alpaca text inside a chat
+/// template, or a user-defined instruct prompt.
+fn templated(r: &mut Reader, sc: &ShapeCtx, f: &Formatting, mut ds: Value) -> Shaped {
+    let text_field = sc.text_field;
+    let chat_wrapped = f.chat_messages.is_some();
+    let prompts: Option<Vec<Prompt>> = f
+        .templates
+        .iter()
+        .map(|t| prompt_of(t, !chat_wrapped))
+        .collect();
+    let Some(mut prompts) = prompts.filter(|p| p.len() <= 2) else {
+        unreadable(r, f, text_field, &mut ds, "its prompt template has named fields, text after the response, or more than two variants");
         return Shaped {
             ds,
             eos: Some(f.eos),
             chat: false,
         };
+    };
+    // With-input prompt first.
+    prompts.sort_by_key(|(p, _)| !p.contains("{input}"));
+    let with = prompts[0].0.clone();
+    let without = prompts
+        .get(1)
+        .map(|p| p.0.clone())
+        .unwrap_or_else(|| with.replace("{input}", ""));
+    let mut columns = serde_json::Map::new();
+    for (role, col) in prompts.iter().flat_map(|p| p.1.iter()) {
+        if let Some(c) = col {
+            columns.entry(role.clone()).or_insert(json!(sc.original(c)));
+        }
     }
-    unreadable(
-        r,
-        &mut ds,
-        "no prompt template, chat template or single text column",
-    );
+    if chat_wrapped {
+        // The Alpaca text becomes the user turn of a chat template (TorchTune's framing).
+        columns
+            .entry("output".to_string())
+            .or_insert(json!("output"));
+    }
+    let defaults = columns.iter().all(|(k, v)| v.as_str() == Some(k.as_str()));
+    let style = script_data()
+        .alpaca_style
+        .iter()
+        .find(|st| st.with_input() == with && st.no_input() == without && prompts.len() == 2);
+    match (style, chat_wrapped) {
+        (Some(st), false) => {
+            ds["format"] = json!("alpaca");
+            ds["prompt_style"] = json!(st.names[0]);
+            if !defaults {
+                ds["columns"] = Value::Object(columns);
+            }
+        }
+        (Some(_), true) => {
+            ds["format"] = json!("alpaca");
+            ds["prompt_style"] = json!("alpaca_chat_template");
+            if !defaults {
+                ds["columns"] = Value::Object(columns);
+            }
+            return Shaped {
+                ds,
+                eos: None,
+                chat: true,
+            };
+        }
+        (None, true) => {
+            unreadable(
+                r,
+                f,
+                text_field,
+                &mut ds,
+                "a custom prompt wrapped in a chat template",
+            );
+            return Shaped {
+                ds,
+                eos: Some(f.eos),
+                chat: false,
+            };
+        }
+        (None, false) => {
+            // The IR's `instruct` carries every field of a user-defined prompt; the system
+            // ones are empty here (Axolotl's user_defined.py defaults).
+            let mut cols = serde_json::Map::new();
+            cols.insert("system".into(), json!("system"));
+            for role in ["instruction", "input", "output"] {
+                cols.insert(
+                    role.into(),
+                    columns.get(role).cloned().unwrap_or(json!(role)),
+                );
+            }
+            ds["format"] = json!("instruct");
+            ds["columns"] = Value::Object(cols);
+            ds["templates"] = json!({"format": with, "no_input_format": without, "system_format": "{system}", "system_prompt": ""});
+        }
+    }
     Shaped {
         ds,
         eos: Some(f.eos),
         chat: false,
+    }
+}
+
+/// A function that applies the chat template: a turn pair from two columns, or a messages
+/// column.
+fn chat_formatted(
+    r: &mut Reader,
+    sc: &ShapeCtx,
+    f: &Formatting,
+    col: &Option<String>,
+    mut ds: Value,
+) -> Shaped {
+    let ShapeCtx { s, src, .. } = *sc;
+    // A user/assistant turn built from two columns (TorchTune's instruct framing).
+    let var_col = |name: &str| {
+        f.vars
+            .iter()
+            .find(|(v, _)| v == name)
+            .map(|(_, c)| sc.original(c))
+    };
+    // Turns built from two columns read in user-then-assistant order (Granite notebook).
+    let pair = (f.columns_read.len() == 2).then(|| {
+        (
+            sc.original(&f.columns_read[0]),
+            sc.original(&f.columns_read[1]),
+        )
+    });
+    let named = var_col("input").zip(var_col("output"));
+    if let (None, Some((input, output))) = (col, named.or(pair)) {
+        ds["format"] = json!("instruct");
+        ds["prompt_style"] = json!("chat_template");
+        ds["columns"] = json!({"input": input, "output": output});
+        return Shaped {
+            ds,
+            eos: None,
+            chat: true,
+        };
+    }
+    let col = col
+        .clone()
+        .or_else(|| f.columns_read.first().cloned())
+        .unwrap_or_else(|| "messages".into());
+    ds["format"] = json!("chat_template");
+    set_messages(&mut ds, &sc.original(&col));
+    message_keys(r, s, src, &mut ds);
+    ds["roles_to_train"] = json!(["assistant"]);
+    Shaped {
+        ds,
+        eos: None,
+        chat: true,
     }
 }

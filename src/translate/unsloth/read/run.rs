@@ -8,7 +8,29 @@ use crate::translate::unsloth::python::Py;
 use crate::translate::unsloth::script::Script;
 use serde_json::{json, Value};
 
+/// The step cap, warmup, scheduler keyword arguments and the data seed.
 pub(super) fn read_steps(r: &mut Reader, s: &Script) {
+    read_max_steps(r);
+    read_warmup(r);
+    read_scheduler_kwargs(r, s);
+    // Data order: HF seeds the sampler with data_seed, else seed.
+    if let Some((v, span)) = arg(r, "SFTConfig.data_seed") {
+        r.set_from("data.shuffle_seed", v, "SFTConfig.data_seed", Some(span));
+    } else {
+        let seed = r.ir_value("training.seed").cloned().unwrap_or(json!(0));
+        r.set(
+            "data.shuffle_seed",
+            seed,
+            derived(
+                &["training.seed"],
+                "the HF sampler is seeded with `seed` (data_seed unset)",
+            ),
+        );
+    }
+}
+
+/// `max_steps`: a positive cap, or none.
+fn read_max_steps(r: &mut Reader) {
     if let Some(e) = r.get("SFTConfig.max_steps") {
         let span = e.key_span;
         match e.node.to_value() {
@@ -33,6 +55,10 @@ pub(super) fn read_steps(r: &mut Reader, s: &Script) {
             ),
         }
     }
+}
+
+/// Warmup: HF uses warmup_steps when > 0, else ceil(warmup_ratio × total steps).
+fn read_warmup(r: &mut Reader) {
     // Warmup: HF uses warmup_steps when > 0, else ceil(warmup_ratio × total steps). With
     // transformers ≥ 5 a warmup_steps below 1 is a ratio.
     let steps = arg(r, "SFTConfig.warmup_steps");
@@ -115,6 +141,10 @@ pub(super) fn read_steps(r: &mut Reader, s: &Script) {
             ),
         );
     }
+}
+
+/// Scheduler kwargs: cosine cycles and the learning-rate floor (as a ratio of the peak).
+fn read_scheduler_kwargs(r: &mut Reader, s: &Script) {
     // Scheduler kwargs.
     if let Some(a) = s.arg("SFTConfig", "lr_scheduler_kwargs") {
         let key = "SFTConfig.lr_scheduler_kwargs";
@@ -163,20 +193,6 @@ pub(super) fn read_steps(r: &mut Reader, s: &Script) {
                 .at(Some(a.span)),
             ),
         }
-    }
-    // Data order: HF seeds the sampler with data_seed, else seed.
-    if let Some((v, span)) = arg(r, "SFTConfig.data_seed") {
-        r.set_from("data.shuffle_seed", v, "SFTConfig.data_seed", Some(span));
-    } else {
-        let seed = r.ir_value("training.seed").cloned().unwrap_or(json!(0));
-        r.set(
-            "data.shuffle_seed",
-            seed,
-            derived(
-                &["training.seed"],
-                "the HF sampler is seeded with `seed` (data_seed unset)",
-            ),
-        );
     }
 }
 

@@ -14,12 +14,21 @@ use serde_json::json;
 
 /// The datasets with their formatting functions, masking, and batching.
 pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
-    let Src {
-        spec,
-        from,
-        foreign,
-        ..
-    } = *s;
+    let (markers, any_chat) = formatting_functions(em, ctx, s);
+    split_and_text_field(em, ctx, s);
+    masking(em, ctx, s, markers.as_ref());
+    add_eos(em, ctx, s, any_chat);
+    batching(em, s);
+}
+
+/// One loaded dataset per source dataset, each with its formatting function and
+/// standardization; returns the first response markers found and whether any dataset is chat.
+fn formatting_functions(
+    em: &mut Emitter,
+    ctx: &mut Ctx,
+    s: &Src,
+) -> (Option<(String, String)>, bool) {
+    let spec = s.spec;
     let datasets = &spec.data.datasets;
     let n = datasets.len();
     let masked = !spec.data.train_on_inputs;
@@ -62,6 +71,14 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     }
     ctx.concat = n > 1;
     em.cover("data.datasets", Status::Carried, "load_dataset", "");
+    (markers, any_chat)
+}
+
+/// The held-out split, the text field and the sequence length.
+fn split_and_text_field(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
+    let Src { spec, foreign, .. } = *s;
+    let datasets = &spec.data.datasets;
+    let n = datasets.len();
     if spec.data.val_size > 0.0 {
         ctx.split = format!(
             "dataset = dataset.train_test_split(test_size = {}, seed = {})",
@@ -106,6 +123,13 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         Status::Carried,
         "",
     );
+}
+
+/// Prompt masking (`train_on_responses_only`) and its markers.
+fn masking(em: &mut Emitter, ctx: &mut Ctx, s: &Src, markers: Option<&(String, String)>) {
+    let spec = s.spec;
+    let datasets = &spec.data.datasets;
+    let masked = !spec.data.train_on_inputs;
     // Masking.
     if masked {
         let all_completion = datasets
@@ -126,7 +150,7 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
                 "train_on_responses_only",
                 "",
             );
-            if let Some((i, r)) = &markers {
+            if let Some((i, r)) = markers {
                 ctx.responses_only_args = vec![
                     format!("instruction_part = {},", py_str(i)),
                     format!("response_part = {},", py_str(r)),
@@ -155,7 +179,7 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
                 );
             }
             for (i, d) in datasets.iter().enumerate() {
-                let written = markers.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+                let written = markers.map(|(a, b)| (a.as_str(), b.as_str()));
                 let given = (
                     d.response_markers.get("instruction").map(String::as_str),
                     d.response_markers.get("response").map(String::as_str),
@@ -200,6 +224,12 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             }
         }
     }
+}
+
+/// Whether EOS is appended, given the formatting functions written.
+fn add_eos(em: &mut Emitter, ctx: &Ctx, s: &Src, any_chat: bool) {
+    let spec = s.spec;
+    let datasets = &spec.data.datasets;
     if spec.data.add_eos
         && !ctx.needs_eos
         && !any_chat
@@ -223,6 +253,16 @@ pub(super) fn data(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     } else {
         em.cover("data.add_eos", Status::Carried, "EOS_TOKEN", "");
     }
+}
+
+/// Batching: packing, padding-free and the shuffle seed.
+fn batching(em: &mut Emitter, s: &Src) {
+    let Src {
+        spec,
+        from,
+        foreign,
+        ..
+    } = *s;
     // Batching.
     if spec.data.packing && foreign {
         em.put(
@@ -294,13 +334,7 @@ fn dataset_func(
     fname: &str,
     add_eos: bool,
     masked: bool,
-) -> (Option<Func>, bool, Option<(String, String)>) {
-    let col = |role: &str| {
-        d.columns
-            .get(role)
-            .cloned()
-            .unwrap_or_else(|| role.to_string())
-    };
+) -> Built {
     let mut func = Func {
         name: fname.to_string(),
         kind: "text",
@@ -317,163 +351,25 @@ fn dataset_func(
         eos: add_eos,
         column: String::new(),
     };
-    let path = format!("data.datasets.{i}");
-    let plain = matches!(em.resolved.spec.model.chat_template.as_str(), "none" | "");
+    let fc = FuncCtx {
+        d,
+        path: format!("data.datasets.{i}"),
+        plain: matches!(em.resolved.spec.model.chat_template.as_str(), "none" | ""),
+        masked,
+    };
+    let path = &fc.path;
     match d.format {
-        DatasetFormat::Alpaca => {
-            let style = script_data().alpaca_style(&d.prompt_style);
-            let chat_wrapped = style.is_none() && !plain;
-            if style.is_none() && plain {
-                em.cover(
-                    &format!("{path}.prompt_style"),
-                    Status::Approximated,
-                    "formatting_prompts_func",
-                    "with no chat template the Alpaca text is trained as plain text",
-                );
-            }
-            let st = style.or_else(|| script_data().alpaca_style("alpaca"));
-            let Some(st) = st else {
-                return (None, false, None);
-            };
-            let (with, rw) = to_format(&st.with_input(), !chat_wrapped);
-            let (without, rn) = to_format(&st.no_input(), !chat_wrapped);
-            func.prompt = with;
-            func.prompt_no_input = without;
-            func.format_args = rw.clone();
-            func.format_args_no_input = rn;
-            let mut zipped = rw;
-            if chat_wrapped {
-                zipped.push("output".into());
-            }
-            func.roles = zipped.iter().map(|r| (r.clone(), col(r))).collect();
-            if chat_wrapped {
-                func.kind = "chat_prompt";
-                func.eos = false;
-                em.cover(&format!("{path}.prompt_style"), Status::Approximated, "apply_chat_template", "the Alpaca text is the user turn of the tokenizer's chat template, as TorchTune frames it");
-                let m = chat_markers(em);
-                return (Some(func), true, m);
-            }
-            func.kind = "prompt2";
-            let markers = text_markers(&st.turn_format);
-            (Some(func), false, masked.then_some(markers).flatten())
-        }
+        DatasetFormat::Alpaca => alpaca_func(em, &fc, func),
         DatasetFormat::Instruct
             if d.prompt_style == "chat_template"
                 || d.templates.get("format").is_none_or(|f| f.is_empty()) =>
         {
-            // One user turn and one assistant turn from two columns, framed by the chat
-            // template (TorchTune's instruct_dataset).
-            func.kind = "chat_columns";
-            func.eos = false;
-            func.roles = ["input", "output"]
-                .iter()
-                .map(|r| (r.to_string(), col(r)))
-                .collect();
-            for k in d
-                .columns
-                .keys()
-                .filter(|k| !["input", "output"].contains(&k.as_str()))
-            {
-                em.cover(
-                    &format!("{path}.columns.{k}"),
-                    Status::NotExpressible,
-                    "",
-                    "the turn is built from the input and output columns only",
-                );
-            }
-            for k in d.templates.keys() {
-                em.cover(
-                    &format!("{path}.templates.{k}"),
-                    Status::NotExpressible,
-                    "",
-                    "the chat template frames the turn; prompt strings are not used",
-                );
-            }
-            if plain {
-                em.cover(
-                    &format!("{path}.prompt_style"),
-                    Status::Approximated,
-                    "apply_chat_template",
-                    "the model has no chat template; the tokenizer's own is used",
-                );
-            }
-            let m = if masked { chat_markers(em) } else { None };
-            (Some(func), true, m)
+            chat_columns_func(em, &fc, func)
         }
-        DatasetFormat::Instruct => {
-            let format = d.templates.get("format").cloned().unwrap_or_default();
-            let no_input = d
-                .templates
-                .get("no_input_format")
-                .cloned()
-                .unwrap_or_else(|| format.replace("{input}", ""));
-            // The system fields are no-ops when empty (Axolotl's user-defined defaults).
-            let noop = |k: &str, v: &str| {
-                (k == "system_format" && v == "{system}") || (k == "system_prompt" && v.is_empty())
-            };
-            for (k, v) in d
-                .templates
-                .iter()
-                .filter(|(k, _)| !["format", "no_input_format"].contains(&k.as_str()))
-            {
-                if !noop(k, v) {
-                    em.cover(
-                        &format!("{path}.templates.{k}"),
-                        Status::NotExpressible,
-                        "",
-                        "the formatting function writes only the prompt templates",
-                    );
-                }
-            }
-            let (with, rw) = to_format(&format, true);
-            func.prompt = with;
-            func.roles = rw.iter().map(|r| (r.clone(), col(r))).collect();
-            func.format_args = rw;
-            if no_input == format.replace("{input}", "") || !format.contains("{input}") {
-                func.kind = "prompt";
-                if no_input != format.replace("{input}", "") {
-                    em.cover(
-                        &format!("{path}.templates.no_input_format"),
-                        Status::NotExpressible,
-                        "",
-                        "the prompt has no input field to switch on",
-                    );
-                }
-            } else {
-                let (without, rn) = to_format(&no_input, true);
-                func.kind = "prompt2";
-                func.prompt_no_input = without;
-                func.format_args_no_input = rn;
-            }
-            let markers = text_markers(&format);
-            (Some(func), false, masked.then_some(markers).flatten())
-        }
-        DatasetFormat::ChatTemplate => {
-            func.kind = "chat";
-            func.eos = false;
-            func.column = col("messages");
-            let sharegpt = d.columns.get("role").is_some_and(|r| r == "from")
-                && d.columns.get("content").is_none_or(|c| c == "value");
-            for k in d.columns.keys().filter(|k| k.as_str() != "messages") {
-                if sharegpt && (k == "role" || k == "content") {
-                    continue; // standardize_sharegpt maps from/value onto role/content
-                }
-                em.cover(
-                    &format!("{path}.columns.{k}"),
-                    Status::NotExpressible,
-                    "standardize_data_formats",
-                    "standardize_data_formats only knows the ShareGPT and OpenAI message keys",
-                );
-            }
-            let m = if masked {
-                chat_markers_for(em, d)
-            } else {
-                None
-            };
-            (Some(func), true, m)
-        }
+        DatasetFormat::Instruct => instruct_func(em, &fc, func),
+        DatasetFormat::ChatTemplate => chat_func(em, &fc, func),
         DatasetFormat::Completion => {
-            func.column = col("text");
+            func.column = fc.col("text");
             if !add_eos {
                 return (None, false, None);
             }
@@ -498,6 +394,204 @@ fn dataset_func(
             (if add_eos { Some(func) } else { None }, false, None)
         }
     }
+}
+
+/// What every format's formatting function is built from: the dataset, its report path,
+/// whether the model has no chat template, and whether prompts are masked.
+struct FuncCtx<'a> {
+    d: &'a Dataset,
+    path: String,
+    plain: bool,
+    masked: bool,
+}
+
+impl FuncCtx<'_> {
+    /// The dataset's column for a role (the role itself when not renamed).
+    fn col(&self, role: &str) -> String {
+        self.d
+            .columns
+            .get(role)
+            .cloned()
+            .unwrap_or_else(|| role.to_string())
+    }
+}
+
+/// A formatting function (if any), whether it is a chat dataset, and its response markers.
+type Built = (Option<Func>, bool, Option<(String, String)>);
+
+/// An Alpaca dataset: its named prompt style as a text prompt, or the Alpaca text as the
+/// user turn of the chat template when the style is not known.
+fn alpaca_func(em: &mut Emitter, fc: &FuncCtx, mut func: Func) -> Built {
+    let FuncCtx {
+        d, plain, masked, ..
+    } = *fc;
+    let path = &fc.path;
+    let col = |r: &str| fc.col(r);
+    let style = script_data().alpaca_style(&d.prompt_style);
+    let chat_wrapped = style.is_none() && !plain;
+    if style.is_none() && plain {
+        em.cover(
+            &format!("{path}.prompt_style"),
+            Status::Approximated,
+            "formatting_prompts_func",
+            "with no chat template the Alpaca text is trained as plain text",
+        );
+    }
+    let st = style.or_else(|| script_data().alpaca_style("alpaca"));
+    let Some(st) = st else {
+        return (None, false, None);
+    };
+    let (with, rw) = to_format(&st.with_input(), !chat_wrapped);
+    let (without, rn) = to_format(&st.no_input(), !chat_wrapped);
+    func.prompt = with;
+    func.prompt_no_input = without;
+    func.format_args = rw.clone();
+    func.format_args_no_input = rn;
+    let mut zipped = rw;
+    if chat_wrapped {
+        zipped.push("output".into());
+    }
+    func.roles = zipped.iter().map(|r| (r.clone(), col(r))).collect();
+    if chat_wrapped {
+        func.kind = "chat_prompt";
+        func.eos = false;
+        em.cover(&format!("{path}.prompt_style"), Status::Approximated, "apply_chat_template", "the Alpaca text is the user turn of the tokenizer's chat template, as TorchTune frames it");
+        let m = chat_markers(em);
+        return (Some(func), true, m);
+    }
+    func.kind = "prompt2";
+    let markers = text_markers(&st.turn_format);
+    (Some(func), false, masked.then_some(markers).flatten())
+}
+
+/// An instruct dataset with no prompt format: one user and one assistant turn from two
+/// columns, framed by the chat template.
+fn chat_columns_func(em: &mut Emitter, fc: &FuncCtx, mut func: Func) -> Built {
+    let FuncCtx {
+        d, plain, masked, ..
+    } = *fc;
+    let path = &fc.path;
+    let col = |r: &str| fc.col(r);
+    // One user turn and one assistant turn from two columns, framed by the chat
+    // template (TorchTune's instruct_dataset).
+    func.kind = "chat_columns";
+    func.eos = false;
+    func.roles = ["input", "output"]
+        .iter()
+        .map(|r| (r.to_string(), col(r)))
+        .collect();
+    for k in d
+        .columns
+        .keys()
+        .filter(|k| !["input", "output"].contains(&k.as_str()))
+    {
+        em.cover(
+            &format!("{path}.columns.{k}"),
+            Status::NotExpressible,
+            "",
+            "the turn is built from the input and output columns only",
+        );
+    }
+    for k in d.templates.keys() {
+        em.cover(
+            &format!("{path}.templates.{k}"),
+            Status::NotExpressible,
+            "",
+            "the chat template frames the turn; prompt strings are not used",
+        );
+    }
+    if plain {
+        em.cover(
+            &format!("{path}.prompt_style"),
+            Status::Approximated,
+            "apply_chat_template",
+            "the model has no chat template; the tokenizer's own is used",
+        );
+    }
+    let m = if masked { chat_markers(em) } else { None };
+    (Some(func), true, m)
+}
+
+/// An instruct dataset with its own prompt templates, written as text prompts.
+fn instruct_func(em: &mut Emitter, fc: &FuncCtx, mut func: Func) -> Built {
+    let FuncCtx { d, masked, .. } = *fc;
+    let path = &fc.path;
+    let col = |r: &str| fc.col(r);
+    let format = d.templates.get("format").cloned().unwrap_or_default();
+    let no_input = d
+        .templates
+        .get("no_input_format")
+        .cloned()
+        .unwrap_or_else(|| format.replace("{input}", ""));
+    // The system fields are no-ops when empty (Axolotl's user-defined defaults).
+    let noop = |k: &str, v: &str| {
+        (k == "system_format" && v == "{system}") || (k == "system_prompt" && v.is_empty())
+    };
+    for (k, v) in d
+        .templates
+        .iter()
+        .filter(|(k, _)| !["format", "no_input_format"].contains(&k.as_str()))
+    {
+        if !noop(k, v) {
+            em.cover(
+                &format!("{path}.templates.{k}"),
+                Status::NotExpressible,
+                "",
+                "the formatting function writes only the prompt templates",
+            );
+        }
+    }
+    let (with, rw) = to_format(&format, true);
+    func.prompt = with;
+    func.roles = rw.iter().map(|r| (r.clone(), col(r))).collect();
+    func.format_args = rw;
+    if no_input == format.replace("{input}", "") || !format.contains("{input}") {
+        func.kind = "prompt";
+        if no_input != format.replace("{input}", "") {
+            em.cover(
+                &format!("{path}.templates.no_input_format"),
+                Status::NotExpressible,
+                "",
+                "the prompt has no input field to switch on",
+            );
+        }
+    } else {
+        let (without, rn) = to_format(&no_input, true);
+        func.kind = "prompt2";
+        func.prompt_no_input = without;
+        func.format_args_no_input = rn;
+    }
+    let markers = text_markers(&format);
+    (Some(func), false, masked.then_some(markers).flatten())
+}
+
+/// A chat dataset: its messages column, standardized and framed by the chat template.
+fn chat_func(em: &mut Emitter, fc: &FuncCtx, mut func: Func) -> Built {
+    let FuncCtx { d, masked, .. } = *fc;
+    let path = &fc.path;
+    let col = |r: &str| fc.col(r);
+    func.kind = "chat";
+    func.eos = false;
+    func.column = col("messages");
+    let sharegpt = d.columns.get("role").is_some_and(|r| r == "from")
+        && d.columns.get("content").is_none_or(|c| c == "value");
+    for k in d.columns.keys().filter(|k| k.as_str() != "messages") {
+        if sharegpt && (k == "role" || k == "content") {
+            continue; // standardize_sharegpt maps from/value onto role/content
+        }
+        em.cover(
+            &format!("{path}.columns.{k}"),
+            Status::NotExpressible,
+            "standardize_data_formats",
+            "standardize_data_formats only knows the ShareGPT and OpenAI message keys",
+        );
+    }
+    let m = if masked {
+        chat_markers_for(em, d)
+    } else {
+        None
+    };
+    (Some(func), true, m)
 }
 
 /// Markers of a chat dataset: its own, else the chat template's (or the family's default).

@@ -12,12 +12,26 @@ use serde_json::{json, Value};
 
 /// Steps and schedule, loss, tracker, checkpoints and the multi-GPU launch.
 pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
-    let Src {
-        spec,
-        resolved,
-        foreign,
-        ..
-    } = *s;
+    steps_and_warmup(em, s);
+    schedule_kwargs(em, s);
+    loss_logging_checkpoints(em, ctx, s);
+    parallelism(em, ctx, s);
+    let spec = s.spec;
+    if spec.data.shuffle {
+        em.cover("data.shuffle", Status::Carried, "", "");
+    } else {
+        em.cover(
+            "data.shuffle",
+            Status::NotExpressible,
+            "",
+            "the HF Trainer always shuffles the training set",
+        );
+    }
+}
+
+/// The step cap and the warmup (a ratio or a step count).
+fn steps_and_warmup(em: &mut Emitter, s: &Src) {
+    let Src { spec, resolved, .. } = *s;
     if spec.training.max_steps > 0 {
         em.put(
             "SFTConfig.max_steps",
@@ -67,6 +81,11 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             "parity: no warmup; Unsloth would warm up over 10% of the steps",
         );
     }
+}
+
+/// The scheduler's keyword arguments: cosine cycles and the learning-rate floor.
+fn schedule_kwargs(em: &mut Emitter, s: &Src) {
+    let spec = s.spec;
     let mut sched_kwargs = serde_json::Map::new();
     let cosine = matches!(
         spec.schedule.kind,
@@ -120,6 +139,11 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
     } else {
         em.cover("schedule.min_lr_ratio", Status::Carried, "", "");
     }
+}
+
+/// The loss, the tracker and the checkpoints (save strategy, resume).
+fn loss_logging_checkpoints(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
+    let Src { spec, foreign, .. } = *s;
     // Loss.
     if spec.loss.kind == LossKind::CrossEntropy {
         em.cover(
@@ -177,6 +201,11 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             "",
         );
     }
+}
+
+/// The launcher and the parallel strategy: DDP under torchrun.
+fn parallelism(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
+    let spec = s.spec;
     // Parallelism: DDP under torchrun is the only multi-GPU path (research/unsloth.md §6).
     let devices = spec.batch.devices;
     if devices > 1 {
@@ -229,16 +258,6 @@ pub(super) fn steps_and_run(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
             }
             ctx.notes.push(format!("The source shards the model ({other}); Unsloth runs data-parallel only: each GPU needs memory for the whole model."));
         }
-    }
-    if spec.data.shuffle {
-        em.cover("data.shuffle", Status::Carried, "", "");
-    } else {
-        em.cover(
-            "data.shuffle",
-            Status::NotExpressible,
-            "",
-            "the HF Trainer always shuffles the training set",
-        );
     }
 }
 

@@ -1,0 +1,218 @@
+//! Each refusal of [`check`], one test each, against the bundled default config (which the
+//! engine runs in full).
+
+use super::{check, ensure, quantises_base, Architecture};
+use crate::diag::Source;
+use crate::engine::error::{EngineError, Unsupported};
+use crate::engine::flavour::Flavour;
+use crate::ir::{BaseWeights, DatasetFormat, Loader, Method, Overlong, RunSpec, ScheduleKind};
+use crate::translate::{self, Framework};
+
+const DEFAULT: &str = "fixtures/default/axolotl-tiny-llama.yaml";
+
+/// The bundled default: a LoRA run of the tiny Llama fixture, Axolotl semantics.
+fn spec() -> RunSpec {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+    let text = std::fs::read_to_string(format!("{path}{DEFAULT}")).unwrap();
+    let parsed = translate::read(Framework::Axolotl, &Source::new(DEFAULT, text)).unwrap();
+    parsed.resolved.spec
+}
+
+/// The fields refused, in order, judged from the family (as `run --check` does).
+fn refused(spec: &RunSpec, flavour: Flavour) -> Vec<String> {
+    check(spec, flavour, Architecture::FromFamily)
+        .into_iter()
+        .map(|u| u.field)
+        .collect()
+}
+
+/// The one refusal of a spec, as it prints.
+fn only(spec: &RunSpec, flavour: Flavour) -> String {
+    let found = check(spec, flavour, Architecture::FromFamily);
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].to_string()
+}
+
+#[test]
+fn the_default_config_passes_under_every_flavour() {
+    let s = spec();
+    assert_eq!(s.model.family, "llama3");
+    for f in [Flavour::Axolotl, Flavour::Unsloth, Flavour::TorchTune] {
+        assert!(refused(&s, f).is_empty(), "{f:?}: {:?}", refused(&s, f));
+    }
+    assert!(ensure(&s, Flavour::Axolotl, Architecture::FromConfigJson).is_ok());
+}
+
+#[test]
+fn an_unimplemented_optimizer_is_refused_naming_the_supported_ones() {
+    let mut s = spec();
+    s.optimizer.name = "lion_8bit".into();
+    assert_eq!(
+        only(&s, Flavour::Axolotl),
+        "cannot run `optimizer.name` = `lion_8bit`: the engine implements torch AdamW \
+         (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW \
+         (adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit, paged_adamw_32bit); other optimizers \
+         are not implemented"
+    );
+    for name in [
+        "adamw_torch_fused",
+        "adamw_8bit",
+        "paged_adamw_8bit",
+        "paged_adamw_32bit",
+    ] {
+        s.optimizer.name = name.into();
+        assert!(refused(&s, Flavour::Axolotl).is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn multipack_is_refused_and_torchtune_packing_runs() {
+    let mut s = spec();
+    s.data.packing = true;
+    assert!(only(&s, Flavour::Axolotl).contains("multipack"));
+    assert!(only(&s, Flavour::Unsloth).contains("TRL's packing"));
+    assert!(refused(&s, Flavour::TorchTune).is_empty());
+}
+
+#[test]
+fn torchtune_packing_of_a_completion_dataset_is_refused() {
+    let mut s = spec();
+    s.data.packing = true;
+    s.data.datasets[0].format = DatasetFormat::Completion;
+    assert!(only(&s, Flavour::TorchTune).contains("split_across_pack=True"));
+}
+
+#[test]
+fn splitting_or_raising_on_overlong_samples_is_refused() {
+    let mut s = spec();
+    for o in [Overlong::Split, Overlong::Raise] {
+        s.data.overlong = o;
+        assert_eq!(refused(&s, Flavour::Axolotl), ["data.overlong"]);
+    }
+    s.data.overlong = Overlong::Truncate;
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+}
+
+#[test]
+fn fp4_and_int8_bases_and_odd_blocks_are_refused_together() {
+    let mut s = spec();
+    s.adapter.method = Method::Qlora;
+    s.quantization.base_weights = BaseWeights::Nf4;
+    assert!(quantises_base(&s));
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    s.quantization.base_weights = BaseWeights::Int8;
+    s.quantization.block_size = 128;
+    assert_eq!(
+        refused(&s, Flavour::Axolotl),
+        ["quantization.base_weights", "quantization.block_size"]
+    );
+}
+
+#[test]
+fn a_full_fine_tune_of_a_quantised_base_is_refused() {
+    let mut s = spec();
+    s.adapter.method = Method::Full;
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    s.quantization.base_weights = BaseWeights::Nf4;
+    assert_eq!(refused(&s, Flavour::Axolotl), ["adapter.method"]);
+}
+
+#[test]
+fn dora_is_refused() {
+    let mut s = spec();
+    s.adapter.use_dora = true;
+    assert_eq!(
+        only(&s, Flavour::Axolotl),
+        "cannot run `adapter.use_dora` = `true`: DoRA is not implemented"
+    );
+}
+
+#[test]
+fn a_schedule_the_engine_lacks_is_refused_by_the_schedule_module() {
+    let mut s = spec();
+    s.schedule.kind = ScheduleKind::CosineWithRestarts;
+    assert!(only(&s, Flavour::Axolotl).contains("the engine runs cosine, cosine_with_min_lr"));
+}
+
+#[test]
+fn dataset_refusals_name_the_dataset_index() {
+    let mut s = spec();
+    let mut second = s.data.datasets[0].clone();
+    second.loader = Loader::Csv;
+    second.path = "org/not-a-local-path".into();
+    second.split = "train[:10%]".into();
+    second.prompt_style = "no_such_style".into();
+    s.data.datasets.push(second);
+    assert_eq!(
+        refused(&s, Flavour::Axolotl),
+        [
+            "data.datasets.1.loader",
+            "data.datasets.1.split",
+            "data.datasets.1.prompt_style"
+        ]
+    );
+}
+
+#[test]
+fn a_local_dataset_ignores_its_split() {
+    let mut s = spec();
+    s.data.datasets[0].split = "train[:10%]".into();
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+}
+
+#[test]
+fn torchtune_framing_needs_a_qwen_or_llama3_tokenizer() {
+    let mut s = spec();
+    s.model.family = "mistral".into();
+    assert!(only(&s, Flavour::TorchTune).contains("Qwen (ChatML) and Llama 3"));
+    s.data.datasets[0].format = DatasetFormat::Completion;
+    assert!(refused(&s, Flavour::TorchTune).is_empty());
+}
+
+#[test]
+fn families_the_engine_lacks_are_refused_only_without_weights() {
+    let mut s = spec();
+    s.model.family = "gemma2".into();
+    assert_eq!(
+        only(&s, Flavour::Axolotl),
+        "cannot run `model.family` = `gemma2`: a `gemma2` model; the engine implements llama, \
+         mistral, qwen2, qwen3 models (config.json model_type)"
+    );
+    s.model.family = String::new();
+    assert!(only(&s, Flavour::Axolotl).contains("`(unknown)`"));
+    // a run reads config.json instead, when it loads the model
+    assert!(check(&s, Flavour::Axolotl, Architecture::FromConfigJson).is_empty());
+}
+
+#[test]
+fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
+    let mut s = spec();
+    s.model.family = "mistral".into();
+    s.model.base = "mistralai/Mixtral-8x7B-v0.1".into();
+    assert!(only(&s, Flavour::Axolotl).contains("mixture-of-experts"));
+    s.model.family = "llama3_2".into();
+    s.model.base = "unsloth/Llama-3.2-1B-Instruct-bnb-4bit".into();
+    assert!(only(&s, Flavour::Axolotl).contains("pre-quantised"));
+    s.model.base = "unsloth/Llama-3.2-1B-Instruct".into();
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+}
+
+#[test]
+fn a_run_gets_every_reason_in_one_error() {
+    let mut s = spec();
+    s.optimizer.name = "paged_lion_8bit".into();
+    s.data.packing = true;
+    let e = ensure(&s, Flavour::Axolotl, Architecture::FromConfigJson).unwrap_err();
+    let EngineError::UnsupportedFeatures(found) = &e else {
+        panic!("{e}")
+    };
+    let fields: Vec<&str> = found
+        .iter()
+        .map(|u: &Unsupported| u.field.as_str())
+        .collect();
+    assert_eq!(fields, ["data.packing", "optimizer.name"]);
+    assert_eq!(e.to_string().lines().count(), 2, "{e}");
+    assert!(e
+        .to_string()
+        .starts_with("cannot run `data.packing` = `true`: "));
+}
