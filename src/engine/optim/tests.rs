@@ -218,3 +218,35 @@ fn optimizer_names_select_the_right_update() {
         "{err}"
     );
 }
+
+#[test]
+fn forced_32bit_and_small_tensors_keep_float_states() {
+    // HF Trainer's `nn.Embedding` override (`force_32bit`) and bitsandbytes' min_8bit_size
+    let big = Tensor::zeros([64, 64], (Kind::Float, tch::Device::Cpu));
+    let small = Tensor::zeros([63, 64], (Kind::Float, tch::Device::Cpu));
+    let opt = BnbAdamW::new(
+        BnbAdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            optim_bits: 8,
+            min_8bit_size: 4096,
+        },
+        vec![
+            (
+                "model.embed_tokens.weight".into(),
+                big.shallow_clone(),
+                0.0,
+                true,
+            ),
+            ("q".into(), big.shallow_clone(), 0.0, false),
+            ("k".into(), small, 0.0, false),
+        ],
+    );
+    let blockwise: Vec<bool> = opt
+        .params
+        .iter()
+        .map(|s| matches!(s.states, States::Blockwise { .. }))
+        .collect();
+    assert_eq!(blockwise, [false, true, false]);
+}
