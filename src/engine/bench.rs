@@ -26,7 +26,7 @@ use super::lora::{self, Init, LoraSpec};
 use super::model::{
     llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
 };
-use super::optim::{AdamW, AdamWConfig};
+use super::optim::adamw::{AdamW, AdamWConfig};
 use super::recompute;
 use std::collections::HashMap;
 use std::time::Instant;

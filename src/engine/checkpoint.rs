@@ -1,7 +1,8 @@
 //! Checkpoints: everything a run needs to continue exactly where it stopped.
 //!
 //! `checkpoint-<step>/` holds the trained weights (PEFT adapter files, or `model.safetensors`
-//! for a full fine-tune), `optimizer.safetensors` (AdamW moments and step) and
+//! for a full fine-tune), `optimizer.safetensors` (the optimizer's state: AdamW moments, or bitsandbytes'
+//! quantised states and absmax, and the step) and
 //! `trainer_state.json` (the optimizer step reached). The data order is a pure function of the
 //! spec (see `train::plan`), so the step number is all the data loader needs; dropout's RNG
 //! stream is advanced on resume by replaying the draws of the skipped steps.

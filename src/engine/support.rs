@@ -4,7 +4,7 @@
 //! [`check`], so the two cannot disagree. Each refusal ([`Unsupported`]) names the IR field as
 //! provenance keys it (`optimizer.name`, `data.datasets.0.loader`), the value, and the values
 //! the engine does run. Where a module converts an IR value for its own use (the schedule's
-//! [`Kind::of`], a dataset's loader and split, the Alpaca prompt strings, TorchTune's message
+//! [`Kind::of`], the optimizer's [`OptimizerKind::of`], a dataset's loader and split, the Alpaca prompt strings, TorchTune's message
 //! framing), this file asks that module rather than restating its list.
 //!
 //! What needs the weights is judged two ways ([`Architecture`]): a run reads the model's
@@ -22,7 +22,7 @@ use super::data::format::{check_torchtune_family, AlpacaStrings};
 use super::error::{EngineError, Result, Unsupported};
 use super::flavour::Flavour;
 use super::model::llama::ARCHITECTURES;
-use super::optim::ADAMW_NAMES;
+use super::optim::select::OptimizerKind;
 use super::schedule::Kind;
 use crate::ir::{BaseWeights, DatasetFormat, Method, Overlong, RunSpec};
 use crate::translate::families;
@@ -46,16 +46,7 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
     out.extend(check_quantization(spec));
     out.extend(check_adapter(spec));
     out.extend(check_data(spec, flavour));
-    if !ADAMW_NAMES.contains(&spec.optimizer.name.as_str()) {
-        out.push(Unsupported::new(
-            "optimizer.name",
-            &spec.optimizer.name,
-            format!(
-                "the engine implements torch AdamW ({}); 8-bit and other optimizers are not implemented",
-                ADAMW_NAMES.join(", ")
-            ),
-        ));
-    }
+    out.extend(OptimizerKind::of(&spec.optimizer.name).err());
     out.extend(Kind::of(spec.schedule.kind).err());
     out
 }

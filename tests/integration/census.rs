@@ -285,13 +285,13 @@ fn run_check_accepts_the_default_config() {
     );
 }
 
-/// `run --check` on the default with an 8-bit optimizer and multipack: exit 3, both reasons,
+/// `run --check` on the default with an unimplemented optimizer (8-bit Lion) and multipack: exit 3, both reasons,
 /// each at its key with the supported values as help.
 #[test]
 fn run_check_lists_every_reason_at_its_key() {
     let default = std::fs::read_to_string(repo().join("fixtures/default/axolotl-tiny-llama.yaml"))
         .unwrap()
-        .replace("optimizer: adamw_torch", "optimizer: adamw_8bit")
+        .replace("optimizer: adamw_torch", "optimizer: lion_8bit")
         .replace("sample_packing: false", "sample_packing: true");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
@@ -304,9 +304,9 @@ fn run_check_lists_every_reason_at_its_key() {
         "error[not-supported]: cannot run `data.packing` = `true`",
         "sample_packing: true",
         "help: the engine packs as TorchTune's PackedDataset does",
-        "error[not-supported]: cannot run `optimizer.name` = `adamw_8bit`",
-        "optimizer: adamw_8bit",
-        "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused)",
+        "error[not-supported]: cannot run `optimizer.name` = `lion_8bit`",
+        "optimizer: lion_8bit",
+        "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW (adamw_8bit",
         "2 unsupported features",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");

@@ -279,6 +279,72 @@ fn unsloth_style_trl_matches_golden() {
     adapter_matches(name, dir.path());
 }
 
+/// Adapter tolerance of the 8-bit optimizer golden. The optimizer itself is bit-exact with
+/// bitsandbytes (src/engine/optim/tests.rs), and the run's first three grad norms are
+/// identical bit for bit; from step 4 our backward differs from PyTorch's by an ulp (as in
+/// the adamw_torch golden, whose adapter then stays within 2e-7). Rounding a state to 8 bits
+/// turns an ulp into a whole code step wherever the value sits on a bin edge, so the adapters
+/// drift further apart: measured 3.5e-3 worst (q_proj B), losses within 1.3e-6.
+const WEIGHT_RTOL_8BIT_STATES: f64 = 5e-3;
+
+#[test]
+fn unsloth_style_trl_adamw_8bit_matches_golden() {
+    // Unsloth's default optimizer, `optim = "adamw_8bit"`: bitsandbytes 0.50.2 AdamW with 8-bit
+    // blockwise states, run by the golden on bitsandbytes' CPU kernel. LoRA r64 on the 64-wide
+    // fixture puts 24 of the 28 LoRA matrices over the 4096-element threshold (8-bit states);
+    // the k/v B matrices (2048) keep 32-bit states. fp32 as the golden ran (see the test above).
+    let name = "hf-trl-adamw8bit-llama";
+    let (_, dir) = golden_run(
+        name,
+        "fixtures/engine/unsloth-adamw8bit-tiny-llama.py",
+        |o| {
+            o.compute_dtype = Some("fp32".into());
+        },
+    );
+    // grad_norm of step k+1 is a function of the weights after step k: equal bits for steps
+    // 1–3 mean the first two 8-bit updates (lr > 0 from step 2) matched bitsandbytes exactly
+    let norms = |path: PathBuf| -> Vec<u64> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|v| v["grad_norm"].as_f64())
+            .map(|x| (x as f32).to_bits() as u64)
+            .take(3)
+            .collect()
+    };
+    assert_eq!(
+        norms(dir.path().join("metrics.jsonl")),
+        norms(repo().join("golden/runs").join(name).join("metrics.jsonl")),
+        "{name}: grad norms of steps 1-3"
+    );
+    let want = tensors(
+        &repo()
+            .join("golden/runs")
+            .join(name)
+            .join("adapter_model.safetensors"),
+    );
+    let got = tensors(&dir.path().join("adapter_model.safetensors"));
+    assert_eq!(got.len(), want.len(), "{name}: tensor count");
+    for (k, w) in &want {
+        let rel = rel_frobenius(&got[k], w);
+        assert!(
+            rel <= WEIGHT_RTOL_8BIT_STATES,
+            "{name}: `{k}` off by {rel:.3e} relative"
+        );
+    }
+}
+
+#[test]
+fn resume_with_adamw_8bit_restores_the_quantised_state() {
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    // The 8-bit states (bytes + absmax per block) and the step go through optimizer.safetensors.
+    let (fw, mut resolved) = read("fixtures/engine/unsloth-adamw8bit-tiny-llama.py");
+    resolved.spec.precision.compute_dtype = tunebridge::ir::Dtype::Fp32;
+    resolved.spec.training.max_steps = 12;
+    resume_equals_uninterrupted(&resolved, fw, 5);
+}
+
 fn file_bytes(p: PathBuf) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

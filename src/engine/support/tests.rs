@@ -44,17 +44,25 @@ fn the_default_config_passes_under_every_flavour() {
 }
 
 #[test]
-fn an_8bit_optimizer_is_refused_naming_the_supported_ones() {
+fn an_unimplemented_optimizer_is_refused_naming_the_supported_ones() {
     let mut s = spec();
-    s.optimizer.name = "adamw_8bit".into();
+    s.optimizer.name = "lion_8bit".into();
     assert_eq!(
         only(&s, Flavour::Axolotl),
-        "cannot run `optimizer.name` = `adamw_8bit`: the engine implements torch AdamW \
-         (adamw, adamw_torch, adamw_torch_fused, adamw_fused); 8-bit and other optimizers are \
-         not implemented"
+        "cannot run `optimizer.name` = `lion_8bit`: the engine implements torch AdamW \
+         (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW \
+         (adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit, paged_adamw_32bit); other optimizers \
+         are not implemented"
     );
-    s.optimizer.name = "adamw_torch_fused".into();
-    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    for name in [
+        "adamw_torch_fused",
+        "adamw_8bit",
+        "paged_adamw_8bit",
+        "paged_adamw_32bit",
+    ] {
+        s.optimizer.name = name.into();
+        assert!(refused(&s, Flavour::Axolotl).is_empty(), "{name}");
+    }
 }
 
 #[test]
@@ -192,7 +200,7 @@ fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
 #[test]
 fn a_run_gets_every_reason_in_one_error() {
     let mut s = spec();
-    s.optimizer.name = "paged_adamw_8bit".into();
+    s.optimizer.name = "paged_lion_8bit".into();
     s.data.packing = true;
     let e = ensure(&s, Flavour::Axolotl, Architecture::FromConfigJson).unwrap_err();
     let EngineError::UnsupportedFeatures(found) = &e else {

@@ -78,12 +78,7 @@ impl Recipe {
                 .collect::<indexmap::IndexMap<_, _>>(),
             None => crate::engine::io::read_safetensors(&dir.join("model.safetensors"))?,
         };
-        for (name, param) in self
-            .optimizer
-            .params
-            .iter_mut()
-            .map(|s| (s.name.clone(), &mut s.param))
-        {
+        for (name, mut param) in self.optimizer.named_params() {
             let src = weights.get(&name).ok_or_else(|| {
                 EngineError::tensor(&name, format!("missing from {}", dir.display()))
             })?;

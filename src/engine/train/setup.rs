@@ -7,7 +7,8 @@ use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
 use crate::engine::lora::{self, Init, LoraSpec};
 use crate::engine::model::{self, AttentionImpl, ModelForCausalLM};
-use crate::engine::optim::{AdamW, AdamWConfig};
+use crate::engine::optim::adamw::AdamWConfig;
+use crate::engine::optim::select::{Optimizer, OptimizerKind, Trainable};
 use crate::engine::schedule::{self, Schedule};
 use crate::engine::support::{self, Architecture};
 use crate::ir::{Attention, Dtype, Method, Resolved, RunSpec};
@@ -26,7 +27,7 @@ pub(super) struct Recipe {
     pub(super) model: ModelForCausalLM,
     pub(super) lora: Option<LoraSpec>,
     pub(super) trainable: Vec<Tensor>,
-    pub(super) optimizer: AdamW,
+    pub(super) optimizer: Optimizer,
     pub(super) schedule: Schedule,
     pub(super) plan: Plan,
     pub(super) output: PathBuf,
@@ -199,38 +200,46 @@ fn attach_trainable(
     }
 }
 
-/// torch AdamW over the trainable tensors, with weight decay where the flavour applies it
-/// (`support::check` has refused every other `optimizer.name`).
-/// Returns the tensors (for grad scaling) and the optimizer.
+/// The optimizer `optimizer.name` selects over the trainable tensors, with weight decay where
+/// the flavour applies it (`support::check` has refused any other name already). Returns the
+/// tensors (for grad scaling) and the optimizer.
 fn build_optimizer(
     spec: &RunSpec,
     flavour: Flavour,
     named_trainable: NamedTensors,
-) -> Result<(Vec<Tensor>, AdamW)> {
+) -> Result<(Vec<Tensor>, Optimizer)> {
     let o = &spec.optimizer;
+    let kind = OptimizerKind::of(&o.name)?;
     let trainable: Vec<Tensor> = named_trainable
         .iter()
         .map(|(_, t)| t.shallow_clone())
         .collect();
-    let optimizer = AdamW::new(
-        AdamWConfig {
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-        },
-        named_trainable
-            .into_iter()
-            .map(|(n, t)| {
-                let wd = if decays(flavour, &n) {
-                    o.weight_decay
-                } else {
-                    0.0
-                };
-                (n, t, wd)
-            })
-            .collect(),
-    );
-    Ok((trainable, optimizer))
+    let params = named_trainable
+        .into_iter()
+        .map(|(name, tensor)| Trainable {
+            weight_decay: if decays(flavour, &name) {
+                o.weight_decay
+            } else {
+                0.0
+            },
+            // HF Trainer keeps `nn.Embedding` weights in 32-bit states under an 8-bit
+            // bitsandbytes optimizer (`Trainer.create_optimizer`); TorchTune does not
+            force_32bit: flavour != Flavour::TorchTune && is_embedding(&name),
+            name,
+            tensor,
+        })
+        .collect();
+    let cfg = AdamWConfig {
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+    };
+    Ok((trainable, Optimizer::new(kind, cfg, params)))
+}
+
+/// An `nn.Embedding` weight of the engine's families (`model.embed_tokens.weight`).
+fn is_embedding(name: &str) -> bool {
+    name.ends_with("embed_tokens.weight")
 }
 
 /// The LR schedule over the plan's horizon (a warmup ratio counts steps of that horizon).

@@ -118,7 +118,7 @@ impl Recipe {
         let logged = match norm {
             LossNormalization::TokenWeightedUnshifted => {
                 let scale = 1.0f32 / n_unshifted.max(1) as f32;
-                optim::scale_grads(&self.trainable, scale);
+                optim::adamw::scale_grads(&self.trainable, scale);
                 // running_loss.item() / num_tokens: a float32 reciprocal times the sum
                 running.double_value(&[]) * f64::from(scale)
             }

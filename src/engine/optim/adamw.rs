@@ -1,4 +1,4 @@
-//! AdamW and gradient clipping with PyTorch's numerics, op for op.
+//! torch AdamW and gradient clipping with PyTorch's numerics, op for op.
 //!
 //! `torch.optim.AdamW` on CPU runs the single-tensor path (`foreach` needs CUDA); per parameter
 //! p with gradient g, at step t (torch 2.11 `optim/adam.py::_single_tensor_adam`,
@@ -16,7 +16,7 @@
 //! coef = clamp(max_norm / (total + 1e-6), max = 1), every g ← g · coef; the returned norm
 //! is the one before clipping (what both frameworks log).
 
-use super::error::Result;
+use crate::engine::error::{EngineError, Result};
 use tch::Tensor;
 
 /// The `optimizer.name` spellings this AdamW runs: torch AdamW, fused or not (the same math).
@@ -265,7 +265,7 @@ impl AdamW {
             ] {
                 let key = format!("{}.{suffix}", s.name);
                 let src = tensors.get(&key).ok_or_else(|| {
-                    super::error::EngineError::tensor(&key, "missing from the optimizer checkpoint")
+                    EngineError::tensor(&key, "missing from the optimizer checkpoint")
                 })?;
                 dst.f_copy_(&src.f_to_device(dst.device())?.f_to_kind(dst.kind())?)?;
             }
