@@ -9,6 +9,7 @@
 //! for plotting. Evaluations (`eval_loss`) are paired by step in [`super::eval_curve`].
 //! Left out: per-token losses.
 
+use super::band::gap;
 use super::eval_curve::{diff_evals, EvalDiff};
 use crate::ingest::{Curve, CurvePoint};
 use serde::Serialize;
@@ -399,25 +400,17 @@ fn row(
     rtol: f64,
     atol: f64,
 ) -> CurveRow {
-    let abs = (la - lb).abs();
-    let rel = if la != 0.0 {
-        abs / la.abs()
-    } else if abs == 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    };
-    let band = atol + rtol * la.abs();
+    let g = gap(la, lb, rtol, atol);
     CurveRow {
         x,
         step_a: pa.step,
         step_b: pb.step,
         loss_a: la,
         loss_b: lb,
-        abs,
-        rel,
-        band,
-        within: abs <= band,
+        abs: g.abs,
+        rel: g.rel,
+        band: g.band,
+        within: g.within,
         lr_a: pa.lr,
         lr_b: pb.lr,
         grad_norm_a: pa.grad_norm,

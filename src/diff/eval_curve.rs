@@ -5,6 +5,7 @@
 //! Step 0 is an evaluation before training (HF `eval_on_start`). The evals do not enter the
 //! verdict; they are reported and plotted beside the train curve.
 
+use super::band::gap;
 use crate::ingest::EvalPoint;
 use serde::Serialize;
 
@@ -53,23 +54,15 @@ pub fn diff_evals(
         .iter()
         .filter_map(|pa| {
             let pb = b.iter().find(|pb| pb.step == pa.step)?;
-            let abs = (pa.loss - pb.loss).abs();
-            let rel = if pa.loss != 0.0 {
-                abs / pa.loss.abs()
-            } else if abs == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            };
-            let band = atol + rtol * pa.loss.abs();
+            let g = gap(pa.loss, pb.loss, rtol, atol);
             Some(EvalRow {
                 step: pa.step,
                 loss_a: pa.loss,
                 loss_b: pb.loss,
-                abs,
-                rel,
-                band,
-                within: abs <= band,
+                abs: g.abs,
+                rel: g.rel,
+                band: g.band,
+                within: g.within,
             })
         })
         .collect();

@@ -20,6 +20,7 @@
 //! because Adam normalises updates, so tiny gradient differences become relative weight
 //! differences of similar size after a few steps.
 
+pub mod band;
 pub mod comparison;
 pub mod curves;
 pub mod eval_curve;
