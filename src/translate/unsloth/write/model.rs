@@ -260,24 +260,30 @@ pub(super) fn adapter(em: &mut Emitter, ctx: &mut Ctx, s: &Src) {
         lora_targets(em, spec);
         lora_settings(em, spec);
     } else {
-        let (gc, gc_comment) = gc_value(em);
-        em.put(
-            "from_pretrained.use_gradient_checkpointing",
-            gc,
-            &["memory.gradient_checkpointing"],
-            Status::Carried,
-            &gc_comment,
-        );
-        if spec.memory.activation_offloading {
-            em.cover(
-                "memory.activation_offloading",
-                Status::Approximated,
-                "use_gradient_checkpointing",
-                "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
-            );
-        }
+        checkpointing(em, spec, "from_pretrained.use_gradient_checkpointing");
     }
     kernels_and_compile(em, s);
+}
+
+/// `use_gradient_checkpointing` at `key` (`from_pretrained` for a full fine-tune,
+/// `get_peft_model` for LoRA); Unsloth's offloaded checkpoints stand in for activation offload.
+fn checkpointing(em: &mut Emitter, spec: &RunSpec, key: &str) {
+    let (gc, gc_comment) = gc_value(em);
+    em.put(
+        key,
+        gc,
+        &["memory.gradient_checkpointing"],
+        Status::Carried,
+        &gc_comment,
+    );
+    if spec.memory.activation_offloading {
+        em.cover(
+            "memory.activation_offloading",
+            Status::Approximated,
+            "use_gradient_checkpointing",
+            "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
+        );
+    }
 }
 
 /// The LoRA target modules; embeddings and the LM head go in full next to LoRA.
@@ -341,29 +347,14 @@ fn lora_targets(em: &mut Emitter, spec: &RunSpec) {
 
 /// The LoRA settings `get_peft_model` takes: checkpointing, init seed; what it fixes is reported.
 fn lora_settings(em: &mut Emitter, spec: &RunSpec) {
-    let (gc, gc_comment) = gc_value(em);
-    em.put(
-        "get_peft_model.use_gradient_checkpointing",
-        gc,
-        &["memory.gradient_checkpointing"],
-        Status::Carried,
-        &gc_comment,
-    );
-    if spec.memory.activation_offloading {
+    checkpointing(em, spec, "get_peft_model.use_gradient_checkpointing");
+    if spec.memory.activation_offloading && spec.memory.gradient_checkpointing == Recompute::On {
         em.cover(
-            "memory.activation_offloading",
+            "memory.gradient_checkpointing",
             Status::Approximated,
             "use_gradient_checkpointing",
-            "Unsloth offloads the checkpointed activations (\"unsloth\" checkpointing)",
+            "written as \"unsloth\" (recompute + CPU offload)",
         );
-        if spec.memory.gradient_checkpointing == Recompute::On {
-            em.cover(
-                "memory.gradient_checkpointing",
-                Status::Approximated,
-                "use_gradient_checkpointing",
-                "written as \"unsloth\" (recompute + CPU offload)",
-            );
-        }
     }
     if spec.adapter.init_seed.is_none() {
         em.put(
