@@ -21,6 +21,7 @@
 //! `<TEMPLATE>` for gen) renames it with `mut_arg`, which keeps its help text its own.
 
 use crate::device::Device;
+use crate::ir::Dtype;
 use crate::translate::Framework;
 use std::path::PathBuf;
 
@@ -56,8 +57,20 @@ pub struct EngineArgs {
     #[arg(long, default_value = "cpu")]
     pub device: Device,
     /// Compute dtype (`fp32`, `bf16`), overriding the config's (a CPU parity run of a bf16 config).
-    #[arg(long)]
-    pub dtype: Option<String>,
+    #[arg(long, value_parser = parse_dtype)]
+    pub dtype: Option<Dtype>,
+}
+
+/// `--dtype`: the IR spelling (`fp32`, `bf16`, `fp16`) or torch's long name (`float32`, …).
+fn parse_dtype(name: &str) -> Result<Dtype, String> {
+    match name {
+        "float32" => Ok(Dtype::Fp32),
+        "bfloat16" => Ok(Dtype::Bf16),
+        "float16" => Ok(Dtype::Fp16),
+        other => other.parse().map_err(|_| {
+            format!("expected fp32, bf16 or fp16 (or float32, bfloat16, float16), not `{other}`")
+        }),
+    }
 }
 
 /// Machine-readable output.
@@ -137,7 +150,11 @@ mod tests {
     fn engine_flags() {
         let t = parse(&["c", "--max-steps", "3", "--dtype", "fp32", "--json"]).unwrap();
         assert_eq!(t.engine.max_steps, Some(3));
-        assert_eq!(t.engine.dtype.as_deref(), Some("fp32"));
+        assert_eq!(t.engine.dtype, Some(Dtype::Fp32));
+        let long = parse(&["c", "--dtype", "bfloat16"]).unwrap();
+        assert_eq!(long.engine.dtype, Some(Dtype::Bf16));
+        let e = parse(&["c", "--dtype", "fp8"]).err().unwrap().to_string();
+        assert!(e.contains("expected fp32, bf16 or fp16"), "{e}");
         assert!(t.out.json);
     }
 }

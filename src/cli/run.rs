@@ -63,7 +63,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     opts.device = engine::resolve_device(a.engine.device)?;
     opts.max_steps = a.engine.max_steps;
     opts.output = a.output.clone();
-    opts.compute_dtype = a.engine.dtype.clone();
+    opts.compute_dtype = a.engine.dtype;
     opts.progress = !a.quiet;
     opts.resume_from = match &a.resume {
         Some(p) if p.join("trainer_state.json").is_file() => Some(p.clone()),

@@ -15,7 +15,7 @@ use crate::diag::Source;
 use crate::diff::{self, Comparison, DiffError, DiffOptions};
 use crate::engine::{self, EngineError, Flavour, RunOptions};
 use crate::ingest::{self, IngestError};
-use crate::ir::Resolved;
+use crate::ir::{Dtype, Resolved};
 use crate::translate::{self, Framework, PortReport, ReadError, Status, WriteOptions, Written};
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,7 @@ pub struct VerifyRequest {
     pub max_steps: Option<u64>,
     pub device: Device,
     /// Compute dtype for both runs (`fp32` for a CPU parity run of a bf16 config).
-    pub dtype: Option<String>,
+    pub dtype: Option<Dtype>,
     /// Relative tolerance on the loss (default from the precision).
     pub rtol: Option<f64>,
     /// Show the engine's progress bars.
@@ -241,7 +241,7 @@ pub fn train(req: &VerifyRequest, ported: &Ported) -> Result<(), VerifyError> {
         o.device = device;
         o.output = Some(dir.clone());
         o.max_steps = req.max_steps;
-        o.compute_dtype = req.dtype.clone();
+        o.compute_dtype = req.dtype;
         o.progress = req.progress;
         engine::run(&side.resolved, &o).map_err(|source| VerifyError::Train {
             flavour: side.flavour,

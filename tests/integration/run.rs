@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use tch::Tensor;
 use tunebridge::diag::Source;
 use tunebridge::engine::{self, Flavour, RunOptions, RunSummary};
-use tunebridge::ir::{BaseWeights, Loader, Method, Recompute, Resolved};
+use tunebridge::ir::{BaseWeights, Dtype, Loader, Method, Recompute, Resolved};
 use tunebridge::translate::{self, Framework};
 
 static ENGINE: Mutex<()> = Mutex::new(());
@@ -274,7 +274,7 @@ fn unsloth_style_trl_matches_golden() {
     // bf16 on a GPU; the golden ran fp32 on CPU, hence the dtype override.
     let name = "hf-trl-unsloth-style-llama";
     let (_, dir) = golden_run(name, "fixtures/engine/unsloth-alpaca-tiny-llama.py", |o| {
-        o.compute_dtype = Some("fp32".into());
+        o.compute_dtype = Some(Dtype::Fp32);
     });
     adapter_matches(name, dir.path());
 }
@@ -298,7 +298,7 @@ fn unsloth_style_trl_adamw_8bit_matches_golden() {
         name,
         "fixtures/engine/unsloth-adamw8bit-tiny-llama.py",
         |o| {
-            o.compute_dtype = Some("fp32".into());
+            o.compute_dtype = Some(Dtype::Fp32);
         },
     );
     // grad_norm of step k+1 is a function of the weights after step k: equal bits for steps

@@ -1,6 +1,7 @@
 //! What a run takes (the command line's overrides) and what it reports.
 
 use crate::engine::flavour::Flavour;
+use crate::ir::Dtype;
 use std::path::PathBuf;
 use tch::Device;
 
@@ -18,7 +19,7 @@ pub struct RunOptions {
     /// Continue from a `checkpoint-<n>` folder.
     pub resume_from: Option<PathBuf>,
     /// Override `precision.compute_dtype` (e.g. `fp32` for a CPU parity run of a bf16 config).
-    pub compute_dtype: Option<String>,
+    pub compute_dtype: Option<Dtype>,
     pub progress: bool,
 }
 

@@ -7,7 +7,7 @@ use super::step::eval_loss;
 use crate::engine::checkpoint;
 use crate::engine::data::Sample;
 use crate::engine::error::{EngineError, Result};
-use crate::ir::{Dtype, Origin, Resolved};
+use crate::ir::{Origin, Resolved};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
             .set("training.max_steps", Origin::explicit("--max-steps"));
     }
     if let Some(d) = &opts.compute_dtype {
-        resolved.spec.precision.compute_dtype = parse_dtype(d)?;
+        resolved.spec.precision.compute_dtype = *d;
         resolved
             .provenance
             .set("precision.compute_dtype", Origin::explicit("--dtype"));
@@ -193,21 +193,5 @@ impl Recipe {
         });
         writeln!(metrics, "{line}").map_err(|e| EngineError::io(metrics_path, e))?;
         Ok(loss)
-    }
-}
-
-/// `--dtype`: the IR spelling, or torch's long name (`float32`).
-fn parse_dtype(name: &str) -> Result<Dtype> {
-    match name {
-        "float32" => Ok(Dtype::Fp32),
-        "bfloat16" => Ok(Dtype::Bf16),
-        "float16" => Ok(Dtype::Fp16),
-        other => other.parse().map_err(|_| {
-            EngineError::unsupported(
-                "precision.compute_dtype",
-                other,
-                "expected fp32, bf16 or fp16",
-            )
-        }),
     }
 }
