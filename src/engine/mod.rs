@@ -37,6 +37,7 @@ pub mod checkpoint;
 pub mod cuda_mem;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod flavour;
 pub mod hub;
