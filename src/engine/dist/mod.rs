@@ -4,5 +4,9 @@
 
 pub mod ffi;
 pub mod group;
+pub mod launch;
+pub mod world;
 
 pub use group::{Backend, DistError, ProcessGroup, ReduceOp, Store, Work};
+pub use launch::{launch, LaunchError, LaunchSpec, RankFailure};
+pub use world::{Launcher, World, WorldError};
