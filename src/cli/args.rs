@@ -8,9 +8,8 @@
 //! - [`JsonArgs`]: `--json`, machine-readable output instead of text (port, inspect, diff,
 //!   verify).
 //!
-//! Process-launch flags for multi-process runs (`--nproc-per-node`, `--nnodes`,
-//! `--node-rank`, `--master-addr`, `--master-port`) belong here as one more struct, flattened
-//! into the commands that start processes (run, verify, bench). They are not `--devices N`,
+//! - [`LaunchArgs`]: multi-process runs, with torchrun's flags (`--nproc-per-node`,
+//!   `--nnodes`, `--node-rank`, `--master-addr`, `--master-port`) (run). They are not `--devices N`,
 //! which stays the planning flag of `port`/`verify`: the GPU count a port is written for.
 //!
 //! What stays in a command's struct: flags whose meaning or default differs per command.
@@ -71,6 +70,29 @@ fn parse_dtype(name: &str) -> Result<Dtype, String> {
             format!("expected fp32, bf16 or fp16 (or float32, bfloat16, float16), not `{other}`")
         }),
     }
+}
+
+/// How many processes a run spans, with torchrun's flags and defaults. Without
+/// `--nproc-per-node` a run is one process, or one rank of a job that torchrun or Slurm
+/// launched (read from their environment variables).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LaunchArgs {
+    /// Ranks to spawn on this node (one process each, supervised: the first to fail ends
+    /// the job).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc_per_node: Option<u32>,
+    /// Nodes in the job.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub nnodes: u32,
+    /// This node's index, 0 ≤ node-rank < nnodes.
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: u32,
+    /// Host of global rank 0, where the ranks meet.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub master_addr: String,
+    /// Port of the rendezvous store on that host.
+    #[arg(long, default_value_t = 29500)]
+    pub master_port: u16,
 }
 
 /// Machine-readable output.

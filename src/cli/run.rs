@@ -1,9 +1,10 @@
 //! `tunebridge run CONFIG`: train a config on tunebridge's own engine.
 
-use super::args::{EngineArgs, InputArgs};
+use super::args::{EngineArgs, InputArgs, LaunchArgs};
 use super::exit::{EXIT_NOT_SUPPORTED, EXIT_OK};
 use super::input::{self, Loaded};
 use crate::diag::{Diagnostic, Span};
+use crate::engine::dist::{self, LaunchSpec, World};
 use crate::engine::error::Unsupported;
 use crate::engine::support::{self, Architecture};
 use crate::engine::{self, EngineError, Flavour, RunOptions};
@@ -28,6 +29,8 @@ pub struct RunArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub launch: LaunchArgs,
     /// Run directory (default: the config's output directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -59,12 +62,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     if a.check {
         return Ok(check(&loaded, flavour));
     }
+    let world = World::from_env().map_err(|e| anyhow::anyhow!("launch environment: {e}"))?;
+    if let (Some(n), None) = (a.launch.nproc_per_node, &world) {
+        return launch(&a, n as usize, &loaded);
+    }
+    let main = world.as_ref().is_none_or(|w| w.rank == 0);
     let mut opts = RunOptions::new(flavour);
+    opts.world = world;
     opts.device = engine::resolve_device(a.engine.device)?;
     opts.max_steps = a.engine.max_steps;
     opts.output = a.output.clone();
     opts.compute_dtype = a.engine.dtype;
-    opts.progress = !a.quiet;
+    opts.progress = !a.quiet && main;
     opts.resume_from = match &a.resume {
         Some(p) if p.join("trainer_state.json").is_file() => Some(p.clone()),
         Some(p) => Some(engine::checkpoint::latest(p).ok_or_else(|| {
@@ -85,7 +94,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     }
     match engine::run(&loaded.parsed.resolved, &opts) {
         Ok(summary) => {
-            if !a.quiet {
+            if !a.quiet && main {
                 eprintln!(
                     "trained {} steps ({} semantics), final loss {:.6}; run directory {}",
                     summary.steps,
@@ -103,6 +112,54 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
             Ok(EXIT_NOT_SUPPORTED)
         }
         Err(e) => {
+            Err(anyhow::Error::new(e)
+                .context(format!("run of {} failed", a.input.config.display())))
+        }
+    }
+}
+
+/// `--nproc-per-node N`: this process becomes the launcher of N ranks, each this same command
+/// (told its rank through torchrun's variables). A failed rank marks the run directory FAILED.
+fn launch(a: &RunArgs, nproc: usize, loaded: &Loaded) -> anyhow::Result<u8> {
+    let l = &a.launch;
+    if l.node_rank >= l.nnodes {
+        anyhow::bail!(
+            "--node-rank {} is not below --nnodes {}",
+            l.node_rank,
+            l.nnodes
+        );
+    }
+    let spec = LaunchSpec {
+        nproc_per_node: nproc,
+        nnodes: l.nnodes as usize,
+        node_rank: l.node_rank as usize,
+        master_addr: l.master_addr.clone(),
+        master_port: l.master_port,
+    };
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&loaded.parsed.resolved.spec.checkpoint.output_dir));
+    let program = std::env::current_exe()?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !a.quiet {
+        eprintln!(
+            "launching {} rank(s) on node {} of {} (world size {}), meeting at {}:{}; \
+             logs of ranks other than 0 in {}",
+            nproc,
+            spec.node_rank,
+            spec.nnodes,
+            spec.world_size(),
+            spec.master_addr,
+            spec.master_port,
+            output.join("logs").display()
+        );
+    }
+    match dist::launch(&spec, &program, &args, &output.join("logs")) {
+        Ok(()) => Ok(EXIT_OK),
+        Err(e) => {
+            let _ = std::fs::create_dir_all(&output);
+            let _ = std::fs::write(output.join("FAILED"), format!("{e}\n"));
             Err(anyhow::Error::new(e)
                 .context(format!("run of {} failed", a.input.config.display())))
         }

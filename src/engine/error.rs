@@ -51,6 +51,16 @@ pub enum EngineError {
     /// Anything about the data: a tokenizer failure, a chat template error, no samples left.
     #[error("data: {0}")]
     Data(String),
+    /// A multi-process run could not meet or talk: rendezvous, process group, collectives,
+    /// or a world size the batch does not divide.
+    #[error("distributed: {0}")]
+    Distributed(String),
+}
+
+impl From<crate::engine::dist::DistError> for EngineError {
+    fn from(e: crate::engine::dist::DistError) -> Self {
+        EngineError::Distributed(e.to_string())
+    }
 }
 
 impl EngineError {

@@ -7,6 +7,8 @@ mod architecture;
 mod census;
 mod cli;
 mod diff;
+#[cfg(feature = "engine")]
+mod distributed;
 mod gen;
 mod harness;
 mod port;

@@ -452,7 +452,14 @@ fn engine_batches(config: &str) -> Vec<Vec<engine::data::Sample>> {
     let tok_dir = engine::model::locate(&spec.model.tokenizer).unwrap();
     let tok = engine::data::Tokenizer::load(&tok_dir).unwrap();
     let samples = engine::data::build_samples(spec, flavour, &tok).unwrap();
-    let plan = engine::train::plan(spec, flavour, samples.len(), spec.training.max_steps).unwrap();
+    let plan = engine::train::plan(
+        spec,
+        flavour,
+        samples.len(),
+        spec.training.max_steps,
+        engine::train::Shard::SINGLE,
+    )
+    .unwrap();
     plan.windows
         .iter()
         .flat_map(|w| w.micro_batches.iter())

@@ -36,6 +36,9 @@ impl Recipe {
     }
 
     pub(super) fn save_checkpoint(&self, step: u64) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         let dir = checkpoint::dir_for(&self.output, step);
         self.save_weights(&dir)?;
         checkpoint::write_state(
@@ -52,6 +55,9 @@ impl Recipe {
     }
 
     pub(super) fn save_final(&self) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
         self.save_weights(&self.output)
     }
 

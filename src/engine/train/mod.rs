@@ -19,17 +19,22 @@
 //! `global_step` counts optimizer steps.
 //!
 //! Files: `options.rs` (what a run takes and reports), `plan.rs` (every step's micro-batches),
+//! `shard.rs` (a data-parallel rank's share of an epoch), `parallel.rs` (the process group and
+//! what is reduced over ranks),
 //! `setup.rs` (the phases above), `step.rs` (one optimizer step; the eval loss), `run.rs` (the
 //! loop), `checkpoints.rs` (saving, resuming).
 
 mod checkpoints;
 mod options;
+mod parallel;
 mod plan;
 mod run;
 mod setup;
+mod shard;
 mod step;
 
 pub use options::{RunOptions, RunSummary, StepMetrics};
 pub use plan::{plan, Plan, Window};
 pub use run::run;
+pub use shard::Shard;
 pub use step::eval_loss;

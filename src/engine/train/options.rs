@@ -1,5 +1,6 @@
 //! What a run takes (the command line's overrides) and what it reports.
 
+use crate::engine::dist::World;
 use crate::engine::flavour::Flavour;
 use crate::ir::Dtype;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub struct RunOptions {
     /// Override `precision.compute_dtype` (e.g. `fp32` for a CPU parity run of a bf16 config).
     pub compute_dtype: Option<Dtype>,
     pub progress: bool,
+    /// This process's rank in a multi-process run (from the launcher's environment); `None`
+    /// for a plain single-process run.
+    pub world: Option<World>,
 }
 
 impl RunOptions {
@@ -34,6 +38,7 @@ impl RunOptions {
             resume_from: None,
             compute_dtype: None,
             progress: false,
+            world: None,
         }
     }
 }

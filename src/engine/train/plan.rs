@@ -1,5 +1,6 @@
 //! The data schedule of a whole run: the micro-batches of every optimizer step.
 
+use super::shard::{self, Shard};
 use crate::engine::data;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
@@ -20,13 +21,19 @@ pub struct Plan {
     pub total_steps: u64,
 }
 
-/// Build the plan as the framework's data loader and loop would walk it.
-pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) -> Result<Plan> {
+/// Build the plan as the framework's data loader and loop would walk it, for data-parallel
+/// rank `shard` (its share of each epoch: [`shard::micro_batches`]).
+pub fn plan(
+    spec: &RunSpec,
+    flavour: Flavour,
+    n_samples: usize,
+    max_steps: u64,
+    shard: Shard,
+) -> Result<Plan> {
     let mb = spec.batch.micro_batch_per_device.max(1) as usize;
-    let batches_per_epoch = match flavour {
-        Flavour::TorchTune => n_samples / mb, // drop_last=True
-        _ => n_samples.div_ceil(mb),          // dataloader_drop_last=False
-    };
+    let order: Vec<usize> = (0..n_samples).collect();
+    // the count does not depend on the order, only on the sizes
+    let batches_per_epoch = shard::micro_batches(&order, mb, flavour, shard).len();
     if batches_per_epoch == 0 {
         return Err(EngineError::Data(format!(
             "{n_samples} samples make no micro-batch of {mb}"
@@ -38,10 +45,12 @@ pub fn plan(spec: &RunSpec, flavour: Flavour, n_samples: usize, max_steps: u64) 
         mb,
         ga: spec.batch.grad_accum_steps.max(1) as usize,
         batches_per_epoch,
+        flavour,
+        shard,
     };
     let (mut windows, total_steps) = match flavour {
         Flavour::TorchTune => torchtune_windows(&loader),
-        Flavour::Axolotl | Flavour::Unsloth => hf_windows(&loader, flavour, max_steps),
+        Flavour::Axolotl | Flavour::Unsloth => hf_windows(&loader, max_steps),
     };
     // TorchTune has no max_steps; an explicit one (`--max-steps`) stops the run and, as in
     // the HF stacks, becomes the schedule's horizon.
@@ -66,18 +75,16 @@ struct Loader<'a> {
     mb: usize,
     ga: usize,
     batches_per_epoch: usize,
+    flavour: Flavour,
+    shard: Shard,
 }
 
 impl Loader<'_> {
-    /// The micro-batches of `epoch`, in the epoch's sample order.
+    /// This rank's micro-batches of `epoch`, in the epoch's sample order.
     fn epoch(&self, epoch: u64) -> Vec<Vec<usize>> {
         let d = &self.spec.data;
         let order = data::epoch_order(self.n_samples, d.shuffle, d.shuffle_seed, epoch);
-        order
-            .chunks(self.mb)
-            .take(self.batches_per_epoch)
-            .map(|c| c.to_vec())
-            .collect()
+        shard::micro_batches(&order, self.mb, self.flavour, self.shard)
     }
 }
 
@@ -114,13 +121,13 @@ fn torchtune_windows(loader: &Loader) -> (Vec<Window>, u64) {
 
 /// HF Trainer: an optimizer step every GA micro-batches and at the end of an epoch, until
 /// the horizon. Returns the windows and the horizon.
-fn hf_windows(loader: &Loader, flavour: Flavour, max_steps: u64) -> (Vec<Window>, u64) {
+fn hf_windows(loader: &Loader, max_steps: u64) -> (Vec<Window>, u64) {
     let (spec, ga) = (loader.spec, loader.ga);
     let per_epoch = loader.batches_per_epoch.div_ceil(ga) as u64;
     let horizon = if max_steps > 0 {
         max_steps
     } else {
-        match flavour {
+        match loader.flavour {
             // Axolotl passes its own estimate as max_steps:
             // ceil(len(dataset) · epochs / (micro_batch · GA · devices)).
             Flavour::Axolotl => {

@@ -32,25 +32,54 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
             .provenance
             .set("checkpoint.output_dir", Origin::explicit("--output"));
     }
+    if let Some(w) = &opts.world {
+        spread_over_ranks(&mut resolved, w.size)?;
+    }
+    // rank 0 alone writes the run directory; the launcher marks it FAILED for other ranks
+    let main = opts.world.as_ref().is_none_or(|w| w.rank == 0);
     let output = PathBuf::from(&resolved.spec.checkpoint.output_dir);
     std::fs::create_dir_all(&output).map_err(|e| EngineError::io(&output, e))?;
     let metrics_path = output.join("metrics.jsonl");
-    if opts.resume_from.is_none() && metrics_path.exists() {
+    if main && opts.resume_from.is_none() && metrics_path.exists() {
         return Err(EngineError::bad_file(
             &output,
             "already holds a run (metrics.jsonl); choose another --output or resume",
         ));
     }
-    let _ = std::fs::remove_file(output.join("FAILED"));
+    if main {
+        let _ = std::fs::remove_file(output.join("FAILED"));
+    }
     let result = setup(&resolved, opts, &output).and_then(|mut r| {
-        let path = output.join("run.toml");
-        std::fs::write(&path, resolved.to_toml(true)).map_err(|e| EngineError::io(&path, e))?;
+        if main {
+            let path = output.join("run.toml");
+            std::fs::write(&path, resolved.to_toml(true)).map_err(|e| EngineError::io(&path, e))?;
+        }
         r.train(opts)
     });
-    if let Err(e) = &result {
+    if let (Err(e), true) = (&result, main) {
         let _ = std::fs::write(output.join("FAILED"), format!("{e}\n"));
     }
     result
+}
+
+/// Run on `world` data-parallel ranks with the spec's global batch: the per-device micro-batch
+/// stays and the accumulation absorbs the change, as `port --devices` plans it. A global batch
+/// the ranks cannot share evenly is an error naming the numbers.
+fn spread_over_ranks(resolved: &mut Resolved, world: usize) -> Result<()> {
+    let b = &resolved.spec.batch;
+    let per_step = b.micro_batch_per_device as usize * world;
+    if (b.global_batch as usize) % per_step != 0 {
+        return Err(EngineError::Distributed(format!(
+            "{world} ranks cannot share the global batch: batch.global_batch {} is not a multiple \
+             of batch.micro_batch_per_device {} × {world} ranks; choose a world size that \
+             divides {} or change the micro-batch",
+            b.global_batch,
+            b.micro_batch_per_device,
+            b.global_batch / b.micro_batch_per_device.max(1)
+        )));
+    }
+    crate::translate::retarget_devices(resolved, world as u32);
+    Ok(())
 }
 
 impl Recipe {
@@ -64,12 +93,8 @@ impl Recipe {
             None => self.plan.windows.len(),
         };
         let metrics_path = self.output.join("metrics.jsonl");
-        let mut metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&metrics_path)
-            .map_err(|e| EngineError::io(&metrics_path, e))?;
-        let bar = opts.progress.then(|| {
+        let mut metrics = Metrics::open(&metrics_path, self.is_main())?;
+        let bar = (opts.progress && self.is_main()).then(|| {
             let b = indicatif::ProgressBar::new(self.plan.windows.len() as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -86,7 +111,7 @@ impl Recipe {
         let mut last_eval: Option<(u64, f64)> = None;
         if start == 0 && self.spec.training.eval_on_start && !self.val.is_empty() {
             // HF `eval_on_start`: evaluated before the first step, logged at step 0
-            let loss = self.evaluate(0, 0, &mut metrics, &metrics_path)?;
+            let loss = self.evaluate(0, 0, &mut metrics)?;
             last_eval = Some((0, loss));
         }
         for step_idx in start..end {
@@ -105,11 +130,10 @@ impl Recipe {
                 Err(e) => return Err(e),
             };
             losses.push(m.loss);
-            let line = serde_json::to_string(&m).expect("metrics serialise");
-            writeln!(metrics, "{line}").map_err(|e| EngineError::io(&metrics_path, e))?;
+            metrics.write(&serde_json::to_value(&m).expect("metrics serialise"))?;
             // HF DefaultFlowCallback: evaluate when global_step % eval_steps == 0
             if eval_every > 0 && global_step % eval_every == 0 && !self.val.is_empty() {
-                let loss = self.evaluate(global_step, window.epoch, &mut metrics, &metrics_path)?;
+                let loss = self.evaluate(global_step, window.epoch, &mut metrics)?;
                 last_eval = Some((global_step, loss));
             }
             if let Some(b) = &bar {
@@ -145,7 +169,7 @@ impl Recipe {
                 Some((s, loss)) if s == done => Some(loss),
                 _ => {
                     let epoch = self.plan.windows.last().map_or(0, |w| w.epoch);
-                    Some(self.evaluate(done, epoch, &mut metrics, &metrics_path)?)
+                    Some(self.evaluate(done, epoch, &mut metrics)?)
                 }
             };
         }
@@ -169,13 +193,7 @@ impl Recipe {
     /// The eval loss over the held-out rows, in batches of the training micro-batch (Axolotl's
     /// `eval_batch_size` default), appended to `metrics.jsonl` as
     /// `{"step", "epoch", "eval_loss", "eval_samples"}`.
-    fn evaluate(
-        &self,
-        step: u64,
-        epoch: u64,
-        metrics: &mut std::fs::File,
-        metrics_path: &std::path::Path,
-    ) -> Result<f64> {
+    fn evaluate(&self, step: u64, epoch: u64, metrics: &mut Metrics) -> Result<f64> {
         let batch = self.spec.batch.micro_batch_per_device;
         let rows: Vec<&Sample> = self.val.iter().collect();
         let loss = eval_loss(
@@ -191,7 +209,40 @@ impl Recipe {
             "eval_loss": loss,
             "eval_samples": rows.len(),
         });
-        writeln!(metrics, "{line}").map_err(|e| EngineError::io(metrics_path, e))?;
+        metrics.write(&line)?;
         Ok(loss)
+    }
+
+    /// Rank 0 of a multi-process run, or a single process: the one that writes files.
+    pub(super) fn is_main(&self) -> bool {
+        self.dp.as_ref().is_none_or(|d| d.is_main())
+    }
+}
+
+/// `metrics.jsonl`, appended one JSON object per line; a sink on ranks other than 0.
+struct Metrics {
+    file: Option<(std::fs::File, PathBuf)>,
+}
+
+impl Metrics {
+    fn open(path: &std::path::Path, main: bool) -> Result<Self> {
+        if !main {
+            return Ok(Metrics { file: None });
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| EngineError::io(path, e))?;
+        Ok(Metrics {
+            file: Some((f, path.to_path_buf())),
+        })
+    }
+
+    fn write(&mut self, line: &serde_json::Value) -> Result<()> {
+        if let Some((f, path)) = &mut self.file {
+            writeln!(f, "{line}").map_err(|e| EngineError::io(&*path, e))?;
+        }
+        Ok(())
     }
 }

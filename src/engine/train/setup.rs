@@ -1,7 +1,9 @@
 //! Setup: a resolved spec → a [`Recipe`] ready to train.
 
 use super::options::RunOptions;
+use super::parallel::DataParallel;
 use super::plan::{plan, Plan};
+use super::shard::Shard;
 use crate::engine::data::{self, Sample, Tokenizer};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
@@ -34,6 +36,8 @@ pub(super) struct Recipe {
     pub(super) model_dir: PathBuf,
     /// Layer-wise activation recomputation (`memory.gradient_checkpointing` ≠ `off`).
     pub(super) recompute: bool,
+    /// The process group of a multi-process run; `None` when alone.
+    pub(super) dp: Option<DataParallel>,
 }
 
 /// Tensors by checkpoint name.
@@ -47,6 +51,15 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     // 0. every feature the spec uses, all refusals at once, before anything loads (the same
     //    check as `run --check`; config.json is checked when the model loads)
     support::ensure(&spec, flavour, Architecture::FromConfigJson)?;
+    // meet the other ranks first: a rank that cannot is an error before minutes of loading
+    let dp = match &opts.world {
+        Some(w) => Some(DataParallel::join(w, device)?),
+        None => None,
+    };
+    let shard = dp.as_ref().map_or(Shard::SINGLE, |d| Shard {
+        rank: d.world.rank,
+        size: d.world.size,
+    });
     // 1. precision: the model's math dtype (the adapter's own dtype comes with the LoRA spec)
     let qlora = support::quantises_base(&spec);
     let compute = compute_kind(&spec, device)?;
@@ -64,7 +77,13 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     // 5. optimizer
     let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
     // 6. the data plan, then the schedule over its horizon
-    let plan = plan(&spec, flavour, samples.len(), spec.training.max_steps)?;
+    let plan = plan(
+        &spec,
+        flavour,
+        samples.len(),
+        spec.training.max_steps,
+        shard,
+    )?;
     let schedule = build_schedule(&spec, &plan)?;
     // HF Trainer: `set_seed(args.seed)` in its constructor, after the model and the adapter
     // exist; dropout draws start from there. TorchTune seeds once, before building the model
@@ -89,6 +108,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         output: output.to_path_buf(),
         model_dir,
         recompute,
+        dp,
     })
 }
 

@@ -5,6 +5,7 @@ use super::options::StepMetrics;
 use super::plan::Window;
 use super::setup::Recipe;
 use crate::engine::data::{self, Sample};
+use crate::engine::dist::ReduceOp;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::ModelForCausalLM;
 use crate::engine::{optim, recompute};
@@ -79,9 +80,20 @@ impl Recipe {
                 data::collate(&rows, pad, self.device)
             })
             .collect();
-        let n_shifted: i64 = batches.iter().map(|b| b.label_tokens_shifted).sum();
-        let n_unshifted: i64 = batches.iter().map(|b| b.label_tokens_unshifted).sum();
-        let tokens: i64 = batches.iter().map(|b| b.tokens).sum();
+        let counts = [
+            batches.iter().map(|b| b.label_tokens_shifted).sum::<i64>(),
+            batches
+                .iter()
+                .map(|b| b.label_tokens_unshifted)
+                .sum::<i64>(),
+            batches.iter().map(|b| b.tokens).sum::<i64>(),
+        ];
+        // the step's counts over every rank: HF's gathered `num_items_in_batch`, TorchTune's
+        // all-reduced `num_tokens` (docs of train/parallel.rs)
+        let [n_shifted, n_unshifted, tokens] = match &self.dp {
+            Some(dp) => dp.sum_counts(counts)?,
+            None => counts,
+        };
         let norm = self.spec.loss.normalization;
         let n_micro = batches.len() as f64;
         let mut running = Tensor::zeros([], (Kind::Float, self.device));
@@ -114,6 +126,15 @@ impl Recipe {
                 &scale,
             )?;
             running += loss;
+        }
+        if let Some(dp) = &self.dp {
+            // as DDP/FSDP reduce gradients, and the recipes their logged loss
+            let op = match norm {
+                LossNormalization::MeanOfMicrobatchMeans => ReduceOp::Avg,
+                _ => ReduceOp::Sum,
+            };
+            dp.reduce_grads(&self.trainable, op)?;
+            dp.reduce_in_place(&running, op)?;
         }
         let logged = match norm {
             LossNormalization::TokenWeightedUnshifted => {
