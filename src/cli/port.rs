@@ -82,6 +82,9 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
                         .command
                         .replace(a.to.default_file_name(), &path.display().to_string())
                 );
+                if let Some(line) = engine_launch_line(a.devices, &path.display().to_string()) {
+                    eprintln!("or on tunebridge's engine: {line}");
+                }
             }
         }
         None if !json => print!("{}", written.text),
@@ -90,6 +93,13 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
     if json {
         let mut v = serde_json::to_value(&written.report)?;
         v["command"] = serde_json::json!(written.command);
+        let config = a
+            .output
+            .as_ref()
+            .map_or("CONFIG".to_string(), |p| p.display().to_string());
+        if let Some(line) = engine_launch_line(a.devices, &config) {
+            v["engine_command"] = serde_json::json!(line);
+        }
         if a.output.is_none() {
             v["text"] = serde_json::json!(written.text);
         }
@@ -104,4 +114,11 @@ pub fn run(a: PortArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_DIFFERS);
     }
     Ok(EXIT_OK)
+}
+
+/// `port --devices N` plans for N GPUs; the same config then runs on N ranks of the engine.
+fn engine_launch_line(devices: Option<u32>, config: &str) -> Option<String> {
+    devices
+        .filter(|&d| d > 1)
+        .map(|d| format!("tunebridge run {config} --nproc-per-node {d} --device cuda"))
 }

@@ -98,6 +98,10 @@ fn devices_rescale_accumulation_and_keep_the_global_batch() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = report["text"].as_str().unwrap();
     assert!(t.contains("gradient_accumulation_steps: 1"), "{t}");
+    assert_eq!(
+        report["engine_command"],
+        "tunebridge run CONFIG --nproc-per-node 2 --device cuda"
+    );
     assert!(report["warnings"]
         .as_array()
         .unwrap()
