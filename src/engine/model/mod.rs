@@ -6,6 +6,7 @@
 
 pub mod llama;
 pub mod mask;
+pub mod phi3;
 pub mod weights;
 
 use super::error::{read_json, EngineError, Result};
