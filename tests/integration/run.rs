@@ -608,13 +608,25 @@ fn model_variant(base: &str, edit: &str) -> tempfile::TempDir {
 fn every_family_forward_matches_transformers() {
     // Logits of transformers 5.16 (fixtures/engine/forward_logits.py) for Llama, Mistral (incl.
     // a sliding window shorter than the sequence), Qwen2 (q/k/v bias, tied), Qwen3 (q/k norm)
-    // and Llama 3 RoPE scaling, with eager and SDPA attention.
+    // and Llama 3 RoPE scaling, with eager and SDPA attention; Phi-3 (fused projections; partial
+    // rotary in the transformers 4 spelling with a window; LongRoPE with 20 positions beyond and
+    // within the original context).
     let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let want = tensors(&repo().join("fixtures/engine/forward_logits.safetensors"));
     let ids = &want["input_ids"];
     let llama3 = r#"{"rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
         "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}"#;
+    let phi3_partial = r#"{"rope_parameters": null, "rope_theta": 10000.0,
+        "partial_rotary_factor": 0.75, "sliding_window": 8}"#;
+    let phi3_longrope = |original: usize| {
+        format!(
+            r#"{{"original_max_position_embeddings": {original}, "rope_parameters": {{
+            "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 1.0,
+            "short_factor": [1.0, 1.1, 1.3, 1.7, 2.3, 3.1, 4.0, 5.5],
+            "long_factor": [1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0, 19.0]}}}}"#
+        )
+    };
     let variants = [
         ("llama", "tiny-llama", "{}"),
         ("mistral", "tiny-mistral", "{}"),
@@ -622,6 +634,10 @@ fn every_family_forward_matches_transformers() {
         ("qwen3", "tiny-qwen3", "{}"),
         ("llama_rope_llama3", "tiny-llama", llama3),
         ("mistral_window", "tiny-mistral", r#"{"sliding_window": 8}"#),
+        ("phi3", "tiny-phi3", "{}"),
+        ("phi3_partial_window", "tiny-phi3", phi3_partial),
+        ("phi3_longrope_long", "tiny-phi3", &phi3_longrope(16)),
+        ("phi3_longrope_short", "tiny-phi3", &phi3_longrope(64)),
     ];
     let mut checked = 0;
     for (name, base, edit) in variants {
