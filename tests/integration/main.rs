@@ -9,6 +9,8 @@ mod cli;
 mod diff;
 mod gen;
 mod harness;
+#[cfg(feature = "engine")]
+mod phi;
 mod port;
 #[cfg(feature = "engine")]
 mod run;

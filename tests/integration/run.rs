@@ -47,7 +47,7 @@ fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
     engine::run(resolved, opts).unwrap_or_else(|e| panic!("engine run failed: {e}"))
 }
 
-fn golden_losses(name: &str) -> Vec<f64> {
+pub(crate) fn golden_losses(name: &str) -> Vec<f64> {
     let text = std::fs::read_to_string(repo().join("golden/runs").join(name).join("metrics.jsonl"))
         .unwrap();
     // eval rows (`eval_loss`) have no `loss`
@@ -88,14 +88,14 @@ fn assert_curve(name: &str, got: &[f64]) {
     );
 }
 
-fn tensors(path: &Path) -> HashMap<String, Tensor> {
+pub(crate) fn tensors(path: &Path) -> HashMap<String, Tensor> {
     engine::io::read_safetensors(path)
         .unwrap()
         .into_iter()
         .collect()
 }
 
-fn rel_frobenius(got: &Tensor, want: &Tensor) -> f64 {
+pub(crate) fn rel_frobenius(got: &Tensor, want: &Tensor) -> f64 {
     let diff = (got - want).norm().double_value(&[]);
     let scale = want.norm().double_value(&[]);
     if scale == 0.0 {
@@ -136,7 +136,7 @@ fn golden_run(
 }
 
 /// Run a golden from its own framework config (`golden/runs/<name>/config.yaml`), as is.
-fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
+pub(crate) fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
     golden_run(name, &format!("golden/runs/{name}/config.yaml"), |_| {}).1
 }
 
@@ -206,7 +206,7 @@ fn torchtune_full_qwen2_matches_golden() {
     assert_weights(name, &got, &want);
 }
 
-fn adapter_matches(name: &str, dir: &Path) {
+pub(crate) fn adapter_matches(name: &str, dir: &Path) {
     let want = tensors(
         &repo()
             .join("golden/runs")

@@ -597,7 +597,7 @@ impl Attention {
         let q = q.view([b, t, h, d]); // (B, T, H, D)
         let k = k.view([b, t, kv, d]); // (B, T, KV, D)
         let v = v.view([b, t, kv, d]); // (B, T, KV, D)
-        // Qwen3 normalises each head before RoPE.
+                                       // Qwen3 normalises each head before RoPE.
         let q = self
             .q_norm
             .as_ref()
