@@ -20,13 +20,13 @@ use tunebridge::engine::{self, Flavour, RunOptions, RunSummary};
 use tunebridge::ir::{BaseWeights, Dtype, Loader, Method, Recompute, Resolved};
 use tunebridge::translate::{self, Framework};
 
-static ENGINE: Mutex<()> = Mutex::new(());
+pub(crate) static ENGINE: Mutex<()> = Mutex::new(());
 
 const LOSS_RTOL: f64 = 1e-4;
 const WEIGHT_RTOL: f64 = 1e-3;
 
 /// Read a config with tunebridge's own reader, as `tunebridge run` does.
-fn read(config: &str) -> (Framework, Resolved) {
+pub(crate) fn read(config: &str) -> (Framework, Resolved) {
     let path = repo().join(config);
     let text = std::fs::read_to_string(&path).unwrap();
     let fw = Framework::detect(&path, &text).expect("a known format");
@@ -36,13 +36,13 @@ fn read(config: &str) -> (Framework, Resolved) {
     (fw, parsed.resolved)
 }
 
-fn options(fw: Framework, out: &Path) -> RunOptions {
+pub(crate) fn options(fw: Framework, out: &Path) -> RunOptions {
     let mut o = RunOptions::new(Flavour::from_framework(fw).expect("a framework config"));
     o.output = Some(out.to_path_buf());
     o
 }
 
-fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
+pub(crate) fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
     tch::set_num_threads(1);
     engine::run(resolved, opts).unwrap_or_else(|e| panic!("engine run failed: {e}"))
 }
