@@ -152,6 +152,8 @@ pub(super) fn longrope_inv_freq(
 }
 
 /// q, k and v: three modules (Llama) or one fused `qkv_proj` sliced as `Phi3Attention` does.
+// One per decoder layer: the variants' size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum QkvProj {
     Split {
         q_proj: Linear, // (C → H·D)
@@ -195,6 +197,8 @@ impl QkvProj {
 }
 
 /// gate and up: two modules (Llama) or one fused `gate_up_proj` chunked as `Phi3MLP` does.
+// One per decoder layer: the variants' size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum GateUpProj {
     Split {
         gate_proj: Linear, // (C → I)
