@@ -10,6 +10,7 @@ Writes (relative to the repo root):
     fixtures/models/tiny-qwen2    Qwen2ForCausalLM,   Qwen2 (ChatML) tokenizer
     fixtures/models/tiny-mistral  MistralForCausalLM, Mistral-style ([INST]) tokenizer
     fixtures/models/tiny-qwen3    Qwen3ForCausalLM,   Qwen2 (ChatML) tokenizer
+    fixtures/models/tiny-phi3     Phi3ForCausalLM,    Phi-3-style (<|user|> … <|end|>) tokenizer
 
 Every tokenizer is a byte-level BPE trained with the `tokenizers` library on the
 built-in corpus below; total vocabulary (regular + special) is exactly VOCAB_SIZE.
@@ -70,6 +71,15 @@ MISTRAL_CHAT_TEMPLATE = (
     "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
 
+# Phi-3.5-mini-instruct's template (verbatim; Axolotl ships it as `phi_35`).
+PHI3_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+    "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
 TOKENIZER_STYLES = {
     "qwen2": dict(
         specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
@@ -112,6 +122,20 @@ TOKENIZER_STYLES = {
         unk="<unk>",
         add_bos=True,
         chat_template=MISTRAL_CHAT_TEMPLATE,
+        tokenizer_class="PreTrainedTokenizerFast",
+    ),
+    # Phi-3/3.5-mini: Llama-2 specials plus the role tokens; EOS and pad `<|endoftext|>`, no BOS
+    # added by the tokenizer (add_bos_token false, as the instruct models ship it).
+    "phi3": dict(
+        specials=["<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"],
+        pattern=LLAMA3_PAT,
+        nfc=False,
+        bos="<s>",
+        eos="<|endoftext|>",
+        pad="<|endoftext|>",
+        unk="<unk>",
+        add_bos=False,
+        chat_template=PHI3_CHAT_TEMPLATE,
         tokenizer_class="PreTrainedTokenizerFast",
     ),
 }
@@ -337,6 +361,14 @@ MODELS = {
         "Qwen3ForCausalLM",
         "qwen2",
         dict(rms_norm_eps=1e-6, tie_word_embeddings=True, attention_bias=False, use_sliding_window=False, sliding_window=None),
+    ),
+    # fused qkv_proj / gate_up_proj; full rotary, no window, untied (Phi-3-mini's layout)
+    "tiny-phi3": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        "phi3",
+        dict(rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=None, resid_pdrop=0.0, embd_pdrop=0.0,
+             original_max_position_embeddings=256),
     ),
 }
 

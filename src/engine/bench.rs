@@ -146,7 +146,7 @@ fn random_weights(cfg: &Config, kind: Kind, device: Device) -> HashMap<String, T
     w.insert("model.embed_tokens.weight".to_string(), normal(&[v, c]));
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
-        for m in LayerLinear::ALL {
+        for &m in LayerLinear::of(cfg) {
             let (d_in, d_out, _) = m.dims(cfg, cfg.head_dim);
             w.insert(format!("{p}.{}.weight", m.path()), normal(&[d_out, d_in]));
         }

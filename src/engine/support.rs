@@ -43,6 +43,10 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
     if arch == Architecture::FromFamily {
         out.extend(check_model(spec));
     }
+    out.extend(super::model::phi3::check_flavour(
+        &spec.model.family,
+        flavour,
+    ));
     out.extend(check_quantization(spec));
     out.extend(check_adapter(spec));
     out.extend(check_data(spec, flavour));

@@ -11,6 +11,8 @@ mod diff;
 mod distributed;
 mod gen;
 mod harness;
+#[cfg(feature = "engine")]
+mod phi;
 mod port;
 #[cfg(feature = "engine")]
 mod run;

@@ -20,13 +20,13 @@ use tunebridge::engine::{self, Flavour, RunOptions, RunSummary};
 use tunebridge::ir::{BaseWeights, Dtype, Loader, Method, Recompute, Resolved};
 use tunebridge::translate::{self, Framework};
 
-static ENGINE: Mutex<()> = Mutex::new(());
+pub(crate) static ENGINE: Mutex<()> = Mutex::new(());
 
 const LOSS_RTOL: f64 = 1e-4;
 const WEIGHT_RTOL: f64 = 1e-3;
 
 /// Read a config with tunebridge's own reader, as `tunebridge run` does.
-fn read(config: &str) -> (Framework, Resolved) {
+pub(crate) fn read(config: &str) -> (Framework, Resolved) {
     let path = repo().join(config);
     let text = std::fs::read_to_string(&path).unwrap();
     let fw = Framework::detect(&path, &text).expect("a known format");
@@ -36,18 +36,18 @@ fn read(config: &str) -> (Framework, Resolved) {
     (fw, parsed.resolved)
 }
 
-fn options(fw: Framework, out: &Path) -> RunOptions {
+pub(crate) fn options(fw: Framework, out: &Path) -> RunOptions {
     let mut o = RunOptions::new(Flavour::from_framework(fw).expect("a framework config"));
     o.output = Some(out.to_path_buf());
     o
 }
 
-fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
+pub(crate) fn train(resolved: &Resolved, opts: &RunOptions) -> RunSummary {
     tch::set_num_threads(1);
     engine::run(resolved, opts).unwrap_or_else(|e| panic!("engine run failed: {e}"))
 }
 
-fn golden_losses(name: &str) -> Vec<f64> {
+pub(crate) fn golden_losses(name: &str) -> Vec<f64> {
     let text = std::fs::read_to_string(repo().join("golden/runs").join(name).join("metrics.jsonl"))
         .unwrap();
     // eval rows (`eval_loss`) have no `loss`
@@ -88,14 +88,14 @@ fn assert_curve(name: &str, got: &[f64]) {
     );
 }
 
-fn tensors(path: &Path) -> HashMap<String, Tensor> {
+pub(crate) fn tensors(path: &Path) -> HashMap<String, Tensor> {
     engine::io::read_safetensors(path)
         .unwrap()
         .into_iter()
         .collect()
 }
 
-fn rel_frobenius(got: &Tensor, want: &Tensor) -> f64 {
+pub(crate) fn rel_frobenius(got: &Tensor, want: &Tensor) -> f64 {
     let diff = (got - want).norm().double_value(&[]);
     let scale = want.norm().double_value(&[]);
     if scale == 0.0 {
@@ -136,7 +136,7 @@ fn golden_run(
 }
 
 /// Run a golden from its own framework config (`golden/runs/<name>/config.yaml`), as is.
-fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
+pub(crate) fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
     golden_run(name, &format!("golden/runs/{name}/config.yaml"), |_| {}).1
 }
 
@@ -206,7 +206,7 @@ fn torchtune_full_qwen2_matches_golden() {
     assert_weights(name, &got, &want);
 }
 
-fn adapter_matches(name: &str, dir: &Path) {
+pub(crate) fn adapter_matches(name: &str, dir: &Path) {
     let want = tensors(
         &repo()
             .join("golden/runs")
@@ -615,13 +615,25 @@ fn model_variant(base: &str, edit: &str) -> tempfile::TempDir {
 fn every_family_forward_matches_transformers() {
     // Logits of transformers 5.16 (fixtures/engine/forward_logits.py) for Llama, Mistral (incl.
     // a sliding window shorter than the sequence), Qwen2 (q/k/v bias, tied), Qwen3 (q/k norm)
-    // and Llama 3 RoPE scaling, with eager and SDPA attention.
+    // and Llama 3 RoPE scaling, with eager and SDPA attention; Phi-3 (fused projections; partial
+    // rotary in the transformers 4 spelling with a window; LongRoPE with 20 positions beyond and
+    // within the original context).
     let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let want = tensors(&repo().join("fixtures/engine/forward_logits.safetensors"));
     let ids = &want["input_ids"];
     let llama3 = r#"{"rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
         "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}"#;
+    let phi3_partial = r#"{"rope_parameters": null, "rope_theta": 10000.0,
+        "partial_rotary_factor": 0.75, "sliding_window": 8}"#;
+    let phi3_longrope = |original: usize| {
+        format!(
+            r#"{{"original_max_position_embeddings": {original}, "rope_parameters": {{
+            "rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 1.0,
+            "short_factor": [1.0, 1.1, 1.3, 1.7, 2.3, 3.1, 4.0, 5.5],
+            "long_factor": [1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0, 19.0]}}}}"#
+        )
+    };
     let variants = [
         ("llama", "tiny-llama", "{}"),
         ("mistral", "tiny-mistral", "{}"),
@@ -629,6 +641,10 @@ fn every_family_forward_matches_transformers() {
         ("qwen3", "tiny-qwen3", "{}"),
         ("llama_rope_llama3", "tiny-llama", llama3),
         ("mistral_window", "tiny-mistral", r#"{"sliding_window": 8}"#),
+        ("phi3", "tiny-phi3", "{}"),
+        ("phi3_partial_window", "tiny-phi3", phi3_partial),
+        ("phi3_longrope_long", "tiny-phi3", &phi3_longrope(16)),
+        ("phi3_longrope_short", "tiny-phi3", &phi3_longrope(64)),
     ];
     let mut checked = 0;
     for (name, base, edit) in variants {

@@ -8,11 +8,13 @@
 //! - rotary embeddings in the rotate-half layout, with Llama 3 frequency scaling;
 //! - SwiGLU MLP `down(silu(gate(x)) · up(x))`;
 //! - family flags: q/k/v biases (Qwen2), per-head q/k RMSNorm before RoPE (Qwen3), all-proj
-//!   biases (`attention_bias`), a sliding window (Mistral), tied embeddings (Llama 3.2, small Qwen).
+//!   biases (`attention_bias`), a sliding window (Mistral), tied embeddings (Llama 3.2, small Qwen);
+//!   Phi-3's fused `qkv_proj`/`gate_up_proj`, partial and LongRoPE rotary embeddings (`phi3.rs`).
 //!
 //! Left out: KV cache and generation (training only), MoE variants, vision towers.
 
 use super::mask::{causal_mask, sliding_window_mask, DocLayout};
+use super::phi3::{self, GateUpProj, LongRope, Phi3Keys, Phi3RopeKeys, QkvProj};
 use super::weights::Weights;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::layers::{Dropout, Linear};
@@ -47,6 +49,8 @@ pub struct RawConfig {
     pub use_sliding_window: Option<bool>,
     #[serde(default = "default_hidden_act")]
     pub hidden_act: String,
+    #[serde(flatten)]
+    pub phi3: Phi3Keys,
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -71,6 +75,8 @@ pub struct RopeParameters {
     pub low_freq_factor: Option<f64>,
     pub high_freq_factor: Option<f64>,
     pub original_max_position_embeddings: Option<usize>,
+    #[serde(flatten)]
+    pub phi3: Phi3RopeKeys,
 }
 
 /// Llama 3 frequency scaling (`rope_type = "llama3"`).
@@ -105,13 +111,20 @@ pub struct Config {
     pub mlp_bias: bool,
     /// Per-head RMSNorm on q and k before RoPE (Qwen3).
     pub qk_norm: bool,
-    /// Attend only to the last `w` positions (Mistral); `None` = full causal.
+    /// Attend only to the last `w` positions (Mistral, Phi-3); `None` = full causal.
     pub sliding_window: Option<i64>,
+    /// Phi-3: one `qkv_proj` and one `gate_up_proj` instead of q/k/v and gate/up.
+    pub fused_projections: bool,
+    /// Head dimensions RoPE rotates (the first ones; `head_dim` unless Phi-3's
+    /// `partial_rotary_factor` < 1).
+    pub rotary_dim: i64,
+    /// Phi-3 LongRoPE scaling.
+    pub longrope: Option<LongRope>,
 }
 
 /// The `config.json` `model_type`s this file implements (`run --check` judges a spec's
 /// `model.family` against them through `translators/families.toml`).
-pub const ARCHITECTURES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+pub const ARCHITECTURES: [&str; 5] = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
 
 impl RawConfig {
     pub fn into_config(self) -> Result<Config> {
@@ -139,7 +152,24 @@ impl RawConfig {
             .clone()
             .or(rope.kind.clone())
             .unwrap_or_else(|| "default".into());
+        let heads = self.num_attention_heads as i64;
+        let head_dim = self
+            .head_dim
+            .map_or(self.hidden_size as i64 / heads, |d| d as i64);
+        let (rotary_dim, longrope) = if arch == "phi3" {
+            phi3::rope(
+                &self.phi3,
+                &rope.phi3,
+                rope.factor,
+                &rope_type,
+                head_dim,
+                self.max_position_embeddings,
+            )?
+        } else {
+            (head_dim, None)
+        };
         let llama3_scaling = match rope_type.as_str() {
+            _ if arch == "phi3" => None,
             "default" => None,
             "llama3" => Some(Llama3Scaling {
                 factor: rope.factor.unwrap_or(8.0),
@@ -157,10 +187,10 @@ impl RawConfig {
                 ))
             }
         };
-        let attention_bias = self.attention_bias.unwrap_or(false);
-        let heads = self.num_attention_heads as i64;
+        let attention_bias = self.attention_bias.unwrap_or(false) && arch != "phi3";
         let sliding_window = match arch {
-            "mistral" => self.sliding_window.map(|w| w as i64),
+            // transformers 5 masks with the window whenever it is set (Phi3Model.forward)
+            "mistral" | "phi3" => self.sliding_window.map(|w| w as i64),
             "qwen2" | "qwen3" if self.use_sliding_window == Some(true) => {
                 self.sliding_window.map(|w| w as i64)
             }
@@ -173,9 +203,7 @@ impl RawConfig {
             num_hidden_layers: self.num_hidden_layers,
             num_attention_heads: heads,
             num_key_value_heads: self.num_key_value_heads.map_or(heads, |k| k as i64),
-            head_dim: self
-                .head_dim
-                .map_or(self.hidden_size as i64 / heads, |d| d as i64),
+            head_dim,
             rms_norm_eps: self.rms_norm_eps,
             rope_theta,
             llama3_scaling,
@@ -186,6 +214,9 @@ impl RawConfig {
             mlp_bias: self.mlp_bias,
             qk_norm: arch == "qwen3",
             sliding_window,
+            fused_projections: arch == "phi3",
+            rotary_dim,
+            longrope,
             model_type: self.model_type,
         })
     }
@@ -217,53 +248,106 @@ impl RmsNorm {
 
 /// Rotary position embedding tables, built once up to `max_position_embeddings`.
 ///
-/// inv_freq[i] = 1 / θ^(2i/D) (Llama 3: low frequencies divided by `factor`, a smooth ramp in
-/// between); angle[t, i] = t · inv_freq[i]; cos/sin of [angle, angle] (rotate-half layout).
+/// inv_freq[i] = 1 / θ^(2i/Dr) (Llama 3: low frequencies divided by `factor`, a smooth ramp in
+/// between; Phi-3 LongRoPE: divided by a factor per frequency); angle[t, i] = t · inv_freq[i];
+/// cos/sin of [angle, angle] (rotate-half layout) over the first Dr = `rotary_dim` dimensions
+/// of a head (all of them but for Phi-3's `partial_rotary_factor`).
 struct RotaryEmbedding {
-    cos: Tensor, // (maxT, D)
-    sin: Tensor, // (maxT, D)
+    cos: Tensor, // (maxT, Dr)
+    sin: Tensor, // (maxT, Dr)
+    /// LongRoPE: the tables with the long factors, used when a batch's largest position + 1
+    /// exceeds the original context (transformers `dynamic_rope_update`).
+    long: Option<(Tensor, Tensor, i64)>,
 }
 
 impl RotaryEmbedding {
     fn new(cfg: &Config, device: tch::Device) -> Self {
-        let d = cfg.head_dim;
-        // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
-        let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
-            .to_kind(Kind::Float)
-            / (d as f64);
-        let mut inv_freq = Tensor::pow_scalar(cfg.rope_theta, &exponent).reciprocal();
-        if let Some(s) = &cfg.llama3_scaling {
-            inv_freq = llama3_inv_freq(&inv_freq, s);
-        }
-        let t = Tensor::arange(cfg.max_position_embeddings, (Kind::Float, device));
-        // outer product: exact, as HF's (D/2, 1) @ (1, T) matmul with a length-1 inner dimension
-        let freqs = t.unsqueeze(1) * inv_freq.unsqueeze(0); // (maxT, D/2)
-        let emb = Tensor::cat(&[&freqs, &freqs], -1); // (maxT, D)
+        let d = cfg.rotary_dim;
+        let max_t = cfg.max_position_embeddings;
+        let Some(lr) = &cfg.longrope else {
+            // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
+            let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
+                .to_kind(Kind::Float)
+                / (d as f64);
+            let mut inv_freq = Tensor::pow_scalar(cfg.rope_theta, &exponent).reciprocal();
+            if let Some(s) = &cfg.llama3_scaling {
+                inv_freq = llama3_inv_freq(&inv_freq, s);
+            }
+            let (cos, sin) = rope_tables(&inv_freq, max_t, None);
+            return RotaryEmbedding {
+                cos,
+                sin,
+                long: None,
+            };
+        };
+        let original = lr.original_max_position_embeddings;
+        let table = |factors: &[f64], n: i64| {
+            let inv_freq = phi3::longrope_inv_freq(cfg.rope_theta, d, factors, device);
+            rope_tables(&inv_freq, n, Some(lr.attention_factor))
+        };
+        let (cos, sin) = table(&lr.short_factor, original.min(max_t));
+        let (long_cos, long_sin) = table(&lr.long_factor, max_t);
         RotaryEmbedding {
-            cos: emb.cos(),
-            sin: emb.sin(),
+            cos,
+            sin,
+            long: Some((long_cos, long_sin, original)),
+        }
+    }
+
+    /// The (cos, sin) tables for a batch whose largest position is `seq_len` − 1.
+    fn tables(&self, seq_len: impl FnOnce() -> i64) -> (&Tensor, &Tensor) {
+        match &self.long {
+            Some((cos, sin, original)) if seq_len() > *original => (cos, sin),
+            _ => (&self.cos, &self.sin),
         }
     }
 
     /// As [`Self::apply`] at explicit positions (B, T) (packed rows restart at each document).
     fn apply_at(&self, xs: &Tensor, positions: &Tensor) -> Tensor {
         let (b, t) = positions.size2().expect("positions are (B, T)");
-        let d = self.cos.size()[1];
+        let (cos, sin) = self.tables(|| positions.max().int64_value(&[]) + 1);
+        let d = cos.size()[1];
         let at = |table: &Tensor| {
             table
                 .index_select(0, &positions.view([-1]))
                 .view([b, 1, t, d])
                 .to_kind(xs.kind())
-        }; // (B, 1, T, D)
-        xs * at(&self.cos) + rotate_half(xs) * at(&self.sin)
+        }; // (B, 1, T, Dr)
+        rotate(xs, &at(cos), &at(sin))
     }
 
     /// x · cos + rotate_half(x) · sin, for x of shape (B, H, T, D).
     fn apply(&self, xs: &Tensor, seq_len: i64) -> Tensor {
-        let cos = self.cos.narrow(0, 0, seq_len).to_kind(xs.kind()); // (T, D)
-        let sin = self.sin.narrow(0, 0, seq_len).to_kind(xs.kind());
-        xs * cos + rotate_half(xs) * sin
+        let (cos, sin) = self.tables(|| seq_len);
+        let cos = cos.narrow(0, 0, seq_len).to_kind(xs.kind()); // (T, Dr)
+        let sin = sin.narrow(0, 0, seq_len).to_kind(xs.kind());
+        rotate(xs, &cos, &sin)
     }
+}
+
+/// cos and sin tables (n, Dr) of angle[t, i] = t · inv_freq[i], in fp32, multiplied by
+/// `scaling` if any (LongRoPE's attention factor, as `PhiRotaryEmbedding.forward`).
+fn rope_tables(inv_freq: &Tensor, n: i64, scaling: Option<f64>) -> (Tensor, Tensor) {
+    let t = Tensor::arange(n, (Kind::Float, inv_freq.device()));
+    // outer product: exact, as HF's (D/2, 1) @ (1, T) matmul with a length-1 inner dimension
+    let freqs = t.unsqueeze(1) * inv_freq.unsqueeze(0); // (n, Dr/2)
+    let emb = Tensor::cat(&[&freqs, &freqs], -1); // (n, Dr)
+    match scaling {
+        Some(s) => (emb.cos() * s, emb.sin() * s),
+        None => (emb.cos(), emb.sin()),
+    }
+}
+
+/// x · cos + rotate_half(x) · sin on the first Dr dimensions of x (…, D); the rest passes
+/// through (Phi-3 `apply_rotary_pos_emb` with a partial rotary factor).
+fn rotate(xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    let (d, dr) = (xs.size()[xs.dim() - 1], cos.size()[cos.dim() - 1]);
+    if dr == d {
+        return xs * cos + rotate_half(xs) * sin;
+    }
+    let x_rot = xs.narrow(-1, 0, dr);
+    let x_pass = xs.narrow(-1, dr, d - dr);
+    Tensor::cat(&[&x_rot * cos + rotate_half(&x_rot) * sin, x_pass], -1)
 }
 
 /// [x1, x2] → [-x2, x1] on the last dimension.
@@ -306,6 +390,10 @@ pub enum LayerLinear {
     GateProj,
     UpProj,
     DownProj,
+    /// Phi-3: q, k and v rows in one module.
+    QkvProj,
+    /// Phi-3: gate then up rows in one module.
+    GateUpProj,
 }
 
 impl LayerLinear {
@@ -321,6 +409,24 @@ impl LayerLinear {
         LayerLinear::UpProj,
         LayerLinear::DownProj,
     ];
+
+    /// Phi-3's modules in the order `Phi3DecoderLayer` declares and runs them (attention
+    /// `qkv_proj`, `o_proj`, then `Phi3MLP` `gate_up_proj`, `down_proj`).
+    pub const FUSED: [LayerLinear; 4] = [
+        LayerLinear::QkvProj,
+        LayerLinear::OProj,
+        LayerLinear::GateUpProj,
+        LayerLinear::DownProj,
+    ];
+
+    /// The modules of a decoder layer of `cfg`, in HF declaration (= forward) order.
+    pub fn of(cfg: &Config) -> &'static [LayerLinear] {
+        if cfg.fused_projections {
+            &Self::FUSED
+        } else {
+            &Self::ALL
+        }
+    }
 
     /// The order TorchTune's component builders construct them (torchtune 0.6.1
     /// `models/*/_component_builders.py`): attention q, k, v, output_proj, then the MLP's
@@ -345,6 +451,8 @@ impl LayerLinear {
             LayerLinear::GateProj => "mlp.gate_proj",
             LayerLinear::UpProj => "mlp.up_proj",
             LayerLinear::DownProj => "mlp.down_proj",
+            LayerLinear::QkvProj => "self_attn.qkv_proj",
+            LayerLinear::GateUpProj => "mlp.gate_up_proj",
         }
     }
 
@@ -366,6 +474,8 @@ impl LayerLinear {
             LayerLinear::OProj => (q, c, cfg.o_bias),
             LayerLinear::GateProj | LayerLinear::UpProj => (c, i, cfg.mlp_bias),
             LayerLinear::DownProj => (i, c, cfg.mlp_bias),
+            LayerLinear::QkvProj => (c, q + 2 * kv, cfg.qkv_bias),
+            LayerLinear::GateUpProj => (c, 2 * i, cfg.mlp_bias),
         }
     }
 
@@ -378,25 +488,33 @@ impl LayerLinear {
 
 /// SwiGLU: down(silu(gate(x)) · up(x)).
 struct Mlp {
-    gate_proj: Linear, // (C → I)
-    up_proj: Linear,   // (C → I)
-    down_proj: Linear, // (I → C)
+    gate_up: GateUpProj, // (C → I, C → I), or Phi-3's fused (C → 2·I)
+    down_proj: Linear,   // (I → C)
 }
 
 impl Mlp {
     /// The MLP of decoder layer `layer` (`model.layers.{i}`).
     fn new(cfg: &Config, w: &mut Weights, layer: &str) -> Result<Self> {
+        let gate_up = if cfg.fused_projections {
+            GateUpProj::Fused {
+                gate_up_proj: LayerLinear::GateUpProj.take(cfg, w, layer)?,
+                intermediate: cfg.intermediate_size,
+            }
+        } else {
+            GateUpProj::Split {
+                gate_proj: LayerLinear::GateProj.take(cfg, w, layer)?,
+                up_proj: LayerLinear::UpProj.take(cfg, w, layer)?,
+            }
+        };
         Ok(Mlp {
-            gate_proj: LayerLinear::GateProj.take(cfg, w, layer)?,
-            up_proj: LayerLinear::UpProj.take(cfg, w, layer)?,
+            gate_up,
             down_proj: LayerLinear::DownProj.take(cfg, w, layer)?,
         })
     }
 
     fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
-        let gate = self.gate_proj.forward(xs, drop).silu(); // (B, T, I)
-        let up = self.up_proj.forward(xs, drop); // (B, T, I)
-        self.down_proj.forward(&(gate * up), drop) // (B, T, C)
+        let h = self.gate_up.forward(xs, drop); // (B, T, I)
+        self.down_proj.forward(&h, drop) // (B, T, C)
     }
 }
 
@@ -410,9 +528,7 @@ pub enum AttentionImpl {
 }
 
 struct Attention {
-    q_proj: Linear,          // (C → H·D)
-    k_proj: Linear,          // (C → KV·D)
-    v_proj: Linear,          // (C → KV·D)
+    qkv: QkvProj,            // (C → H·D, KV·D, KV·D), or Phi-3's fused (C → H·D + 2·KV·D)
     o_proj: Linear,          // (H·D → C)
     q_norm: Option<RmsNorm>, // (D), Qwen3
     k_norm: Option<RmsNorm>, // (D), Qwen3
@@ -442,10 +558,21 @@ impl Attention {
                 Ok(None)
             }
         };
+        let qkv = if cfg.fused_projections {
+            QkvProj::Fused {
+                qkv_proj: LayerLinear::QkvProj.take(cfg, w, layer)?,
+                q_size: h * d,
+                kv_size: kv * d,
+            }
+        } else {
+            QkvProj::Split {
+                q_proj: LayerLinear::QProj.take(cfg, w, layer)?,
+                k_proj: LayerLinear::KProj.take(cfg, w, layer)?,
+                v_proj: LayerLinear::VProj.take(cfg, w, layer)?,
+            }
+        };
         Ok(Attention {
-            q_proj: LayerLinear::QProj.take(cfg, w, layer)?,
-            k_proj: LayerLinear::KProj.take(cfg, w, layer)?,
-            v_proj: LayerLinear::VProj.take(cfg, w, layer)?,
+            qkv,
             o_proj: LayerLinear::OProj.take(cfg, w, layer)?,
             q_norm: norm(w, "q_norm")?,
             k_norm: norm(w, "k_norm")?,
@@ -466,10 +593,11 @@ impl Attention {
     ) -> Tensor {
         let (b, t, _c) = xs.size3().expect("decoder input is (B, T, C)");
         let (h, kv, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(xs, drop).view([b, t, h, d]); // (B, T, H, D)
-        let k = self.k_proj.forward(xs, drop).view([b, t, kv, d]); // (B, T, KV, D)
-        let v = self.v_proj.forward(xs, drop).view([b, t, kv, d]); // (B, T, KV, D)
-                                                                   // Qwen3 normalises each head before RoPE.
+        let (q, k, v) = self.qkv.forward(xs, drop);
+        let q = q.view([b, t, h, d]); // (B, T, H, D)
+        let k = k.view([b, t, kv, d]); // (B, T, KV, D)
+        let v = v.view([b, t, kv, d]); // (B, T, KV, D)
+                                       // Qwen3 normalises each head before RoPE.
         let q = self
             .q_norm
             .as_ref()
@@ -596,39 +724,51 @@ impl DecoderLayer {
         })
     }
 
-    fn linear(&self, m: LayerLinear) -> &Linear {
+    /// Module `m`, if this layer has it (Llama's split or Phi-3's fused modules).
+    fn linear(&self, m: LayerLinear) -> Option<&Linear> {
         let (a, mlp) = (&self.self_attn, &self.mlp);
-        match m {
-            LayerLinear::QProj => &a.q_proj,
-            LayerLinear::KProj => &a.k_proj,
-            LayerLinear::VProj => &a.v_proj,
-            LayerLinear::OProj => &a.o_proj,
-            LayerLinear::GateProj => &mlp.gate_proj,
-            LayerLinear::UpProj => &mlp.up_proj,
-            LayerLinear::DownProj => &mlp.down_proj,
+        match (m, &a.qkv, &mlp.gate_up) {
+            (LayerLinear::QProj, QkvProj::Split { q_proj, .. }, _) => Some(q_proj),
+            (LayerLinear::KProj, QkvProj::Split { k_proj, .. }, _) => Some(k_proj),
+            (LayerLinear::VProj, QkvProj::Split { v_proj, .. }, _) => Some(v_proj),
+            (LayerLinear::QkvProj, QkvProj::Fused { qkv_proj, .. }, _) => Some(qkv_proj),
+            (LayerLinear::OProj, _, _) => Some(&a.o_proj),
+            (LayerLinear::GateProj, _, GateUpProj::Split { gate_proj, .. }) => Some(gate_proj),
+            (LayerLinear::UpProj, _, GateUpProj::Split { up_proj, .. }) => Some(up_proj),
+            (LayerLinear::GateUpProj, _, GateUpProj::Fused { gate_up_proj, .. }) => {
+                Some(gate_up_proj)
+            }
+            (LayerLinear::DownProj, _, _) => Some(&mlp.down_proj),
+            _ => None,
         }
     }
 
-    fn linear_mut(&mut self, m: LayerLinear) -> &mut Linear {
+    fn linear_mut(&mut self, m: LayerLinear) -> Option<&mut Linear> {
         let (a, mlp) = (&mut self.self_attn, &mut self.mlp);
-        match m {
-            LayerLinear::QProj => &mut a.q_proj,
-            LayerLinear::KProj => &mut a.k_proj,
-            LayerLinear::VProj => &mut a.v_proj,
-            LayerLinear::OProj => &mut a.o_proj,
-            LayerLinear::GateProj => &mut mlp.gate_proj,
-            LayerLinear::UpProj => &mut mlp.up_proj,
-            LayerLinear::DownProj => &mut mlp.down_proj,
+        match (m, &mut a.qkv, &mut mlp.gate_up) {
+            (LayerLinear::QProj, QkvProj::Split { q_proj, .. }, _) => Some(q_proj),
+            (LayerLinear::KProj, QkvProj::Split { k_proj, .. }, _) => Some(k_proj),
+            (LayerLinear::VProj, QkvProj::Split { v_proj, .. }, _) => Some(v_proj),
+            (LayerLinear::QkvProj, QkvProj::Fused { qkv_proj, .. }, _) => Some(qkv_proj),
+            (LayerLinear::OProj, _, _) => Some(&mut a.o_proj),
+            (LayerLinear::GateProj, _, GateUpProj::Split { gate_proj, .. }) => Some(gate_proj),
+            (LayerLinear::UpProj, _, GateUpProj::Split { up_proj, .. }) => Some(up_proj),
+            (LayerLinear::GateUpProj, _, GateUpProj::Fused { gate_up_proj, .. }) => {
+                Some(gate_up_proj)
+            }
+            (LayerLinear::DownProj, _, _) => Some(&mut mlp.down_proj),
+            _ => None,
         }
     }
 
     /// Every parameter of the layer under `p` (`model.layers.{i}`), in checkpoint order:
     /// the linears (Qwen3's q/k norms right after the attention's), then the two norms.
-    fn push_params(&self, p: &str, out: &mut Vec<(String, Tensor)>) {
+    /// `modules`: [`LayerLinear::of`] the model's config.
+    fn push_params(&self, p: &str, modules: &[LayerLinear], out: &mut Vec<(String, Tensor)>) {
         let a = &self.self_attn;
-        for m in LayerLinear::ALL {
-            self.linear(m)
-                .push_params(&format!("{p}.{}", m.path()), out);
+        for &m in modules {
+            let Some(lin) = self.linear(m) else { continue };
+            lin.push_params(&format!("{p}.{}", m.path()), out);
             if m == LayerLinear::OProj {
                 for (n, norm) in [
                     ("self_attn.q_norm", &a.q_norm),
@@ -795,7 +935,11 @@ impl ModelForCausalLM {
             self.model.embed_tokens.shallow_clone(),
         )];
         for (i, l) in self.model.layers.iter().enumerate() {
-            l.push_params(&format!("model.layers.{i}"), &mut out);
+            l.push_params(
+                &format!("model.layers.{i}"),
+                LayerLinear::of(&self.config),
+                &mut out,
+            );
         }
         out.push((
             "model.norm.weight".into(),
@@ -808,14 +952,17 @@ impl ModelForCausalLM {
     }
 
     /// Call `f` on every linear layer with its HF module name, layer by layer in
-    /// [`LayerLinear::ALL`] order, then `lm_head` (untied).
+    /// [`LayerLinear::of`] order, then `lm_head` (untied).
     pub fn for_each_linear_mut(
         &mut self,
         mut f: impl FnMut(&str, &mut Linear) -> Result<()>,
     ) -> Result<()> {
+        let modules = LayerLinear::of(&self.config);
         for (i, l) in self.model.layers.iter_mut().enumerate() {
-            for m in LayerLinear::ALL {
-                f(&format!("model.layers.{i}.{}", m.path()), l.linear_mut(m))?;
+            for &m in modules {
+                if let Some(lin) = l.linear_mut(m) {
+                    f(&format!("model.layers.{i}.{}", m.path()), lin)?;
+                }
             }
         }
         if let Some(head) = &mut self.lm_head {

@@ -6,6 +6,7 @@
 
 pub mod llama;
 pub mod mask;
+pub mod phi3;
 pub mod weights;
 
 use super::error::{read_json, EngineError, Result};
@@ -134,5 +135,71 @@ mod tests {
         assert_eq!(c.rope_theta, 1e6);
         assert!(c.qkv_bias && !c.o_bias && c.llama3_scaling.is_none());
         assert_eq!((c.num_key_value_heads, c.head_dim), (1, 4));
+    }
+
+    // Phi-3 (`phi3.rs`) config resolution.
+
+    fn phi3(extra: &str) -> crate::engine::error::Result<Config> {
+        let raw: llama::RawConfig = serde_json::from_str(&format!(
+            r#"{{"model_type": "phi3", "vocab_size": 8, "hidden_size": 64, "intermediate_size": 8,
+                "num_hidden_layers": 1, "num_attention_heads": 4, "max_position_embeddings": 131072
+                {extra}}}"#
+        ))
+        .unwrap();
+        raw.into_config()
+    }
+
+    #[test]
+    fn longrope_reads_phi35_mini_and_derives_the_attention_factor() {
+        // Phi-3.5-mini-instruct's layout (transformers 4 spelling, `rope_scaling`, type longrope):
+        // factor = 131072 / 4096 = 32, attention factor √(1 + ln 32 / ln 4096).
+        let f: Vec<String> = (0..8).map(|i| format!("{}.0", i + 1)).collect();
+        let c = phi3(&format!(
+            r#", "original_max_position_embeddings": 4096, "sliding_window": 262144,
+               "rope_scaling": {{"type": "longrope", "short_factor": [{0}], "long_factor": [{0}]}}"#,
+            f.join(", ")
+        ))
+        .unwrap();
+        let lr = c.longrope.unwrap();
+        assert_eq!(lr.original_max_position_embeddings, 4096);
+        let want = (1.0 + 32f64.ln() / 4096f64.ln()).sqrt();
+        assert_eq!(lr.attention_factor, want);
+        assert!((want - 1.190_238_5).abs() < 1e-6, "{want}");
+        assert!(c.fused_projections && !c.qkv_bias && c.rotary_dim == 16);
+        assert_eq!(c.sliding_window, Some(262144));
+    }
+
+    #[test]
+    fn partial_rotary_takes_the_top_level_factor_first() {
+        let c = phi3(
+            r#", "partial_rotary_factor": 0.75,
+               "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}"#,
+        )
+        .unwrap();
+        assert_eq!((c.head_dim, c.rotary_dim), (16, 12));
+        let c =
+            phi3(r#", "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}"#)
+                .unwrap();
+        assert_eq!(c.rotary_dim, 8);
+    }
+
+    #[test]
+    fn what_phi3_cannot_run_is_named() {
+        let e = phi3(r#", "resid_pdrop": 0.1"#).unwrap_err().to_string();
+        assert!(
+            e.contains("resid_pdrop") && e.contains("residual dropout"),
+            "{e}"
+        );
+        let e = phi3(r#", "rope_scaling": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("short_factor") && e.contains("one factor per rotary frequency"),
+            "{e}"
+        );
+        let e = phi3(r#", "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`dynamic`") && e.contains("longrope"), "{e}");
     }
 }

@@ -176,7 +176,7 @@ fn families_the_engine_lacks_are_refused_only_without_weights() {
     assert_eq!(
         only(&s, Flavour::Axolotl),
         "cannot run `model.family` = `gemma2`: a `gemma2` model; the engine implements llama, \
-         mistral, qwen2, qwen3 models (config.json model_type)"
+         mistral, qwen2, qwen3, phi3 models (config.json model_type)"
     );
     s.model.family = String::new();
     assert!(only(&s, Flavour::Axolotl).contains("`(unknown)`"));

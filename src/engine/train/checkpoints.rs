@@ -123,7 +123,7 @@ impl Recipe {
                 let b = mb.len() as i64;
                 for _layer in 0..cfg.num_hidden_layers {
                     // in forward order, each LoRA'd linear draws one mask the shape of its input
-                    for m in LayerLinear::ALL {
+                    for &m in LayerLinear::of(cfg) {
                         if ls.target_modules.iter().any(|target| target == m.name()) {
                             let (d_in, _, _) = m.dims(cfg, cfg.head_dim);
                             let mut noise = Tensor::empty([b, t, d_in], (ls.kind, self.device));

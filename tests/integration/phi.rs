@@ -1,0 +1,153 @@
+//! Phi-3 / Phi-3.5 / Phi-4 (`model_type: phi3`): LoRA on the fused `qkv_proj` and
+//! `gate_up_proj` against a real Axolotl 0.19 run (`golden/runs/axolotl-lora-phi3`). The
+//! forward pass (fused projections, partial rotary, sliding window, LongRoPE) is pinned against
+//! transformers in `run.rs::every_family_forward_matches_transformers`.
+
+use super::harness::repo;
+use super::run::{
+    adapter_matches, golden_losses, golden_run_from_its_config, options, read, rel_frobenius,
+    tensors, train, ENGINE,
+};
+use tch::Tensor;
+use tunebridge::engine;
+use tunebridge::ir::{BaseWeights, Method};
+
+#[test]
+fn axolotl_lora_phi3_matches_golden() {
+    // lora_target_linear on a Phi-3 model: PEFT wraps qkv_proj, o_proj, gate_up_proj and
+    // down_proj whole (B of qkv_proj is (H·D + 2·KV·D, R) = (128, 8)); pinned initial adapter.
+    let name = "axolotl-lora-phi3";
+    let dir = golden_run_from_its_config(name);
+    adapter_matches(name, dir.path());
+
+    // The figures docs/ENGINE.md quotes (`-- --nocapture` prints them).
+    let got: Vec<f64> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
+        .collect();
+    let want = golden_losses(name);
+    let loss_err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / w.abs())
+        .fold(0.0, f64::max);
+    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
+    let theirs = tensors(
+        &repo()
+            .join("golden/runs")
+            .join(name)
+            .join("adapter_model.safetensors"),
+    );
+    let weight_err = theirs
+        .iter()
+        .map(|(k, w)| rel_frobenius(&ours[k], w))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{name}: max rel. loss error {loss_err:.1e}, max rel. adapter error {weight_err:.1e}"
+    );
+
+    // PEFT's names for the fused modules, and the fused shapes.
+    let qkv = "base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight";
+    assert_eq!(ours[qkv].size(), [128, 8]);
+    let gate_up = "base_model.model.model.layers.1.mlp.gate_up_proj.lora_B.weight";
+    assert_eq!(ours[gate_up].size(), [256, 8]);
+    assert_eq!(ours.len(), 2 * 4 * 2, "2 layers x 4 modules x (A, B)");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["target_modules"],
+        serde_json::json!(["down_proj", "gate_up_proj", "o_proj", "qkv_proj"])
+    );
+}
+
+#[test]
+fn qlora_quantises_the_fused_modules_whole() {
+    // QLoRA on tiny-phi3: qkv_proj and gate_up_proj become one NF4 tensor each, as
+    // bitsandbytes' Linear4bit quantises the fused nn.Linear. The run equals LoRA over a
+    // checkpoint holding those weights quantised then dequantised, step for step.
+    use engine::quant::Nf4Tensor;
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-phi3/config.yaml");
+    resolved.spec.training.max_steps = 6;
+    let mut qlora = resolved.clone();
+    qlora.spec.adapter.method = Method::Qlora;
+    qlora.spec.quantization.base_weights = BaseWeights::Nf4;
+    qlora.spec.quantization.double_quant = true;
+    qlora.spec.quantization.block_size = 64;
+    let qdir = tempfile::tempdir().unwrap();
+    let q = train(&qlora, &options(fw, qdir.path()));
+    let model_dir = tempfile::tempdir().unwrap();
+    let src = repo().join("fixtures/models/tiny-phi3");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model_dir.path().join(e.file_name())).unwrap();
+    }
+    let weights = engine::io::read_safetensors(&src.join("model.safetensors")).unwrap();
+    let mut fused = 0;
+    let requantized: Vec<(String, Tensor)> = weights
+        .into_iter()
+        .map(|(k, t)| {
+            if k.ends_with("qkv_proj.weight") || k.ends_with("gate_up_proj.weight") {
+                fused += 1;
+            }
+            let linear = k.starts_with("model.layers.") && k.ends_with("_proj.weight");
+            let t = if linear {
+                Nf4Tensor::quantize(&t, true).unwrap().dequantize()
+            } else {
+                t
+            };
+            (k, t)
+        })
+        .collect();
+    assert_eq!(fused, 4, "2 layers x (qkv_proj, gate_up_proj)");
+    engine::io::write_safetensors(&model_dir.path().join("model.safetensors"), &requantized)
+        .unwrap();
+    resolved.spec.model.base = model_dir.path().display().to_string();
+    resolved.spec.model.tokenizer = String::new();
+    let ldir = tempfile::tempdir().unwrap();
+    let l = train(&resolved, &options(fw, ldir.path()));
+    assert_eq!(
+        q.losses, l.losses,
+        "QLoRA vs LoRA over the dequantized weights"
+    );
+    assert_ne!(
+        q.losses[0],
+        golden_losses("axolotl-lora-phi3")[0],
+        "NF4 is not a no-op"
+    );
+}
+
+#[test]
+fn torchtune_phi_configs_are_refused_with_the_reason() {
+    // TorchTune splits the fused modules (its LoRA sits on q_proj/v_proj parts of qkv_proj);
+    // the engine runs the fused layout only, so it must say so rather than train.
+    for config in [
+        "fixtures/upstream/torchtune/phi3__mini_lora.yaml",
+        "fixtures/upstream/torchtune/phi4__14B_lora_single_device.yaml",
+    ] {
+        let (fw, resolved) = read(config);
+        let flavour = engine::Flavour::from_framework(fw).unwrap();
+        let found = engine::support::check(
+            &resolved.spec,
+            flavour,
+            engine::support::Architecture::FromFamily,
+        );
+        assert!(
+            found
+                .iter()
+                .any(|u| u.field == "model.family" && u.reason.contains("splits Phi-3's fused")),
+            "{config}: {found:?}"
+        );
+    }
+    // and an Axolotl Phi-3 config is judged on its other features only
+    let (fw, resolved) = read("golden/runs/axolotl-lora-phi3/config.yaml");
+    let found = engine::support::check(
+        &resolved.spec,
+        engine::Flavour::from_framework(fw).unwrap(),
+        engine::support::Architecture::FromFamily,
+    );
+    assert!(found.is_empty(), "{found:?}");
+}
