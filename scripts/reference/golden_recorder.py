@@ -37,6 +37,9 @@ class RecorderPlugin(BasePlugin):
         path = os.environ.get("GOLDEN_BATCHES")
         if not path:
             return
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # one file per data-parallel rank: each records the micro-batches it trains on
+            path = f"{path}.rank{os.environ['RANK']}"
         inner = trainer.data_collator
         fh = open(path, "w")
         counter = {"n": 0}

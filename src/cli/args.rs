@@ -93,6 +93,11 @@ pub struct LaunchArgs {
     /// Port of the rendezvous store on that host.
     #[arg(long, default_value_t = 29500)]
     pub master_port: u16,
+    /// Keep the spec's global batch on any world size (accumulation = global / (micro-batch ×
+    /// ranks), as `port --devices` plans it). Default: every rank takes the config's
+    /// per-device batch and accumulation, as torchrun + the framework would.
+    #[arg(long)]
+    pub keep_global_batch: bool,
 }
 
 /// Machine-readable output.

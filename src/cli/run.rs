@@ -69,6 +69,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     let main = world.as_ref().is_none_or(|w| w.rank == 0);
     let mut opts = RunOptions::new(flavour);
     opts.world = world;
+    if a.launch.keep_global_batch {
+        opts.batch_over_ranks = engine::BatchOverRanks::KeepGlobal;
+    }
     opts.device = engine::resolve_device(a.engine.device)?;
     opts.max_steps = a.engine.max_steps;
     opts.output = a.output.clone();

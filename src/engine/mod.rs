@@ -55,4 +55,4 @@ pub mod train;
 pub use device::resolve_device;
 pub use error::{EngineError, Result};
 pub use flavour::Flavour;
-pub use train::{run, RunOptions, RunSummary};
+pub use train::{run, BatchOverRanks, RunOptions, RunSummary};

@@ -86,7 +86,12 @@ fn one_two_and_four_ranks_with_one_global_batch_give_one_curve() {
     for n in [1, 2, 4] {
         let out = tmp.path().join(format!("w{n}"));
         let nproc = n.to_string();
-        let o = run(&config, &out, 6, &["--nproc-per-node", &nproc]);
+        let o = run(
+            &config,
+            &out,
+            6,
+            &["--nproc-per-node", &nproc, "--keep-global-batch"],
+        );
         assert!(o.status.success(), "{n} ranks: {}", text(&o.stderr));
         let run_toml = std::fs::read_to_string(out.join("run.toml")).unwrap();
         assert!(
@@ -98,6 +103,51 @@ fn one_two_and_four_ranks_with_one_global_batch_give_one_curve() {
     assert_eq!(curves[0].len(), 6);
     assert_close("2 ranks", &curves[1], &curves[0], 1e-5);
     assert_close("4 ranks", &curves[2], &curves[0], 1e-5);
+}
+
+#[test]
+fn by_default_every_rank_takes_the_configs_per_device_batch() {
+    // `micro_batch_size: 2`, `gradient_accumulation_steps: 2` on 2 ranks is a global batch of
+    // 8, as `torchrun --nproc-per-node 2 axolotl …` runs it; accelerate gives rank r the
+    // micro-batches r, r+2, …, so each step trains the samples of one process with GA 4.
+    let tmp = tempfile::tempdir().unwrap();
+    let two_ranks = default_with_batch(tmp.path(), 2, 2);
+    let w2 = tmp.path().join("w2");
+    let o = run(&two_ranks, &w2, 4, &["--nproc-per-node", "2"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run_toml = std::fs::read_to_string(w2.join("run.toml")).unwrap();
+    assert!(run_toml.contains("global_batch = 8"), "{run_toml}");
+    assert!(run_toml.contains("grad_accum_steps = 2"), "{run_toml}");
+    let one = tempfile::tempdir().unwrap();
+    let one_rank = default_with_batch(one.path(), 2, 4);
+    let w1 = tmp.path().join("w1");
+    let o = run(&one_rank, &w1, 4, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_close("2 ranks × GA 2 vs 1 × GA 4", &losses(&w2), &losses(&w1), 1e-5);
+}
+
+#[test]
+fn axolotl_on_two_cpu_ranks_matches_golden() {
+    // golden/runs/axolotl-lora-llama-2ranks: real Axolotl 0.19 under torchrun on 2 gloo ranks
+    // (scripts/reference/axolotl_cpu_ranks.py); DDP averages the ranks' micro-batch means.
+    let name = "axolotl-lora-llama-2ranks";
+    let golden = repo().join("golden/runs").join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let port = free_port().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_tunebridge"))
+        .args(["run", "golden/runs/axolotl-lora-llama-2ranks/config.yaml", "-o"])
+        .arg(&out)
+        .args(["-q", "--nproc-per-node", "2", "--master-port", &port])
+        .current_dir(repo())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let want = losses(&golden);
+    assert!(want.len() >= 16, "{name}: golden has {} steps", want.len());
+    assert_close(name, &losses(&out), &want, 1e-4);
+    crate::run::adapter_matches(name, &out);
 }
 
 #[test]
@@ -150,7 +200,7 @@ fn a_world_size_that_does_not_divide_the_global_batch_is_named() {
         &config,
         &tmp.path().join("w3"),
         2,
-        &["--nproc-per-node", "3"],
+        &["--nproc-per-node", "3", "--keep-global-batch"],
     );
     assert!(!o.status.success());
     let err = text(&o.stderr);

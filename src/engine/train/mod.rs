@@ -33,7 +33,7 @@ mod setup;
 mod shard;
 mod step;
 
-pub use options::{RunOptions, RunSummary, StepMetrics};
+pub use options::{BatchOverRanks, RunOptions, RunSummary, StepMetrics};
 pub use plan::{plan, Plan, Window};
 pub use run::run;
 pub use shard::Shard;

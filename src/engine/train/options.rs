@@ -25,6 +25,21 @@ pub struct RunOptions {
     /// This process's rank in a multi-process run (from the launcher's environment); `None`
     /// for a plain single-process run.
     pub world: Option<World>,
+    /// How a multi-process run sets its global batch ([`BatchOverRanks`]).
+    pub batch_over_ranks: BatchOverRanks,
+}
+
+/// What a run on W ranks keeps of the config's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchOverRanks {
+    /// The config's per-device micro-batch and accumulation, so the global batch is
+    /// micro-batch × accumulation × W: what `torchrun` + Axolotl, TorchTune or TRL compute
+    /// from the same file on W processes.
+    #[default]
+    PerDevice,
+    /// The spec's global batch: the accumulation becomes global / (micro-batch × W), as
+    /// `port --devices W` plans it (`run --keep-global-batch`).
+    KeepGlobal,
 }
 
 impl RunOptions {
@@ -39,6 +54,7 @@ impl RunOptions {
             compute_dtype: None,
             progress: false,
             world: None,
+            batch_over_ranks: BatchOverRanks::PerDevice,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The run: setup, the loop over optimizer steps with its metrics, periodic evals
 //! (`training.eval_every_n_steps`, `eval_on_start`) and checkpoints, the final eval and save.
 
-use super::options::{RunOptions, RunSummary};
+use super::options::{BatchOverRanks, RunOptions, RunSummary};
 use super::setup::{setup, Recipe};
 use super::step::eval_loss;
 use crate::engine::checkpoint;
@@ -33,7 +33,10 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
             .set("checkpoint.output_dir", Origin::explicit("--output"));
     }
     if let Some(w) = &opts.world {
-        spread_over_ranks(&mut resolved, w.size)?;
+        match opts.batch_over_ranks {
+            BatchOverRanks::PerDevice => per_device_over_ranks(&mut resolved, w.size),
+            BatchOverRanks::KeepGlobal => spread_over_ranks(&mut resolved, w.size)?,
+        }
     }
     // rank 0 alone writes the run directory; the launcher marks it FAILED for other ranks
     let main = opts.world.as_ref().is_none_or(|w| w.rank == 0);
@@ -60,6 +63,34 @@ pub fn run(resolved: &Resolved, opts: &RunOptions) -> Result<RunSummary> {
         let _ = std::fs::write(output.join("FAILED"), format!("{e}\n"));
     }
     result
+}
+
+/// Run on `world` data-parallel ranks as the framework's launcher would run the same config:
+/// every rank takes the per-device micro-batch and accumulation, so the global batch grows with
+/// the world (Axolotl's and TRL's `per_device_train_batch_size`, TorchTune's `batch_size`).
+fn per_device_over_ranks(resolved: &mut Resolved, world: usize) {
+    let b = &mut resolved.spec.batch;
+    let world = world as u32;
+    if b.devices == world {
+        return;
+    }
+    let planned = (b.devices, b.global_batch);
+    b.devices = world;
+    b.global_batch = b.micro_batch_per_device * b.grad_accum_steps * world;
+    let rule = format!(
+        "micro batch {} × accumulation {} × {world} ranks (the config's per-device batch on \
+         every rank; the spec planned {} device(s), global batch {})",
+        b.micro_batch_per_device, b.grad_accum_steps, planned.0, planned.1
+    );
+    for field in ["batch.devices", "batch.global_batch"] {
+        resolved.provenance.set(
+            field,
+            Origin::Derived {
+                from: vec!["--nproc-per-node".into()],
+                rule: rule.clone(),
+            },
+        );
+    }
 }
 
 /// Run on `world` data-parallel ranks with the spec's global batch: the per-device micro-batch
