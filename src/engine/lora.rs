@@ -16,6 +16,11 @@
 //! - [`Init::TorchTuneReplay`]: `torch.manual_seed(seed)` then replay the draws of TorchTune's
 //!   model builder (every base linear, LoRA pair, embedding and head is default-initialised on
 //!   construction before the checkpoint overwrites the base weights).
+//! - [`Init::TorchTuneShardedReplay`]: TorchTune's distributed recipes on W ranks. The model is
+//!   built on the meta device (no draws) and sharded (FSDP2, rows split as `torch.chunk`);
+//!   then every rank, seeded `seed + rank` (`training.set_seed`), draws A's rows of its own
+//!   shard, module by module (`LoRALinear.initialize_parameters` on a DTensor draws locally on
+//!   CPU meshes). So A is the concatenation of W independent row blocks.
 //!
 //! Both replays draw on the CPU generator that `tch::manual_seed` shares with
 //! `torch.manual_seed`, in the adapter dtype, so the values are bit-identical to the frameworks'.
@@ -63,6 +68,7 @@ pub enum Init {
     Pinned(std::path::PathBuf),
     PeftReplay { seed: u64 },
     TorchTuneReplay { seed: u64 },
+    TorchTuneShardedReplay { seed: u64, rank: usize, world: usize },
 }
 
 /// torch `nn.init.kaiming_uniform_(w, a=√5)` bound for fan-in `fan_in`, computed with the same
@@ -129,6 +135,9 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
     if let Init::TorchTuneReplay { .. } = init {
         tt_pairs = torchtune_replay(spec, &cfg, tied);
     }
+    if let Init::TorchTuneShardedReplay { seed, rank, world } = init {
+        tt_pairs = torchtune_sharded_replay(spec, &cfg, tied, *seed, *rank, *world);
+    }
     model.for_each_linear_mut(|name, lin| {
         if !spec.targets(name) {
             return Ok(());
@@ -140,7 +149,7 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
                 p.pair(name, spec.rank, d_in, d_out, dir)?
             }
             Init::PeftReplay { .. } => draw_lora_pair(d_in, d_out, spec.rank, spec.kind),
-            Init::TorchTuneReplay { .. } => {
+            Init::TorchTuneReplay { .. } | Init::TorchTuneShardedReplay { .. } => {
                 let i = tt_pairs
                     .iter()
                     .position(|(n, _, _)| n == name)
@@ -211,6 +220,59 @@ fn torchtune_replay(spec: &LoraSpec, cfg: &Config, tied: bool) -> Vec<(String, T
         module("lm_head".into(), c, cfg.vocab_size, false);
     }
     pairs
+}
+
+/// The LoRA pairs of TorchTune's distributed recipes on `world` ranks (module docs), as rank
+/// `rank` ends up with them: the other ranks' row blocks are replayed first, this rank's last,
+/// so the generator is left where TorchTune leaves this rank's (dropout draws follow).
+fn torchtune_sharded_replay(
+    spec: &LoraSpec,
+    cfg: &Config,
+    tied: bool,
+    seed: u64,
+    rank: usize,
+    world: usize,
+) -> Vec<(String, Tensor, Tensor)> {
+    let kind = spec.kind;
+    let d = cfg.hidden_size / cfg.num_attention_heads;
+    // LoRA modules in `model.modules()` order: each layer's attention then MLP, then the head
+    let mut modules: Vec<(String, i64, i64)> = Vec::new();
+    for l in 0..cfg.num_hidden_layers {
+        for m in LayerLinear::TORCHTUNE_BUILD_ORDER {
+            let (d_in, d_out, _) = m.dims(cfg, d);
+            modules.push((format!("model.layers.{l}.{}", m.path()), d_in, d_out));
+        }
+    }
+    if !tied {
+        modules.push(("lm_head".into(), cfg.hidden_size, cfg.vocab_size));
+    }
+    modules.retain(|(name, _, _)| spec.targets(name));
+    let r = spec.rank;
+    let a: Vec<Tensor> = modules
+        .iter()
+        .map(|(_, d_in, _)| Tensor::zeros([r, *d_in], (kind, Device::Cpu)))
+        .collect();
+    // FSDP2 shards dim 0 as torch.chunk: blocks of ceil(R / W) rows, the last ones short or empty
+    let block = (r as usize).div_ceil(world) as i64;
+    let others = (0..world).filter(|&q| q != rank);
+    for q in others.chain(std::iter::once(rank)) {
+        tch::manual_seed((seed + q as u64) as i64);
+        let lo = (q as i64 * block).min(r);
+        let hi = (lo + block).min(r);
+        if lo == hi {
+            continue;
+        }
+        for (t, (_, d_in, _)) in a.iter().zip(&modules) {
+            // kaiming_uniform_ on the local shard: the bound is the global fan-in's
+            t.narrow(0, lo, hi - lo)
+                .copy_(&draw_linear_weight(hi - lo, *d_in, kind));
+        }
+    }
+    modules
+        .into_iter()
+        .zip(a)
+        .map(|((name, _, d_out), a)| (name, a, Tensor::zeros([d_out, r], (kind, Device::Cpu))))
+        .collect()
 }
 
 /// A PEFT adapter folder read for its A/B tensors.

@@ -126,19 +126,20 @@ fn by_default_every_rank_takes_the_configs_per_device_batch() {
     assert_close("2 ranks × GA 2 vs 1 × GA 4", &losses(&w2), &losses(&w1), 1e-5);
 }
 
-#[test]
-fn axolotl_on_two_cpu_ranks_matches_golden() {
-    // golden/runs/axolotl-lora-llama-2ranks: real Axolotl 0.19 under torchrun on 2 gloo ranks
-    // (scripts/reference/axolotl_cpu_ranks.py); DDP averages the ranks' micro-batch means.
-    let name = "axolotl-lora-llama-2ranks";
+/// Run golden `name` from its own config on `nproc` CPU ranks; check the curve (1e-4 relative
+/// per step, at least 16 steps) and return the run directory.
+fn golden_on_ranks(name: &str, nproc: u32) -> tempfile::TempDir {
     let golden = repo().join("golden/runs").join(name);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let port = free_port().to_string();
     let o = Command::new(env!("CARGO_BIN_EXE_tunebridge"))
-        .args(["run", "golden/runs/axolotl-lora-llama-2ranks/config.yaml", "-o"])
+        .arg("run")
+        .arg(golden.join("config.yaml"))
+        .arg("-o")
         .arg(&out)
-        .args(["-q", "--nproc-per-node", "2", "--master-port", &port])
+        .args(["-q", "--nproc-per-node", &nproc.to_string()])
+        .args(["--master-port", &port])
         .current_dir(repo())
         .env("OMP_NUM_THREADS", "1")
         .output()
@@ -147,7 +148,26 @@ fn axolotl_on_two_cpu_ranks_matches_golden() {
     let want = losses(&golden);
     assert!(want.len() >= 16, "{name}: golden has {} steps", want.len());
     assert_close(name, &losses(&out), &want, 1e-4);
-    crate::run::adapter_matches(name, &out);
+    tmp
+}
+
+#[test]
+fn axolotl_on_two_cpu_ranks_matches_golden() {
+    // golden/runs/axolotl-lora-llama-2ranks: real Axolotl 0.19 under torchrun on 2 gloo ranks
+    // (scripts/reference/axolotl_cpu_ranks.py); DDP averages the ranks' micro-batch means.
+    let name = "axolotl-lora-llama-2ranks";
+    let tmp = golden_on_ranks(name, 2);
+    crate::run::adapter_matches(name, &tmp.path().join("run"));
+}
+
+#[test]
+fn torchtune_distributed_on_two_cpu_ranks_matches_golden() {
+    // golden/runs/torchtune-lora-qwen2-2ranks: real TorchTune 0.6.1 lora_finetune_distributed
+    // (FSDP2) on 2 gloo ranks. Each rank draws its rows of every LoRA A from seed 42 + rank;
+    // DistributedSampler shards; gradients summed and scaled by W / Σ unshifted tokens.
+    let name = "torchtune-lora-qwen2-2ranks";
+    let tmp = golden_on_ranks(name, 2);
+    crate::run::adapter_matches_torchtune_native(name, &tmp.path().join("run"));
 }
 
 #[test]

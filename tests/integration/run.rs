@@ -144,7 +144,7 @@ pub(crate) fn golden_run_from_its_config(name: &str) -> tempfile::TempDir {
 /// (`layers.{i}.attn.q_proj.lora_a.weight` …), renamed to PEFT keys. TorchTune's own PEFT
 /// export permutes Qwen q/k lora_B rows (golden README, problem 2), so the native file is the
 /// truth.
-fn adapter_matches_torchtune_native(name: &str, run_dir: &Path) {
+pub(crate) fn adapter_matches_torchtune_native(name: &str, run_dir: &Path) {
     let native = tensors(
         &repo()
             .join("golden/runs")

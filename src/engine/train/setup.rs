@@ -73,7 +73,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     // 3. the model
     let mut model = load_model(&spec, &model_dir, compute, device, &samples, &val)?;
     // 4. what trains: LoRA pairs (base frozen) or every weight
-    let (lora, named_trainable) = attach_trainable(&spec, flavour, qlora, &mut model)?;
+    let (lora, named_trainable) = attach_trainable(&spec, flavour, shard, qlora, &mut model)?;
     // 5. optimizer
     let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
     // 6. the data plan, then the schedule over its horizon
@@ -181,6 +181,7 @@ fn load_model(
 fn attach_trainable(
     spec: &RunSpec,
     flavour: Flavour,
+    shard: Shard,
     qlora: bool,
     model: &mut ModelForCausalLM,
 ) -> Result<(Option<LoraSpec>, NamedTensors)> {
@@ -202,7 +203,7 @@ fn attach_trainable(
                 target_modules: spec.adapter.target_modules.clone(),
                 kind: kind_of(spec.adapter.weight_dtype),
             };
-            lora::attach(model, &ls, &lora_init(spec, flavour))?;
+            lora::attach(model, &ls, &lora_init(spec, flavour, shard))?;
             let t = model
                 .named_parameters()
                 .into_iter()
@@ -304,12 +305,17 @@ fn kind_of(dtype: Dtype) -> Kind {
 }
 
 /// The LoRA init a spec asks for, per flavour (see `lora` module docs).
-fn lora_init(spec: &RunSpec, flavour: Flavour) -> Init {
+fn lora_init(spec: &RunSpec, flavour: Flavour, shard: Shard) -> Init {
     let a = &spec.adapter;
     if !a.init_from.is_empty() {
         return Init::Pinned(PathBuf::from(&a.init_from));
     }
     match flavour {
+        Flavour::TorchTune if shard.size > 1 => Init::TorchTuneShardedReplay {
+            seed: spec.training.seed,
+            rank: shard.rank,
+            world: shard.size,
+        },
         Flavour::TorchTune => Init::TorchTuneReplay {
             seed: spec.training.seed,
         },
