@@ -3,9 +3,13 @@
 //! `checkpoint-<step>/` holds the trained weights (PEFT adapter files, or `model.safetensors`
 //! for a full fine-tune), `optimizer.safetensors` (the optimizer's state: AdamW moments, or bitsandbytes'
 //! quantised states and absmax, and the step) and
-//! `trainer_state.json` (the optimizer step reached). The data order is a pure function of the
-//! spec (see `train::plan`), so the step number is all the data loader needs; dropout's RNG
-//! stream is advanced on resume by replaying the draws of the skipped steps.
+//! `trainer_state.json` (the optimizer step reached, the world size, the epochs done). The data
+//! order is a pure function of the spec (see `train::plan`), so the step number is all the data
+//! loader needs; dropout's RNG stream is advanced on resume by replaying the draws of the
+//! skipped steps. On another world size the frameworks differ, and so does the resume:
+//! TorchTune restarts at the next epoch and renumbers the steps (`global_step = epochs_run ×
+//! steps_per_epoch` of the new world); the HF Trainer keeps the step count and skips that many
+//! steps of the new world's epoch (`_inner_training_loop`, `steps_trained_in_current_epoch`).
 
 use super::error::{read_json, EngineError, Result};
 use super::io;
@@ -20,6 +24,16 @@ pub struct TrainerState {
     pub flavour: String,
     /// `adapter.method` of the run.
     pub method: Method,
+    /// Data-parallel ranks of the run that wrote it.
+    #[serde(default = "one_rank")]
+    pub world_size: usize,
+    /// Whole epochs done when the step ends an epoch (TorchTune resumes by epochs).
+    #[serde(default)]
+    pub epochs_completed: Option<u64>,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 pub fn dir_for(output: &Path, step: u64) -> PathBuf {

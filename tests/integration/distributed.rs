@@ -357,3 +357,55 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// (step, lr, tokens) of every logged training step.
+fn steps(run: &Path) -> Vec<(u64, f64, i64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["loss"].is_number())
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["lr"].as_f64().unwrap(),
+                v["tokens"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn resume_on_two_ranks_and_on_another_world_size() {
+    // TorchTune saves at each epoch end (2 ranks: step 8 of 16).
+    let config = repo().join("golden/runs/torchtune-lora-qwen2-2ranks/config.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let go = |out: &str, extra: &[&str]| {
+        let port = free_port().to_string();
+        let o = Command::new(env!("CARGO_BIN_EXE_tunebridge"))
+            .arg("run")
+            .arg(&config)
+            .arg("-o")
+            .arg(tmp.path().join(out))
+            .args(["-q", "--master-port", &port])
+            .args(extra)
+            .current_dir(repo())
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{out}: {}", text(&o.stderr));
+        tmp.path().join(out)
+    };
+    let whole = go("whole", &["--nproc-per-node", "2"]);
+    let ck = whole.join("checkpoint-8");
+    let ck = ck.to_str().unwrap();
+    // the same world: the rest of the uninterrupted curve, bit for bit
+    let resumed = go("resumed", &["--nproc-per-node", "2", "--resume", ck]);
+    assert_eq!(losses(&resumed), losses(&whole)[8..].to_vec());
+    // one rank: TorchTune restarts at epoch 1, numbered in this world (16 steps an epoch),
+    // so steps 17–32 with the one-rank schedule and data of that epoch
+    let alone = go("alone", &["--resume", ck]);
+    let fresh = go("fresh", &[]);
+    let want: Vec<(u64, f64, i64)> = steps(&fresh)[16..].to_vec();
+    assert_eq!(steps(&alone), want);
+}

@@ -4,6 +4,7 @@ use super::plan::Window;
 use super::setup::Recipe;
 use crate::engine::checkpoint::{self, TrainerState};
 use crate::engine::error::{EngineError, Result};
+use crate::engine::flavour::Flavour;
 use crate::engine::lora;
 use crate::engine::model::LayerLinear;
 use std::path::Path;
@@ -47,6 +48,8 @@ impl Recipe {
                 global_step: step,
                 flavour: self.flavour.name().into(),
                 method: self.spec.adapter.method,
+                world_size: self.world_size(),
+                epochs_completed: self.epochs_completed(step),
             },
             &self.optimizer.state_tensors(),
         )?;
@@ -92,7 +95,13 @@ impl Recipe {
         }
         let opt = crate::engine::io::read_safetensors(&dir.join("optimizer.safetensors"))?;
         self.optimizer.load_state(&opt)?;
-        let step = state.global_step;
+        let step = match (self.flavour, state.epochs_completed) {
+            // TorchTune: the next epoch, its first step numbered in this world's epochs
+            (Flavour::TorchTune, Some(done)) if state.world_size != self.world_size() => {
+                self.plan.windows.iter().filter(|w| w.epoch < done).count() as u64
+            }
+            _ => state.global_step,
+        };
         if step as usize > self.plan.windows.len() {
             return Err(EngineError::bad_file(
                 dir,
@@ -102,6 +111,20 @@ impl Recipe {
         let skipped = self.plan.windows[..step as usize].to_vec();
         self.replay_dropout(&skipped);
         Ok(step)
+    }
+
+    /// Data-parallel ranks of this run.
+    fn world_size(&self) -> usize {
+        self.dp.as_ref().map_or(1, |d| d.world.size)
+    }
+
+    /// Whole epochs done after `step` when it is the last step of its epoch.
+    fn epochs_completed(&self, step: u64) -> Option<u64> {
+        let w = &self.plan.windows;
+        let this = w.get((step as usize).checked_sub(1)?)?;
+        let next = w.get(step as usize);
+        next.is_none_or(|n| n.epoch != this.epoch)
+            .then_some(this.epoch + 1)
     }
 
     /// Replay the RNG draws LoRA dropout made in the windows a resumed run skips, so the
