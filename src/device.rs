@@ -12,7 +12,10 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
     Cpu,
-    /// CUDA device N; `cuda` alone is `Cuda(0)`.
+    /// `cuda`: device 0 for one process; in a multi-process run, the GPU of the rank's
+    /// `LOCAL_RANK` (one GPU per local rank, as torchrun users set it).
+    CudaLocal,
+    /// `cuda:N`: that device, for one process.
     Cuda(usize),
 }
 
@@ -27,7 +30,7 @@ impl FromStr for Device {
     fn from_str(s: &str) -> Result<Device, String> {
         match s {
             "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda(0)),
+            "cuda" => Ok(Device::CudaLocal),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse::<usize>().ok())
@@ -41,6 +44,7 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
+            Device::CudaLocal => f.write_str("cuda"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
@@ -54,7 +58,7 @@ mod tests {
     fn every_spelling_parses() {
         for (s, want) in [
             ("cpu", Device::Cpu),
-            ("cuda", Device::Cuda(0)),
+            ("cuda", Device::CudaLocal),
             ("cuda:0", Device::Cuda(0)),
             ("cuda:3", Device::Cuda(3)),
         ] {
@@ -77,7 +81,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for d in [Device::Cpu, Device::Cuda(0), Device::Cuda(7)] {
+        for d in [Device::Cpu, Device::CudaLocal, Device::Cuda(0), Device::Cuda(7)] {
             assert_eq!(d.to_string().parse::<Device>(), Ok(d));
         }
     }

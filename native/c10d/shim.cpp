@@ -1,6 +1,9 @@
-// A C interface to libtorch's own c10d (TCPStore rendezvous, ProcessGroupGloo), for the Rust
-// side in src/engine/dist/. Tensors are tch's `at::Tensor*`. Every call catches C++ exceptions
+// A C interface to libtorch's own c10d (TCPStore rendezvous, ProcessGroupGloo, and the
+// collectives of any backend, NCCL's included: see nccl.cpp), for the Rust side in
+// src/engine/dist/. Tensors are tch's `at::Tensor*`. Every call catches C++ exceptions
 // and returns the message (malloc'd; freed by tb_c10d_free_error) instead of unwinding into Rust.
+#include "handles.hpp"
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -13,39 +16,10 @@
 
 namespace {
 
-using c10d::Backend;
-using c10d::Store;
-
-char* dup(const std::string& s) {
-  char* out = static_cast<char*>(std::malloc(s.size() + 1));
-  std::memcpy(out, s.c_str(), s.size() + 1);
-  return out;
-}
-
-template <typename F>
-char* guarded(F&& f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    // what() appends a C++ backtrace; users get the message alone
-    return dup(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return dup(e.what());
-  } catch (...) {
-    return dup("unknown C++ exception in c10d");
-  }
-}
-
-struct StoreHandle {
-  c10::intrusive_ptr<Store> store;
-};
-struct GroupHandle {
-  c10::intrusive_ptr<Backend> backend;
-};
-struct WorkHandle {
-  c10::intrusive_ptr<c10d::Work> work;
-};
+using tb_c10d::GroupHandle;
+using tb_c10d::StoreHandle;
+using tb_c10d::WorkHandle;
+using tb_c10d::guarded;
 
 c10d::ReduceOp reduce_op(int op) {
   switch (op) {

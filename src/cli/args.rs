@@ -9,7 +9,7 @@
 //!   verify).
 //!
 //! - [`LaunchArgs`]: multi-process runs, with torchrun's flags (`--nproc-per-node`,
-//!   `--nnodes`, `--node-rank`, `--master-addr`, `--master-port`) (run). They are not `--devices N`,
+//!   `--nnodes`, `--node-rank`, `--master-addr`, `--master-port`) (run, bench). They are not `--devices N`,
 //! which stays the planning flag of `port`/`verify`: the GPU count a port is written for.
 //!
 //! What stays in a command's struct: flags whose meaning or default differs per command.
@@ -93,11 +93,49 @@ pub struct LaunchArgs {
     /// Port of the rendezvous store on that host.
     #[arg(long, default_value_t = 29500)]
     pub master_port: u16,
-    /// Keep the spec's global batch on any world size (accumulation = global / (micro-batch ×
-    /// ranks), as `port --devices` plans it). Default: every rank takes the config's
-    /// per-device batch and accumulation, as torchrun + the framework would.
-    #[arg(long)]
-    pub keep_global_batch: bool,
+}
+
+impl LaunchArgs {
+    /// Become the launcher of `nproc` ranks on this node, each this same command line (told
+    /// its rank through torchrun's variables; ranks other than 0 log to `logs/rank-N.log`).
+    /// The outer error is bad flags; the inner one a rank that failed.
+    pub fn spawn_ranks(
+        &self,
+        nproc: usize,
+        logs: &std::path::Path,
+        quiet: bool,
+    ) -> anyhow::Result<Result<(), crate::engine::dist::LaunchError>> {
+        if self.node_rank >= self.nnodes {
+            anyhow::bail!(
+                "--node-rank {} is not below --nnodes {}",
+                self.node_rank,
+                self.nnodes
+            );
+        }
+        let spec = crate::engine::dist::LaunchSpec {
+            nproc_per_node: nproc,
+            nnodes: self.nnodes as usize,
+            node_rank: self.node_rank as usize,
+            master_addr: self.master_addr.clone(),
+            master_port: self.master_port,
+        };
+        let program = std::env::current_exe()?;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        if !quiet {
+            eprintln!(
+                "launching {} rank(s) on node {} of {} (world size {}), meeting at {}:{}; \
+                 logs of ranks other than 0 in {}",
+                nproc,
+                spec.node_rank,
+                spec.nnodes,
+                spec.world_size(),
+                spec.master_addr,
+                spec.master_port,
+                logs.display()
+            );
+        }
+        Ok(crate::engine::dist::launch(&spec, &program, &args, logs))
+    }
 }
 
 /// Machine-readable output.
@@ -154,7 +192,7 @@ mod tests {
     fn device_spellings() {
         for (s, want) in [
             ("cpu", Device::Cpu),
-            ("cuda", Device::Cuda(0)),
+            ("cuda", Device::CudaLocal),
             ("cuda:2", Device::Cuda(2)),
         ] {
             assert_eq!(parse(&["c", "--device", s]).unwrap().engine.device, want);

@@ -1,7 +1,9 @@
 //! `tunebridge bench`: a LoRA training benchmark on a randomly initialised model.
 
+use super::args::LaunchArgs;
 use super::exit::{EXIT_BAD_INPUT, EXIT_NOT_SUPPORTED, EXIT_OK};
 use crate::device::Device;
+use crate::engine::dist::World;
 use crate::engine::{self, bench, EngineError};
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +58,12 @@ pub struct BenchArgs {
     /// Append the JSON line to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// With `--nproc-per-node N`: N data-parallel ranks (gradients all-reduced every step over
+    /// NCCL on CUDA, gloo on CPU); rank 0 first times the same steps alone, and reports tokens/s
+    /// per GPU and in total, the scaling efficiency, the time in communication and every
+    /// rank's peak memory.
+    #[command(flatten)]
+    pub launch: LaunchArgs,
 }
 
 fn kind(s: &str) -> tch::Kind {
@@ -67,6 +75,16 @@ fn kind(s: &str) -> tch::Kind {
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
+    let world = World::from_env().map_err(|e| anyhow::anyhow!("launch environment: {e}"))?;
+    if let (Some(n), None) = (a.launch.nproc_per_node, &world) {
+        let logs = std::env::temp_dir().join(format!("tunebridge-bench-{}", std::process::id()));
+        return match a.launch.spawn_ranks(n as usize, &logs, false)? {
+            Ok(()) => Ok(EXIT_OK),
+            Err(e) => Err(anyhow::Error::new(e).context("bench failed")),
+        };
+    }
+    let local_rank = world.as_ref().map(|w| w.local_rank);
+    let main = world.as_ref().is_none_or(|w| w.rank == 0);
     let opts = bench::BenchOptions {
         shape: bench::Shape::parse(&a.shape).expect("clap checked the value"),
         batch: a.batch,
@@ -74,13 +92,14 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         recompute: a.recompute == "on",
         warmup: a.warmup,
         steps: a.steps,
-        device: engine::resolve_device(a.device)?,
+        device: engine::resolve_device(a.device, local_rank)?,
         dtype: kind(&a.dtype),
         adapter_dtype: kind(&a.adapter_dtype),
         rank: a.rank,
         alpha: a.alpha,
         seed: a.seed,
         qlora: a.method == "qlora",
+        world,
     };
     let r = match bench::run(&opts) {
         Ok(r) => r,
@@ -90,6 +109,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
+    if !main {
+        return Ok(if r.error.is_none() { EXIT_OK } else { EXIT_BAD_INPUT });
+    }
     let line = serde_json::to_string(&r)?;
     println!("{line}");
     if let Some(path) = &a.json {
@@ -118,6 +140,22 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
                 gib(r.peak_allocated_bytes),
                 gib(r.peak_reserved_bytes),
             );
+            if r.single_tokens_per_sec.is_some() {
+                let comm = bench::median(&r.comm_secs).unwrap_or(f64::NAN);
+                eprintln!(
+                    "{} rank(s): {:.0} tokens/s per GPU, {:.0} in total; alone {:.0} tokens/s, \
+                     scaling efficiency {:.3}; all-reduce {:.1} ms a step ({:.1}% of it); peak \
+                     allocated per rank {:?} GiB",
+                    r.world_size,
+                    tps,
+                    r.total_tokens_per_sec.unwrap_or(f64::NAN),
+                    r.single_tokens_per_sec.unwrap_or(f64::NAN),
+                    r.scaling_efficiency.unwrap_or(f64::NAN),
+                    comm * 1e3,
+                    100.0 * comm / r.median_step_secs.unwrap_or(f64::NAN),
+                    r.peak_allocated_gib_per_rank
+                );
+            }
             Ok(EXIT_OK)
         }
         (err, _) => {

@@ -4,7 +4,7 @@ use super::args::{EngineArgs, InputArgs, LaunchArgs};
 use super::exit::{EXIT_NOT_SUPPORTED, EXIT_OK};
 use super::input::{self, Loaded};
 use crate::diag::{Diagnostic, Span};
-use crate::engine::dist::{self, LaunchSpec, World};
+use crate::engine::dist::World;
 use crate::engine::error::Unsupported;
 use crate::engine::support::{self, Architecture};
 use crate::engine::{self, EngineError, Flavour, RunOptions};
@@ -31,6 +31,11 @@ pub struct RunArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub launch: LaunchArgs,
+    /// Keep the spec's global batch on any world size (accumulation = global / (micro-batch ×
+    /// ranks), as `port --devices` plans it). Default: every rank takes the config's
+    /// per-device batch and accumulation, as torchrun + the framework would.
+    #[arg(long)]
+    pub keep_global_batch: bool,
     /// Run directory (default: the config's output directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -68,11 +73,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
     }
     let main = world.as_ref().is_none_or(|w| w.rank == 0);
     let mut opts = RunOptions::new(flavour);
+    let local_rank = world.as_ref().map(|w| w.local_rank);
     opts.world = world;
-    if a.launch.keep_global_batch {
+    if a.keep_global_batch {
         opts.batch_over_ranks = engine::BatchOverRanks::KeepGlobal;
     }
-    opts.device = engine::resolve_device(a.engine.device)?;
+    opts.device = engine::resolve_device(a.engine.device, local_rank)?;
     opts.max_steps = a.engine.max_steps;
     opts.output = a.output.clone();
     opts.compute_dtype = a.engine.dtype;
@@ -124,41 +130,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<u8> {
 /// `--nproc-per-node N`: this process becomes the launcher of N ranks, each this same command
 /// (told its rank through torchrun's variables). A failed rank marks the run directory FAILED.
 fn launch(a: &RunArgs, nproc: usize, loaded: &Loaded) -> anyhow::Result<u8> {
-    let l = &a.launch;
-    if l.node_rank >= l.nnodes {
-        anyhow::bail!(
-            "--node-rank {} is not below --nnodes {}",
-            l.node_rank,
-            l.nnodes
-        );
-    }
-    let spec = LaunchSpec {
-        nproc_per_node: nproc,
-        nnodes: l.nnodes as usize,
-        node_rank: l.node_rank as usize,
-        master_addr: l.master_addr.clone(),
-        master_port: l.master_port,
-    };
     let output = a
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(&loaded.parsed.resolved.spec.checkpoint.output_dir));
-    let program = std::env::current_exe()?;
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if !a.quiet {
-        eprintln!(
-            "launching {} rank(s) on node {} of {} (world size {}), meeting at {}:{}; \
-             logs of ranks other than 0 in {}",
-            nproc,
-            spec.node_rank,
-            spec.nnodes,
-            spec.world_size(),
-            spec.master_addr,
-            spec.master_port,
-            output.join("logs").display()
-        );
-    }
-    match dist::launch(&spec, &program, &args, &output.join("logs")) {
+    match a.launch.spawn_ranks(nproc, &output.join("logs"), a.quiet)? {
         Ok(()) => Ok(EXIT_OK),
         Err(e) => {
             let _ = std::fs::create_dir_all(&output);

@@ -27,7 +27,9 @@ use super::model::{
     llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
 };
 use super::optim::adamw::{AdamW, AdamWConfig};
+use super::dist::{ReduceOp, World};
 use super::recompute;
+use super::train::DataParallel;
 use std::collections::HashMap;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -91,6 +93,9 @@ pub struct BenchOptions {
     pub seed: u64,
     /// QLoRA: the decoder linears as NF4 (double quantisation), dequantized in each forward.
     pub qlora: bool,
+    /// This process's rank when the bench runs data-parallel (`bench --nproc-per-node N`):
+    /// gradients all-reduced every step over gloo (CPU) or NCCL (CUDA).
+    pub world: Option<World>,
 }
 
 /// One benchmark's outcome (one JSON line).
@@ -122,6 +127,18 @@ pub struct BenchResult {
     pub peak_allocated_gib: Option<f64>,
     /// The step that failed (e.g. CUDA out of memory), if one did.
     pub error: Option<String>,
+    /// Data-parallel ranks (1 without `--nproc-per-node`).
+    pub world_size: usize,
+    /// Per timed step: seconds in the gradient all-reduce (device synchronised around it).
+    pub comm_secs: Vec<f64>,
+    /// Every rank's tokens/s summed (`tokens_per_sec` is this rank's, per GPU).
+    pub total_tokens_per_sec: Option<f64>,
+    /// The same steps on rank 0 alone, without collectives, in the same invocation.
+    pub single_tokens_per_sec: Option<f64>,
+    /// tokens/s per GPU over the single-process tokens/s.
+    pub scaling_efficiency: Option<f64>,
+    /// Peak allocated GiB of each rank (CUDA).
+    pub peak_allocated_gib_per_rank: Vec<f64>,
 }
 
 fn kind_name(k: Kind) -> String {
@@ -176,13 +193,18 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Build the model and run the benchmark.
 pub fn run(o: &BenchOptions) -> Result<BenchResult> {
+    // meet the other ranks first (a rank that cannot is an error before the model is built)
+    let dp = match &o.world {
+        Some(w) => Some(DataParallel::join(w, o.device)?),
+        None => None,
+    };
     tch::manual_seed(o.seed as i64);
     let cfg = o.shape.config()?;
     let device_free_before = match o.device {
         Device::Cuda(_) => cuda_mem::device_memory(),
         _ => None,
     };
-    let (model, mut optimizer, lora_params) = build_lora_model(o, &cfg)?;
+    let (model, mut optimizer, params, lora_params) = build_lora_model(o, &cfg)?;
     let (b, t) = (o.batch, o.seq);
     if t > cfg.max_position_embeddings {
         return Err(EngineError::unsupported(
@@ -216,13 +238,30 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
         device_used_bytes: None,
         peak_allocated_gib: None,
         error: None,
+        world_size: dp.as_ref().map_or(1, |d| d.world.size),
+        comm_secs: Vec::new(),
+        total_tokens_per_sec: None,
+        single_tokens_per_sec: None,
+        scaling_efficiency: None,
+        peak_allocated_gib_per_rank: Vec::new(),
     };
+    if let Some(dp) = &dp {
+        // the one-GPU baseline of the same invocation: rank 0 alone, no collectives (its steps
+        // also train rank 0's copy; step times do not depend on the values)
+        if dp.is_main() {
+            let mut alone = result.clone();
+            time_steps(o, &cfg, &model, &mut optimizer, None, &mut alone);
+            result.single_tokens_per_sec = median(&alone.step_secs).map(|m| (b * t) as f64 / m);
+        }
+        dp.sum_counts([0i64])?; // a barrier: the others wait for the baseline
+    }
     // Peaks from here on: the training steps, not the setup (random init, quantisation).
     if let Device::Cuda(i) = o.device {
         synchronize(o.device);
         cuda_mem::reset_peak(i);
     }
-    time_steps(o, &cfg, &model, &mut optimizer, &mut result);
+    let with = dp.as_ref().map(|d| (d, params.as_slice()));
+    time_steps(o, &cfg, &model, &mut optimizer, with, &mut result);
     if let Some(median) = median(&result.step_secs) {
         result.median_step_secs = Some(median);
         result.tokens_per_sec = Some((b * t) as f64 / median);
@@ -244,12 +283,38 @@ pub fn run(o: &BenchOptions) -> Result<BenchResult> {
             result.device_used_bytes = Some(before.saturating_sub(after));
         }
     }
+    if let Some(dp) = &dp {
+        gather_rank_figures(dp, &mut result)?;
+    }
     Ok(result)
 }
 
+/// Every rank's tokens/s and peak memory onto every rank (one all-reduce of per-rank slots,
+/// in integer milli-units), then the totals and the scaling efficiency.
+fn gather_rank_figures(dp: &DataParallel, r: &mut BenchResult) -> Result<()> {
+    let (w, me) = (dp.world.size, dp.world.rank);
+    let mut slots = vec![0i64; 2 * w];
+    slots[me] = (r.tokens_per_sec.unwrap_or(0.0) * 1e3) as i64;
+    slots[w + me] = r.peak_allocated_bytes.unwrap_or(0);
+    let all = dp.sum_i64(&slots)?;
+    r.total_tokens_per_sec = Some(all[..w].iter().map(|&v| v as f64 / 1e3).sum());
+    r.peak_allocated_gib_per_rank = all[w..]
+        .iter()
+        .map(|&b| b as f64 / (1u64 << 30) as f64)
+        .collect();
+    if let (Some(per_gpu), Some(single)) = (r.tokens_per_sec, r.single_tokens_per_sec) {
+        r.scaling_efficiency = Some(per_gpu / single);
+    }
+    Ok(())
+}
+
 /// The model of `cfg` with random frozen base weights (NF4 for QLoRA), LoRA on every decoder
-/// linear, and AdamW over the LoRA tensors. Returns them and the LoRA parameter count.
-fn build_lora_model(o: &BenchOptions, cfg: &Config) -> Result<(ModelForCausalLM, AdamW, i64)> {
+/// linear, and AdamW over the LoRA tensors. Returns them, the LoRA tensors and their
+/// parameter count.
+fn build_lora_model(
+    o: &BenchOptions,
+    cfg: &Config,
+) -> Result<(ModelForCausalLM, AdamW, Vec<Tensor>, i64)> {
     let weights = random_weights(cfg, o.dtype, o.device);
     let mut w = Weights::new(weights, o.dtype, o.device);
     let mut model = ModelForCausalLM::new(cfg.clone(), &mut w, AttentionImpl::Sdpa)?;
@@ -277,6 +342,7 @@ fn build_lora_model(o: &BenchOptions, cfg: &Config) -> Result<(ModelForCausalLM,
         .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
         .collect();
     let lora_params = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    let params = trainable.iter().map(|(_, t)| t.shallow_clone()).collect();
     let optimizer = AdamW::new(
         AdamWConfig {
             beta1: 0.9,
@@ -285,7 +351,7 @@ fn build_lora_model(o: &BenchOptions, cfg: &Config) -> Result<(ModelForCausalLM,
         },
         trainable.into_iter().map(|(n, t)| (n, t, 0.0)).collect(),
     );
-    Ok((model, optimizer, lora_params))
+    Ok((model, optimizer, params, lora_params))
 }
 
 /// The warmup and timed steps on random tokens: each step's loss and (after the warmup) its
@@ -296,6 +362,7 @@ fn time_steps(
     cfg: &Config,
     model: &ModelForCausalLM,
     optimizer: &mut AdamW,
+    dp: Option<(&DataParallel, &[Tensor])>,
     result: &mut BenchResult,
 ) {
     let (b, t) = (o.batch, o.seq);
@@ -315,6 +382,16 @@ fn time_steps(
             let scale = |sum: Tensor| sum / trained;
             let loss =
                 recompute::forward_backward(model, &ids, None, &labels, o.recompute, &scale)?;
+            if let Some((dp, params)) = dp {
+                // DDP's averaged gradients, timed alone
+                synchronize(o.device);
+                let c0 = Instant::now();
+                dp.reduce_grads(params, ReduceOp::Avg)?;
+                synchronize(o.device);
+                if step >= o.warmup {
+                    result.comm_secs.push(c0.elapsed().as_secs_f64());
+                }
+            }
             optimizer.clip_grad_norm(1.0)?;
             optimizer.step(1e-4)?;
             optimizer.zero_grad();
@@ -342,7 +419,7 @@ fn time_steps(
 }
 
 /// The median of the step times, `None` without timed steps.
-fn median(step_secs: &[f64]) -> Option<f64> {
+pub fn median(step_secs: &[f64]) -> Option<f64> {
     if step_secs.is_empty() {
         return None;
     }

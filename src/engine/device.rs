@@ -4,10 +4,24 @@ use super::error::{EngineError, Result};
 
 /// The libtorch device for a parsed `--device`; for CUDA, make sure libtorch's CUDA backend
 /// is loaded and the GPU exists.
-pub fn resolve_device(device: crate::device::Device) -> Result<tch::Device> {
-    let index = match device {
-        crate::device::Device::Cpu => return Ok(tch::Device::Cpu),
-        crate::device::Device::Cuda(n) => n,
+pub fn resolve_device(
+    device: crate::device::Device,
+    local_rank: Option<usize>,
+) -> Result<tch::Device> {
+    use crate::device::Device;
+    let index = match (device, local_rank) {
+        (Device::Cpu, _) => return Ok(tch::Device::Cpu),
+        (Device::CudaLocal, rank) => rank.unwrap_or(0),
+        (Device::Cuda(n), None) => n,
+        (Device::Cuda(_), Some(_)) => {
+            return Err(EngineError::unsupported(
+                "--device",
+                device,
+                "a fixed device would put every rank of a multi-process run on one GPU; use \
+                 --device cuda (each rank takes the GPU of its LOCAL_RANK; choose the GPUs \
+                 with CUDA_VISIBLE_DEVICES)",
+            ))
+        }
     };
     load_cuda_backend()?;
     let n = tch::Cuda::device_count();

@@ -228,7 +228,7 @@ pub fn port(req: &VerifyRequest) -> Result<Ported, VerifyError> {
 
 /// Phase 2: train both sides on the engine, each into a fresh run directory.
 pub fn train(req: &VerifyRequest, ported: &Ported) -> Result<(), VerifyError> {
-    let device = engine::resolve_device(req.device).map_err(VerifyError::Device)?;
+    let device = engine::resolve_device(req.device, None).map_err(VerifyError::Device)?;
     for side in [&ported.a, &ported.b] {
         let dir = &side.run_dir;
         if dir.exists() {

@@ -409,3 +409,27 @@ fn resume_on_two_ranks_and_on_another_world_size() {
     let want: Vec<(u64, f64, i64)> = steps(&fresh)[16..].to_vec();
     assert_eq!(steps(&alone), want);
 }
+
+#[test]
+fn bench_on_two_ranks_reports_scaling_and_communication() {
+    let port = free_port().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_tunebridge"))
+        .args(["bench", "--shape", "tiny", "--device", "cpu", "--dtype", "fp32"])
+        .args(["--batch", "1", "--seq", "32", "--warmup", "1", "--steps", "2"])
+        .args(["--nproc-per-node", "2", "--master-port", &port])
+        .current_dir(repo())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let line = text(&o.stdout);
+    let r: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(r["world_size"], 2);
+    assert_eq!(r["comm_secs"].as_array().unwrap().len(), 2, "{line}");
+    let per_gpu = r["tokens_per_sec"].as_f64().unwrap();
+    let total = r["total_tokens_per_sec"].as_f64().unwrap();
+    assert!(total > per_gpu, "{line}");
+    assert!(r["single_tokens_per_sec"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(r["scaling_efficiency"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(text(&o.stderr).contains("2 rank(s):"), "{}", text(&o.stderr));
+}

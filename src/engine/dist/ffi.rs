@@ -23,6 +23,16 @@ pub struct WorkHandle {
 /// `at::Tensor*`, as tch's `Tensor::as_mut_ptr` gives it.
 pub type TensorPtr = *mut c_void;
 
+/// `tb_c10d_nccl_new` of `libtb_c10d_nccl.so` (native/c10d/nccl.cpp), found with `dlsym`
+/// because that library is loaded at run time, on CUDA ranks only.
+pub type NcclNew = unsafe extern "C" fn(
+    s: *mut StoreHandle,
+    rank: c_int,
+    size: c_int,
+    timeout_ms: i64,
+    out: *mut *mut GroupHandle,
+) -> *mut c_char;
+
 extern "C" {
     pub fn tb_c10d_free_error(e: *mut c_char);
     pub fn tb_c10d_store_new(

@@ -34,6 +34,7 @@ mod shard;
 mod step;
 
 pub use options::{BatchOverRanks, RunOptions, RunSummary, StepMetrics};
+pub use parallel::DataParallel;
 pub use plan::{plan, Plan, Window};
 pub use run::run;
 pub use shard::Shard;

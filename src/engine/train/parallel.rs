@@ -29,21 +29,15 @@ fn timeout() -> Duration {
 pub struct DataParallel {
     pub world: World,
     group: ProcessGroup,
+    /// Where the collectives' tensors live: CPU for gloo, the rank's GPU for NCCL.
+    device: Device,
     _store: Store,
 }
 
 impl DataParallel {
     /// Meet the other ranks at `MASTER_ADDR:MASTER_PORT` (rank 0 or torchrun's agent hosts
-    /// the store) and form a gloo group. CUDA ranks need NCCL, which is not built yet.
+    /// the store) and form a gloo group (CPU ranks) or an NCCL group (CUDA ranks).
     pub fn join(world: &World, device: Device) -> Result<Self> {
-        if device != Device::Cpu {
-            return Err(EngineError::unsupported(
-                "--device",
-                format!("{device:?}"),
-                "distributed runs use gloo over CPU ranks for now; the NCCL backend for CUDA \
-                 ranks is not built yet (use --device cpu)",
-            ));
-        }
         let t = timeout();
         let store = Store::connect(
             &world.master_addr,
@@ -53,10 +47,14 @@ impl DataParallel {
             t,
             "tunebridge/",
         )?;
-        let group = ProcessGroup::gloo(&store, world.rank, world.size, t)?;
+        let group = match device {
+            Device::Cpu => ProcessGroup::gloo(&store, world.rank, world.size, t)?,
+            _ => ProcessGroup::nccl(&store, world.rank, world.size, t)?,
+        };
         Ok(DataParallel {
             world: world.clone(),
             group,
+            device,
             _store: store,
         })
     }
@@ -67,10 +65,15 @@ impl DataParallel {
 
     /// Integer counts summed over ranks.
     pub fn sum_counts<const N: usize>(&self, counts: [i64; N]) -> Result<[i64; N]> {
-        let t = Tensor::from_slice(&counts);
-        self.group.all_reduce(&t, ReduceOp::Sum)?.wait()?;
-        let v = Vec::<i64>::try_from(&t).map_err(EngineError::Torch)?;
+        let v = self.sum_i64(&counts)?;
         Ok(std::array::from_fn(|i| v[i]))
+    }
+
+    /// Integers summed over ranks, element by element.
+    pub fn sum_i64(&self, values: &[i64]) -> Result<Vec<i64>> {
+        let t = Tensor::from_slice(values).to_device(self.device);
+        self.group.all_reduce(&t, ReduceOp::Sum)?.wait()?;
+        Vec::<i64>::try_from(&t.to_device(Device::Cpu)).map_err(EngineError::Torch)
     }
 
     /// A tensor reduced over ranks in place, in its own dtype (as the recipes all-reduce
