@@ -25,6 +25,7 @@
 //! loop), `checkpoints.rs` (saving, resuming).
 
 mod checkpoints;
+mod multipack;
 mod options;
 mod parallel;
 mod plan;
@@ -33,6 +34,7 @@ mod setup;
 mod shard;
 mod step;
 
+pub use multipack::plan as multipack_plan;
 pub use options::{RunOptions, RunSummary, StepMetrics};
 pub use plan::{plan, Plan, Window};
 pub use run::run;

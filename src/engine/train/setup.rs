@@ -77,13 +77,25 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     // 5. optimizer
     let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
     // 6. the data plan, then the schedule over its horizon
-    let plan = plan(
-        &spec,
-        flavour,
-        samples.len(),
-        spec.training.max_steps,
-        shard,
-    )?;
+    //    (Axolotl's multipack: the plan packs each epoch's rows, which replace the samples)
+    let (plan, samples) = if super::multipack::applies(&spec, flavour) {
+        super::multipack::plan(
+            &spec,
+            &samples,
+            tok.pad_id(),
+            spec.training.max_steps,
+            shard,
+        )?
+    } else {
+        let p = plan(
+            &spec,
+            flavour,
+            samples.len(),
+            spec.training.max_steps,
+            shard,
+        )?;
+        (p, samples)
+    };
     let schedule = build_schedule(&spec, &plan)?;
     // HF Trainer: `set_seed(args.seed)` in its constructor, after the model and the adapter
     // exist; dropout draws start from there. TorchTune seeds once, before building the model
