@@ -94,18 +94,12 @@ pub fn check(spec: &RunSpec) -> Vec<Unsupported> {
             ));
         }
     }
-    let eval_packed =
-        passthrough(spec, "eval_sample_packing").and_then(Value::as_bool) != Some(false);
-    if spec.data.val_size > 0.0 && eval_packed {
-        out.push(Unsupported::new(
-            "data.val_size",
-            spec.data.val_size,
-            "Axolotl packs the evaluation set too under sample_packing (eval_sample_packing \
-             defaults to true), which the engine does not reproduce; set \
-             `eval_sample_packing: false` or `val_set_size: 0`",
-        ));
-    }
     out
+}
+
+/// Whether the evaluation set is packed too (`eval_sample_packing`, default on).
+pub fn packs_eval(spec: &RunSpec) -> bool {
+    passthrough(spec, "eval_sample_packing").and_then(Value::as_bool) != Some(false)
 }
 
 /// Whether the attention backend packs varlen (`ATTN_IMPLS_SUPPORTING_PACKING`).
@@ -167,6 +161,21 @@ impl Multipack {
             batches.pop();
         }
         batches
+    }
+
+    /// The evaluation set as Axolotl packs it (`eval_sample_packing`, on by default under
+    /// packing): a `SequentialSampler`, so the bins of the dataset order (every pass is the
+    /// same, so the sampler's length is the batch count), an incomplete last batch dropped.
+    /// Micro-batch `k` is rows `k·bins_per_batch …`; the eval loss is the mean of the batches'
+    /// token means (each batch has `bins_per_batch` rows).
+    pub fn eval_rows(&self, samples: &[Sample], pad_id: i64) -> Vec<Sample> {
+        let lengths: Vec<usize> = samples.iter().map(|s| s.input_ids.len()).collect();
+        let order: Vec<usize> = (0..samples.len()).collect();
+        self.batches(&order, &lengths)
+            .iter()
+            .flatten()
+            .map(|bin| self.row(samples, bin, pad_id))
+            .collect()
     }
 
     /// A bin as one packed row: its samples end to end, padded (pad id, label −100) to the

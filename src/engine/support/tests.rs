@@ -72,8 +72,7 @@ fn multipack_and_torchtune_packing_run_but_not_their_variants() {
     assert!(refused(&s, Flavour::Axolotl).is_empty());
     assert!(only(&s, Flavour::Unsloth).contains("TRL's packing"));
     assert!(refused(&s, Flavour::TorchTune).is_empty());
-    // Axolotl's sequential packing and curriculum sampler are not reproduced; nor is the packed
-    // evaluation set that `eval_sample_packing` (default true) asks for
+    // Axolotl's sequential packing and curriculum sampler are not reproduced
     for key in ["sample_packing_sequentially", "curriculum_sampling"] {
         let mut v = s.clone();
         v.passthrough
@@ -83,13 +82,9 @@ fn multipack_and_torchtune_packing_run_but_not_their_variants() {
             "{key}"
         );
     }
+    // a packed evaluation set runs too
     let mut v = s.clone();
     v.data.val_size = 0.05;
-    assert!(only(&v, Flavour::Axolotl).contains("eval_sample_packing"));
-    v.passthrough.insert(
-        "axolotl.eval_sample_packing".into(),
-        serde_json::json!(false),
-    );
     assert!(refused(&v, Flavour::Axolotl).is_empty());
 }
 
@@ -220,9 +215,12 @@ fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
 fn a_run_gets_every_reason_in_one_error() {
     let mut s = spec();
     s.optimizer.name = "paged_lion_8bit".into();
-    // a packed evaluation set (Axolotl's eval_sample_packing default) is not reproduced
+    // Axolotl's curriculum sampler under packing is not reproduced
     s.data.packing = true;
-    s.data.val_size = 0.05;
+    s.passthrough.insert(
+        "axolotl.curriculum_sampling".into(),
+        serde_json::json!(true),
+    );
     let e = ensure(&s, Flavour::Axolotl, Architecture::FromConfigJson).unwrap_err();
     let EngineError::UnsupportedFeatures(found) = &e else {
         panic!("{e}")
@@ -231,9 +229,12 @@ fn a_run_gets_every_reason_in_one_error() {
         .iter()
         .map(|u: &Unsupported| u.field.as_str())
         .collect();
-    assert_eq!(fields, ["data.val_size", "optimizer.name"]);
+    assert_eq!(
+        fields,
+        ["passthrough.axolotl.curriculum_sampling", "optimizer.name"]
+    );
     assert_eq!(e.to_string().lines().count(), 2, "{e}");
     assert!(e
         .to_string()
-        .starts_with("cannot run `data.val_size` = `0.05`: "));
+        .starts_with("cannot run `passthrough.axolotl.curriculum_sampling` = `true`: "));
 }

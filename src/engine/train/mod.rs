@@ -19,6 +19,7 @@
 //! `global_step` counts optimizer steps.
 //!
 //! Files: `options.rs` (what a run takes and reports), `plan.rs` (every step's micro-batches),
+//! `multipack.rs` (the plan, rows and eval set of an Axolotl packed run),
 //! `shard.rs` (a data-parallel rank's share of an epoch), `parallel.rs` (the process group and
 //! what is reduced over ranks),
 //! `setup.rs` (the phases above), `step.rs` (one optimizer step; the eval loss), `run.rs` (the

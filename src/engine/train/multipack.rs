@@ -4,7 +4,7 @@
 
 use super::plan::{Plan, Window};
 use super::shard::Shard;
-use crate::engine::data::multipack::{estimate_steps, sampler_len, Multipack};
+use crate::engine::data::multipack::{estimate_steps, packs_eval, sampler_len, Multipack};
 use crate::engine::data::{order, Sample};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
@@ -13,6 +13,34 @@ use crate::ir::RunSpec;
 /// Whether a run packs as Axolotl's multipack sampler does.
 pub fn applies(spec: &RunSpec, flavour: Flavour) -> bool {
     spec.data.packing && flavour == Flavour::Axolotl
+}
+
+/// The held-out rows as the run evaluates them, and the evaluation batch: packed
+/// ([`Multipack::eval_rows`], `bins_per_batch` rows a batch) unless `eval_sample_packing` is
+/// off; then as given, in batches of the micro-batch (`eval_batch_size` default).
+/// A held-out set too small for one packed batch is an error, as in Axolotl.
+pub fn eval_set(
+    spec: &RunSpec,
+    flavour: Flavour,
+    val: Vec<Sample>,
+    pad_id: i64,
+) -> Result<(Vec<Sample>, usize)> {
+    let mbs = spec.batch.micro_batch_per_device.max(1) as usize;
+    if !applies(spec, flavour) || !packs_eval(spec) || val.is_empty() {
+        return Ok((val, mbs));
+    }
+    let mp = Multipack::of(spec);
+    let rows = mp.eval_rows(&val, pad_id);
+    if rows.is_empty() {
+        return Err(EngineError::Data(format!(
+            "data.val_size: the {} held-out samples pack into no full evaluation batch of {} \
+             bins (Axolotl: \"eval dataset split is too small for sample_packing\"); set \
+             `eval_sample_packing: false` or hold out more",
+            val.len(),
+            mp.bins_per_batch
+        )));
+    }
+    Ok((rows, mp.bins_per_batch))
 }
 
 /// The plan over packed rows, and those rows (every epoch's bins, in order; the plan's

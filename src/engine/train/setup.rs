@@ -24,8 +24,10 @@ pub(super) struct Recipe {
     pub(super) device: Device,
     pub(super) tok: Tokenizer,
     pub(super) samples: Vec<Sample>,
-    /// Held-out validation samples (`data.val_size`).
+    /// Held-out validation samples (`data.val_size`), packed as Axolotl packs them.
     pub(super) val: Vec<Sample>,
+    /// Rows per evaluation batch.
+    pub(super) eval_batch: usize,
     pub(super) model: ModelForCausalLM,
     pub(super) lora: Option<LoraSpec>,
     pub(super) trainable: Vec<Tensor>,
@@ -96,6 +98,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         )?;
         (p, samples)
     };
+    let (val, eval_batch) = super::multipack::eval_set(&spec, flavour, val, tok.pad_id())?;
     let schedule = build_schedule(&spec, &plan)?;
     // HF Trainer: `set_seed(args.seed)` in its constructor, after the model and the adapter
     // exist; dropout draws start from there. TorchTune seeds once, before building the model
@@ -111,6 +114,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         tok,
         samples,
         val,
+        eval_batch,
         model,
         lora,
         trainable,
