@@ -175,3 +175,53 @@ fn axolotl_packed_eval_matches_golden() {
         .fold(0.0, f64::max);
     eprintln!("{name}: max rel. loss error {loss_err:.1e}, eval loss error {worst:.1e}");
 }
+
+#[test]
+fn a_varlen_backend_packs_one_row_of_micro_batch_times_sequence_len() {
+    // flash attention (what most upstream configs set) turns multipack_real_batches off: one
+    // bin of ≤ micro_batch_size × sequence_len = 256 tokens per micro-batch, one row, padded
+    // to a multiple of 128; the estimate counts those batches (len · mbs // (mbs · GA))
+    let (fw, mut resolved) = read(&format!("golden/runs/{NAME}/config.yaml"));
+    resolved.spec.model.attention = tunebridge::ir::Attention::FlashAttention2;
+    let spec = &resolved.spec;
+    let flavour = Flavour::from_framework(fw).unwrap();
+    let tok_dir = engine::model::locate(&spec.model.tokenizer).unwrap();
+    let tok = engine::data::Tokenizer::load(&tok_dir).unwrap();
+    let samples = engine::data::build_samples(spec, flavour, &tok).unwrap();
+    let mp = engine::data::multipack::Multipack::of(spec);
+    assert_eq!(
+        (mp.bins_per_batch, mp.capacity, mp.real_batches),
+        (1, 256, false)
+    );
+    let (plan, rows) = engine::train::multipack_plan(
+        spec,
+        &samples,
+        tok.pad_id(),
+        0,
+        engine::train::Shard::SINGLE,
+    )
+    .unwrap();
+    for w in &plan.windows {
+        for mb in &w.micro_batches {
+            assert_eq!(mb.len(), 1, "one row a micro-batch");
+            let row = &rows[mb[0]];
+            assert!(row.doc_lens.iter().sum::<usize>() <= 256);
+            assert_eq!(row.input_ids.len() % 128, 0);
+        }
+    }
+    // every sample of epoch 0 but those of a dropped last bin is in exactly one row
+    let first: Vec<usize> = plan
+        .windows
+        .iter()
+        .filter(|w| w.epoch == 0)
+        .flat_map(|w| w.micro_batches.iter().flatten().copied())
+        .collect();
+    let packed: usize = first.iter().map(|&i| rows[i].doc_lens.len()).sum();
+    assert!(
+        packed <= samples.len() && packed + 3 >= samples.len(),
+        "{packed}"
+    );
+    let lengths: Vec<usize> = samples.iter().map(|s| s.input_ids.len()).collect();
+    let len = engine::data::multipack::sampler_len(&mp, &lengths, 42);
+    assert_eq!(plan.total_steps, ((len * 2 / 4).max(1) * 3) as u64);
+}
