@@ -1,7 +1,8 @@
 """Axolotl plugin used by the golden runs: records, without changing any numerics,
 
   * every micro-batch the Trainer's data collator produces (input_ids / labels with the
-    padding stripped, plus the padded length), in order, to $GOLDEN_BATCHES (JSONL);
+    padding stripped, plus the padded length), in order, to $GOLDEN_BATCHES (JSONL); under
+    sample packing each row also records its samples' lengths (`doc_lens`) and `position_ids`;
   * whether the adapter that training starts from equals $GOLDEN_INIT_ADAPTER
     (the lora_model_dir), printed as one line `golden-recorder: init adapter ...`.
 
@@ -49,10 +50,22 @@ class RecorderPlugin(BasePlugin):
             ids = batch["input_ids"]
             labels = batch["labels"]
             mask = batch.get("attention_mask")
+            # sample packing: each row is a bin of samples (a list of feature dicts)
+            packed = bool(features) and isinstance(features[0], list)
+            positions = batch.get("position_ids")
             rows = []
             for i in range(ids.shape[0]):
-                n = int(mask[i].sum()) if mask is not None else ids.shape[1]
-                rows.append({"input_ids": ids[i, :n].tolist(), "labels": labels[i, :n].tolist()})
+                if packed:
+                    docs = [len(f["input_ids"]) for f in features[i]]
+                    n = sum(docs)
+                else:
+                    n = int(mask[i].sum()) if mask is not None else ids.shape[1]
+                row = {"input_ids": ids[i, :n].tolist(), "labels": labels[i, :n].tolist()}
+                if packed:
+                    row["doc_lens"] = docs
+                    if positions is not None:
+                        row["position_ids"] = positions[i, :n].tolist()
+                rows.append(row)
             fh.write(json.dumps({"micro_batch": counter["n"], "padded_len": int(ids.shape[1]), "rows": rows}) + "\n")
             fh.flush()
             counter["n"] += 1

@@ -178,12 +178,15 @@ fn check_adapter(spec: &RunSpec) -> Vec<Unsupported> {
 fn check_data(spec: &RunSpec, flavour: Flavour) -> Vec<Unsupported> {
     let mut out = Vec::new();
     let d = &spec.data;
-    if d.packing && flavour != Flavour::TorchTune {
+    if d.packing && flavour == Flavour::Axolotl {
+        out.extend(super::data::multipack::check(spec));
+    }
+    if d.packing && flavour == Flavour::Unsloth {
         out.push(Unsupported::new(
             "data.packing",
             "true",
-            "the engine packs as TorchTune's PackedDataset does (--flavour torchtune); \
-             Axolotl's multipack bin packing and TRL's packing are not reproduced",
+            "the engine packs as TorchTune's PackedDataset (--flavour torchtune) and Axolotl's \
+             multipack sampler (--flavour axolotl) do; TRL's packing is not reproduced",
         ));
     }
     if d.packing && flavour == Flavour::TorchTune {

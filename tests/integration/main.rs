@@ -12,6 +12,8 @@ mod distributed;
 mod gen;
 mod harness;
 #[cfg(feature = "engine")]
+mod packing;
+#[cfg(feature = "engine")]
 mod phi;
 mod port;
 #[cfg(feature = "engine")]

@@ -1470,13 +1470,19 @@ fn a_packed_torchtune_run_trains_on_packs_and_other_flavours_refuse() {
         assert!(((a - b) / a).abs() < 1e-6, "recompute {other}: {a} vs {b}");
     }
 
+    // Axolotl packs with its multipack sampler (tests/integration/packing.rs); its sequential
+    // variants are refused
     let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
     resolved.spec.data.packing = true;
+    resolved.spec.passthrough.insert(
+        "axolotl.sample_packing_sequentially".into(),
+        serde_json::json!(true),
+    );
     let dir = tempfile::tempdir().unwrap();
     let err = engine::run(&resolved, &options(fw, dir.path()))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("multipack"), "{err}");
+    assert!(err.contains("sequential packing"), "{err}");
 }
 
 // ---- Goldens for the chat_template, chat_dataset, completion and input_output formats ----

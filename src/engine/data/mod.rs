@@ -3,10 +3,12 @@
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
 //! masking in [`format`](mod@format), the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
-//! Packing follows TorchTune's `PackedDataset` ([`pack`]).
+//! Packing follows TorchTune's `PackedDataset` ([`pack`]) or Axolotl's multipack sampler
+//! ([`multipack`]).
 
 pub mod files;
 pub mod format;
+pub mod multipack;
 pub mod order;
 pub mod sample;
 pub mod template;
@@ -94,7 +96,8 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             "no samples left after tokenization".into(),
         ));
     }
-    if d.packing {
+    // Axolotl packs per epoch, in the plan (`multipack`)
+    if d.packing && flavour != Flavour::Axolotl {
         train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
     }
     Ok(Split { train, val })

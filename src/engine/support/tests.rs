@@ -66,12 +66,26 @@ fn an_unimplemented_optimizer_is_refused_naming_the_supported_ones() {
 }
 
 #[test]
-fn multipack_is_refused_and_torchtune_packing_runs() {
+fn multipack_and_torchtune_packing_run_but_not_their_variants() {
     let mut s = spec();
     s.data.packing = true;
-    assert!(only(&s, Flavour::Axolotl).contains("multipack"));
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
     assert!(only(&s, Flavour::Unsloth).contains("TRL's packing"));
     assert!(refused(&s, Flavour::TorchTune).is_empty());
+    // Axolotl's sequential packing and curriculum sampler are not reproduced
+    for key in ["sample_packing_sequentially", "curriculum_sampling"] {
+        let mut v = s.clone();
+        v.passthrough
+            .insert(format!("axolotl.{key}"), serde_json::json!(true));
+        assert!(
+            only(&v, Flavour::Axolotl).contains("not reproduced"),
+            "{key}"
+        );
+    }
+    // a packed evaluation set runs too
+    let mut v = s.clone();
+    v.data.val_size = 0.05;
+    assert!(refused(&v, Flavour::Axolotl).is_empty());
 }
 
 #[test]
@@ -201,7 +215,12 @@ fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
 fn a_run_gets_every_reason_in_one_error() {
     let mut s = spec();
     s.optimizer.name = "paged_lion_8bit".into();
+    // Axolotl's curriculum sampler under packing is not reproduced
     s.data.packing = true;
+    s.passthrough.insert(
+        "axolotl.curriculum_sampling".into(),
+        serde_json::json!(true),
+    );
     let e = ensure(&s, Flavour::Axolotl, Architecture::FromConfigJson).unwrap_err();
     let EngineError::UnsupportedFeatures(found) = &e else {
         panic!("{e}")
@@ -210,9 +229,12 @@ fn a_run_gets_every_reason_in_one_error() {
         .iter()
         .map(|u: &Unsupported| u.field.as_str())
         .collect();
-    assert_eq!(fields, ["data.packing", "optimizer.name"]);
+    assert_eq!(
+        fields,
+        ["passthrough.axolotl.curriculum_sampling", "optimizer.name"]
+    );
     assert_eq!(e.to_string().lines().count(), 2, "{e}");
     assert!(e
         .to_string()
-        .starts_with("cannot run `data.packing` = `true`: "));
+        .starts_with("cannot run `passthrough.axolotl.curriculum_sampling` = `true`: "));
 }

@@ -19,12 +19,14 @@
 //! `global_step` counts optimizer steps.
 //!
 //! Files: `options.rs` (what a run takes and reports), `plan.rs` (every step's micro-batches),
+//! `multipack.rs` (the plan, rows and eval set of an Axolotl packed run),
 //! `shard.rs` (a data-parallel rank's share of an epoch), `parallel.rs` (the process group and
 //! what is reduced over ranks),
 //! `setup.rs` (the phases above), `step.rs` (one optimizer step; the eval loss), `run.rs` (the
 //! loop), `checkpoints.rs` (saving, resuming).
 
 mod checkpoints;
+mod multipack;
 mod options;
 mod parallel;
 mod plan;
@@ -35,6 +37,7 @@ mod step;
 
 pub use options::{BatchOverRanks, RunOptions, RunSummary, StepMetrics};
 pub use parallel::DataParallel;
+pub use multipack::plan as multipack_plan;
 pub use plan::{plan, Plan, Window};
 pub use run::run;
 pub use shard::Shard;

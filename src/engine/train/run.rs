@@ -222,15 +222,14 @@ impl Recipe {
 
 impl Recipe {
     /// The eval loss over the held-out rows, in batches of the training micro-batch (Axolotl's
-    /// `eval_batch_size` default), appended to `metrics.jsonl` as
+    /// `eval_batch_size` default; packed rows: the sampler's bins per batch), appended to `metrics.jsonl` as
     /// `{"step", "epoch", "eval_loss", "eval_samples"}`.
     fn evaluate(&self, step: u64, epoch: u64, metrics: &mut Metrics) -> Result<f64> {
-        let batch = self.spec.batch.micro_batch_per_device;
         let rows: Vec<&Sample> = self.val.iter().collect();
         let loss = eval_loss(
             &self.model,
             &rows,
-            batch.max(1) as usize,
+            self.eval_batch,
             self.tok.pad_id(),
             self.device,
         );

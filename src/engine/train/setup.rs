@@ -24,8 +24,10 @@ pub(super) struct Recipe {
     pub(super) device: Device,
     pub(super) tok: Tokenizer,
     pub(super) samples: Vec<Sample>,
-    /// Held-out validation samples (`data.val_size`).
+    /// Held-out validation samples (`data.val_size`), packed as Axolotl packs them.
     pub(super) val: Vec<Sample>,
+    /// Rows per evaluation batch.
+    pub(super) eval_batch: usize,
     pub(super) model: ModelForCausalLM,
     pub(super) lora: Option<LoraSpec>,
     pub(super) trainable: Vec<Tensor>,
@@ -77,13 +79,26 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     // 5. optimizer
     let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
     // 6. the data plan, then the schedule over its horizon
-    let plan = plan(
-        &spec,
-        flavour,
-        samples.len(),
-        spec.training.max_steps,
-        shard,
-    )?;
+    //    (Axolotl's multipack: the plan packs each epoch's rows, which replace the samples)
+    let (plan, samples) = if super::multipack::applies(&spec, flavour) {
+        super::multipack::plan(
+            &spec,
+            &samples,
+            tok.pad_id(),
+            spec.training.max_steps,
+            shard,
+        )?
+    } else {
+        let p = plan(
+            &spec,
+            flavour,
+            samples.len(),
+            spec.training.max_steps,
+            shard,
+        )?;
+        (p, samples)
+    };
+    let (val, eval_batch) = super::multipack::eval_set(&spec, flavour, val, tok.pad_id())?;
     let schedule = build_schedule(&spec, &plan)?;
     // HF Trainer: `set_seed(args.seed)` in its constructor, after the model and the adapter
     // exist; dropout draws start from there. TorchTune seeds once, before building the model
@@ -99,6 +114,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         tok,
         samples,
         val,
+        eval_batch,
         model,
         lora,
         trainable,
