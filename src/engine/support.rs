@@ -178,13 +178,17 @@ fn check_adapter(spec: &RunSpec) -> Vec<Unsupported> {
 fn check_data(spec: &RunSpec, flavour: Flavour) -> Vec<Unsupported> {
     let mut out = Vec::new();
     let d = &spec.data;
-    if d.packing && flavour != Flavour::TorchTune {
+    if d.packing && !matches!(flavour, Flavour::TorchTune | Flavour::Unsloth) {
         out.push(Unsupported::new(
             "data.packing",
             "true",
-            "the engine packs as TorchTune's PackedDataset does (--flavour torchtune); \
-             Axolotl's multipack bin packing and TRL's packing are not reproduced",
+            "the engine packs as TorchTune's PackedDataset (--flavour torchtune) and TRL's \
+             best-fit-decreasing packing (--flavour unsloth) do; Axolotl's multipack bin \
+             packing is not reproduced",
         ));
+    }
+    if d.packing && flavour == Flavour::Unsloth {
+        out.extend(super::data::trl_pack::check(d));
     }
     if d.packing && flavour == Flavour::TorchTune {
         if let Some(ds) = d

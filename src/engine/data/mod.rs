@@ -3,7 +3,8 @@
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
 //! masking in [`format`](mod@format), the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
-//! Packing follows TorchTune's `PackedDataset` ([`pack`]).
+//! Packing follows TorchTune's `PackedDataset` ([`pack`]); under the Unsloth flavour, TRL's
+//! best-fit-decreasing packing and padding-free batches ([`trl_pack`]).
 
 pub mod files;
 pub mod format;
@@ -11,6 +12,7 @@ pub mod order;
 pub mod sample;
 pub mod template;
 pub mod tokenizer;
+pub mod trl_pack;
 
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
@@ -94,7 +96,9 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
             "no samples left after tokenization".into(),
         ));
     }
-    if d.packing {
+    if d.packing && flavour == Flavour::Unsloth {
+        train = trl_pack::pack_bfd(&train, d.sequence_len as usize);
+    } else if d.packing {
         train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
     }
     Ok(Split { train, val })
@@ -246,6 +250,22 @@ pub struct Batch {
     pub tokens: i64,
     /// Packed rows: their document layout, for the model's forward.
     pub docs: Option<DocLayout>,
+}
+
+/// Whether the flavour's collator flattens each micro-batch into one row: TRL's
+/// `padding_free` (Unsloth's default), which bfd packing implies ([`trl_pack`]).
+pub fn flattens(d: &Data, flavour: Flavour) -> bool {
+    flavour == Flavour::Unsloth && (d.padding_free || d.packing)
+}
+
+/// A micro-batch as the flavour's collator builds it: TRL's one padding-free row where
+/// [`flattens`], else [`collate`].
+pub fn collate_as(flat: bool, samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
+    if flat {
+        trl_pack::collate_flat(samples, device)
+    } else {
+        collate(samples, pad_id, device)
+    }
 }
 
 /// Right-pad to the longest sample: input_ids with `pad_id`, labels with -100

@@ -70,7 +70,7 @@ fn multipack_is_refused_and_torchtune_packing_runs() {
     let mut s = spec();
     s.data.packing = true;
     assert!(only(&s, Flavour::Axolotl).contains("multipack"));
-    assert!(only(&s, Flavour::Unsloth).contains("TRL's packing"));
+    assert!(refused(&s, Flavour::Unsloth).is_empty(), "TRL bfd packing");
     assert!(refused(&s, Flavour::TorchTune).is_empty());
 }
 
@@ -215,4 +215,22 @@ fn a_run_gets_every_reason_in_one_error() {
     assert!(e
         .to_string()
         .starts_with("cannot run `data.packing` = `true`: "));
+}
+
+#[test]
+fn trl_packing_refuses_a_packed_eval_split_and_responses_only_masking() {
+    let mut s = spec();
+    s.data.packing = true;
+    s.data.val_size = 0.1;
+    s.data.drop_fully_masked = true;
+    assert_eq!(
+        refused(&s, Flavour::Unsloth),
+        ["data.val_size", "data.drop_fully_masked"]
+    );
+    s.data.packing = false;
+    s.data.padding_free = true;
+    assert!(
+        refused(&s, Flavour::Unsloth).is_empty(),
+        "padding-free alone"
+    );
 }

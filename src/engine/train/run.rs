@@ -202,6 +202,7 @@ impl Recipe {
             batch.max(1) as usize,
             self.tok.pad_id(),
             self.device,
+            crate::engine::data::flattens(&self.spec.data, self.flavour),
         );
         let line = serde_json::json!({
             "step": step,
