@@ -4,7 +4,9 @@
 //! the final adapter. Also: a padding-free batch trains as the padded one does.
 
 use super::harness::repo;
-use super::run::{adapter_matches, golden_losses, options, read, train, ENGINE};
+use super::run::{
+    adapter_matches, golden_losses, options, read, rel_frobenius, tensors, train, ENGINE,
+};
 use tch::Device;
 use tunebridge::engine::{self, Flavour};
 
@@ -70,7 +72,7 @@ fn trl_packed_batches_match_the_recorded_collator_output() {
         assert_eq!(lens, want_lens, "micro-batch {k}: rows");
         let row = &r["rows"].as_array().unwrap()[..];
         assert_eq!(row.len(), 1, "padding-free: one flattened row");
-        let b = engine::data::trl_pack::collate_flat(&samples, Device::Cpu);
+        let b = engine::data::collate_as(true, &samples, 0, Device::Cpu);
         let flat = |t: &tch::Tensor| Vec::<i64>::try_from(t.view([-1])).unwrap();
         assert_eq!(
             flat(&b.input_ids),
@@ -111,6 +113,18 @@ fn trl_packing_matches_golden() {
         summary.losses
     );
     adapter_matches(NAME, dir.path());
+    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
+    let theirs = tensors(
+        &repo()
+            .join("golden/runs")
+            .join(NAME)
+            .join("adapter_model.safetensors"),
+    );
+    let worst = theirs
+        .iter()
+        .map(|(k, w)| rel_frobenius(&ours[k], w))
+        .fold(0.0, f64::max);
+    eprintln!("{NAME}: max rel. adapter error {worst:.1e}");
 }
 
 #[test]

@@ -261,10 +261,26 @@ pub fn flattens(d: &Data, flavour: Flavour) -> bool {
 /// A micro-batch as the flavour's collator builds it: TRL's one padding-free row where
 /// [`flattens`], else [`collate`].
 pub fn collate_as(flat: bool, samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
-    if flat {
-        trl_pack::collate_flat(samples, device)
-    } else {
-        collate(samples, pad_id, device)
+    if !flat {
+        return collate(samples, pad_id, device);
+    }
+    let f = trl_pack::flatten(samples);
+    let t = f.input_ids.len() as i64;
+    let trained = |v: &[i64]| v.iter().filter(|&&l| l != format::IGNORE).count() as i64;
+    let to = |v: &[i64]| {
+        Tensor::from_slice(v)
+            .to_kind(Kind::Int64)
+            .view([1, t])
+            .to_device(device)
+    };
+    Batch {
+        input_ids: to(&f.input_ids),
+        labels: to(&f.labels),
+        // the first label is a document start, so both counts agree
+        label_tokens_unshifted: trained(&f.labels),
+        label_tokens_shifted: trained(f.labels.get(1..).unwrap_or(&[])),
+        tokens: t,
+        docs: Some(DocLayout::new(&[f.doc_lens], t, device)),
     }
 }
 

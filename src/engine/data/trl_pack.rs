@@ -21,19 +21,17 @@
 //! 5.16 (`masking_utils.find_packed_sequence_indices`) reads the restarting positions as
 //! document boundaries and masks attention block-diagonally (checked on the real CPU run:
 //! golden/runs/hf-trl-packing-llama/log.txt, `contamination check`), as Unsloth's varlen
-//! attention does on a GPU. So a padding-free micro-batch is one row with a [`DocLayout`] of
+//! attention does on a GPU. So a padding-free micro-batch is one row with a `DocLayout` of
 //! its documents, and its loss equals the padded batch's up to float order.
 //!
 //! Loss: HF's `num_items_in_batch` = Σ labels\[1:\] ≠ −100 over the step's flattened rows
 //! (the masked document starts are not counted), as for any TRL run.
 
 use super::format::IGNORE;
-use super::{Batch, Sample};
+use super::sample::Sample;
 use crate::engine::error::Unsupported;
-use crate::engine::model::mask::DocLayout;
 use crate::ir::Data;
 use std::collections::{BTreeMap, VecDeque};
-use tch::{Device, Kind, Tensor};
 
 /// `datasets.Dataset.map(batched=True)`'s default `batch_size`: TRL packs each chunk of this
 /// many samples separately.
@@ -135,14 +133,28 @@ fn pack_bfd_chunk(chunk: &[Sample], seq_length: usize) -> Vec<Sample> {
         .collect()
 }
 
-/// TRL's padding-free collator: the micro-batch as one row of all its documents, labels −100
-/// at every document start, positions and block-causal attention per document.
-pub fn collate_flat(samples: &[&Sample], device: Device) -> Batch {
-    let mut ids = Vec::new();
-    let mut labels = Vec::new();
-    let mut docs = Vec::new();
+/// A micro-batch as TRL's padding-free collator lays it out, before it becomes tensors
+/// (`data::collate_as`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flat {
+    /// Every row's tokens, one after the other.
+    pub input_ids: Vec<i64>,
+    /// Their labels, −100 at every document start (`labels[position_ids == 0] = -100`).
+    pub labels: Vec<i64>,
+    /// The documents' lengths (an unpacked sample is one document): positions restart and
+    /// attention is confined per document.
+    pub doc_lens: Vec<usize>,
+}
+
+/// TRL's padding-free collator: the micro-batch as one row of all its documents.
+pub fn flatten(samples: &[&Sample]) -> Flat {
+    let mut f = Flat {
+        input_ids: Vec::new(),
+        labels: Vec::new(),
+        doc_lens: Vec::new(),
+    };
     for s in samples {
-        ids.extend(&s.input_ids);
+        f.input_ids.extend(&s.input_ids);
         let lens = if s.doc_lens.is_empty() {
             vec![s.input_ids.len()]
         } else {
@@ -150,33 +162,16 @@ pub fn collate_flat(samples: &[&Sample], device: Device) -> Batch {
         };
         let mut at = 0;
         for &n in &lens {
-            labels.extend(&s.labels[at..at + n]);
+            f.labels.extend(&s.labels[at..at + n]);
             if n > 0 {
-                let start = labels.len() - n;
-                labels[start] = IGNORE; // labels[position_ids == 0] = -100
+                let start = f.labels.len() - n;
+                f.labels[start] = IGNORE;
             }
             at += n;
         }
-        docs.extend(lens);
+        f.doc_lens.extend(lens);
     }
-    let t = ids.len() as i64;
-    let trained = |v: &[i64]| v.iter().filter(|&&l| l != IGNORE).count() as i64;
-    // the first label is a document start, so both counts agree
-    let shifted = trained(labels.get(1..).unwrap_or(&[]));
-    let to = |v: Vec<i64>| {
-        Tensor::from_slice(&v)
-            .to_kind(Kind::Int64)
-            .view([1, t])
-            .to_device(device)
-    };
-    Batch {
-        input_ids: to(ids),
-        label_tokens_unshifted: trained(&labels),
-        label_tokens_shifted: shifted,
-        labels: to(labels),
-        tokens: t,
-        docs: Some(DocLayout::new(&[docs], t, device)),
-    }
+    f
 }
 
 #[cfg(test)]
@@ -304,15 +299,9 @@ mod tests {
             labels: vec![-100, 7],
             doc_lens: Vec::new(),
         };
-        let batch = collate_flat(&[&a, &b], Device::Cpu);
-        assert_eq!(batch.input_ids.size(), [1, 7]);
-        let labels: Vec<i64> = Vec::try_from(batch.labels.view([-1])).unwrap();
-        assert_eq!(labels, vec![-100, 2, 3, -100, 5, -100, 7]);
-        assert_eq!(
-            (batch.label_tokens_shifted, batch.label_tokens_unshifted),
-            (4, 4)
-        );
-        assert_eq!(batch.tokens, 7);
-        assert!(batch.docs.is_some(), "documents [3, 2, 2] in one row");
+        let f = flatten(&[&a, &b]);
+        assert_eq!(f.input_ids, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(f.labels, vec![-100, 2, 3, -100, 5, -100, 7]);
+        assert_eq!(f.doc_lens, vec![3, 2, 2]);
     }
 }
