@@ -29,7 +29,7 @@
 //! Numerics follow PyTorch because the engine is libtorch: the same kernels, and
 //! `tch::manual_seed` drives the same CPU generator as `torch.manual_seed`. Memory:
 //! [`recompute`] (layer-wise activation recomputation, chunked lm_head + cross-entropy).
-//! Left out for now: Axolotl multipack and TRL packing (TorchTune packing is in), multi-GPU,
+//! Left out for now: Axolotl multipack (TorchTune and TRL bfd packing are in), multi-GPU,
 //! CPU offload of saved activations, fused kernels.
 
 pub mod bench;

@@ -182,12 +182,7 @@ fn check_data(spec: &RunSpec, flavour: Flavour) -> Vec<Unsupported> {
         out.extend(super::data::multipack::check(spec));
     }
     if d.packing && flavour == Flavour::Unsloth {
-        out.push(Unsupported::new(
-            "data.packing",
-            "true",
-            "the engine packs as TorchTune's PackedDataset (--flavour torchtune) and Axolotl's \
-             multipack sampler (--flavour axolotl) do; TRL's packing is not reproduced",
-        ));
+        out.extend(super::data::trl_pack::check(d));
     }
     if d.packing && flavour == Flavour::TorchTune {
         if let Some(ds) = d

@@ -303,7 +303,7 @@ fn run_check_lists_every_reason_at_its_key() {
     for want in [
         "error[not-supported]: cannot run `data.packing` = `true`",
         "sample_packing: true",
-        "help: the engine packs as TorchTune's PackedDataset does",
+        "help: the engine packs as TorchTune's PackedDataset (--flavour torchtune)",
         "error[not-supported]: cannot run `optimizer.name` = `lion_8bit`",
         "optimizer: lion_8bit",
         "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW (adamw_8bit",

@@ -18,6 +18,8 @@ mod phi;
 mod port;
 #[cfg(feature = "engine")]
 mod run;
+#[cfg(feature = "engine")]
+mod trl_packing;
 mod upstream;
 mod validate;
 mod verify;

@@ -3,8 +3,9 @@
 //! Each step follows the framework the run reproduces ([`Flavour`]): prompt framing and
 //! masking in [`format`](mod@format), the shuffles in [`order`], padding and label layout in [`collate`].
 //! Files come from [`files`]: JSON, JSON Lines, Parquet, or a hub dataset in the local cache.
-//! Packing follows TorchTune's `PackedDataset` ([`pack`]) or Axolotl's multipack sampler
-//! ([`multipack`]).
+//! Packing follows TorchTune's `PackedDataset` ([`pack`]), Axolotl's multipack sampler
+//! ([`multipack`]), or under the Unsloth flavour TRL's best-fit-decreasing packing and
+//! padding-free batches ([`trl_pack`]).
 
 pub mod files;
 pub mod format;
@@ -13,6 +14,7 @@ pub mod order;
 pub mod sample;
 pub mod template;
 pub mod tokenizer;
+pub mod trl_pack;
 
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
@@ -97,7 +99,9 @@ pub fn build_split(spec: &RunSpec, flavour: Flavour, tok: &Tokenizer) -> Result<
         ));
     }
     // Axolotl packs per epoch, in the plan (`multipack`)
-    if d.packing && flavour != Flavour::Axolotl {
+    if d.packing && flavour == Flavour::Unsloth {
+        train = trl_pack::pack_bfd(&train, d.sequence_len as usize);
+    } else if d.packing && flavour == Flavour::TorchTune {
         train = pack(&train, d.sequence_len as usize, PACK_PAD_ID)?;
     }
     Ok(Split { train, val })
@@ -249,6 +253,38 @@ pub struct Batch {
     pub tokens: i64,
     /// Packed rows: their document layout, for the model's forward.
     pub docs: Option<DocLayout>,
+}
+
+/// Whether the flavour's collator flattens each micro-batch into one row: TRL's
+/// `padding_free` (Unsloth's default), which bfd packing implies ([`trl_pack`]).
+pub fn flattens(d: &Data, flavour: Flavour) -> bool {
+    flavour == Flavour::Unsloth && (d.padding_free || d.packing)
+}
+
+/// A micro-batch as the flavour's collator builds it: TRL's one padding-free row where
+/// [`flattens`], else [`collate`].
+pub fn collate_as(flat: bool, samples: &[&Sample], pad_id: i64, device: Device) -> Batch {
+    if !flat {
+        return collate(samples, pad_id, device);
+    }
+    let f = trl_pack::flatten(samples);
+    let t = f.input_ids.len() as i64;
+    let trained = |v: &[i64]| v.iter().filter(|&&l| l != format::IGNORE).count() as i64;
+    let to = |v: &[i64]| {
+        Tensor::from_slice(v)
+            .to_kind(Kind::Int64)
+            .view([1, t])
+            .to_device(device)
+    };
+    Batch {
+        input_ids: to(&f.input_ids),
+        labels: to(&f.labels),
+        // the first label is a document start, so both counts agree
+        label_tokens_unshifted: trained(&f.labels),
+        label_tokens_shifted: trained(f.labels.get(1..).unwrap_or(&[])),
+        tokens: t,
+        docs: Some(DocLayout::new(&[f.doc_lens], t, device)),
+    }
 }
 
 /// Right-pad to the longest sample: input_ids with `pad_id`, labels with -100

@@ -70,7 +70,7 @@ fn multipack_and_torchtune_packing_run_but_not_their_variants() {
     let mut s = spec();
     s.data.packing = true;
     assert!(refused(&s, Flavour::Axolotl).is_empty());
-    assert!(only(&s, Flavour::Unsloth).contains("TRL's packing"));
+    assert!(refused(&s, Flavour::Unsloth).is_empty(), "TRL bfd packing");
     assert!(refused(&s, Flavour::TorchTune).is_empty());
     // Axolotl's sequential packing and curriculum sampler are not reproduced
     for key in ["sample_packing_sequentially", "curriculum_sampling"] {
@@ -237,4 +237,22 @@ fn a_run_gets_every_reason_in_one_error() {
     assert!(e
         .to_string()
         .starts_with("cannot run `passthrough.axolotl.curriculum_sampling` = `true`: "));
+}
+
+#[test]
+fn trl_packing_refuses_a_packed_eval_split_and_responses_only_masking() {
+    let mut s = spec();
+    s.data.packing = true;
+    s.data.val_size = 0.1;
+    s.data.drop_fully_masked = true;
+    assert_eq!(
+        refused(&s, Flavour::Unsloth),
+        ["data.val_size", "data.drop_fully_masked"]
+    );
+    s.data.packing = false;
+    s.data.padding_free = true;
+    assert!(
+        refused(&s, Flavour::Unsloth).is_empty(),
+        "padding-free alone"
+    );
 }

@@ -232,6 +232,7 @@ impl Recipe {
             self.eval_batch,
             self.tok.pad_id(),
             self.device,
+            crate::engine::data::flattens(&self.spec.data, self.flavour),
         );
         let line = serde_json::json!({
             "step": step,

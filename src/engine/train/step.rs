@@ -24,18 +24,20 @@ fn mem_peak() -> Option<u64> {
 /// The HF Trainer's `eval_loss`: the held-out samples in order, in batches of `batch`
 /// (Axolotl's `eval_batch_size` defaults to the micro-batch), each batch's token-mean CE over
 /// its shifted labels, then the mean over samples of their batch's loss (`evaluation_loop`
-/// repeats each batch loss `batch_size` times). No dropout, no gradients.
+/// repeats each batch loss `batch_size` times). No dropout, no gradients. `flat`: TRL's
+/// padding-free batches ([`data::flattens`]), one row each, so each batch counts once.
 pub fn eval_loss(
     model: &ModelForCausalLM,
     samples: &[&Sample],
     batch: usize,
     pad_id: i64,
     device: Device,
+    flat: bool,
 ) -> f64 {
     let _guard = tch::no_grad_guard();
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in samples.chunks(batch.max(1)) {
-        let b = data::collate(chunk, pad_id, device);
+        let b = data::collate_as(flat, chunk, pad_id, device);
         let labels = shifted_labels(&b);
         let logits = model
             .forward(&b.input_ids, b.docs.as_ref(), false)
@@ -49,8 +51,9 @@ pub fn eval_loss(
             0.0,
         );
         let mean = ce.double_value(&[]) / (b.label_tokens_shifted.max(1) as f64);
-        sum += mean * chunk.len() as f64;
-        n += chunk.len();
+        let rows = if flat { 1 } else { chunk.len() };
+        sum += mean * rows as f64;
+        n += rows;
     }
     sum / n.max(1) as f64
 }
@@ -72,12 +75,13 @@ impl Recipe {
     pub(super) fn train_step(&mut self, global_step: u64, window: &Window) -> Result<StepMetrics> {
         let t0 = Instant::now();
         let pad = self.tok.pad_id();
+        let flat = data::flattens(&self.spec.data, self.flavour);
         let batches: Vec<data::Batch> = window
             .micro_batches
             .iter()
             .map(|mb| {
                 let rows: Vec<&Sample> = mb.iter().map(|&i| &self.samples[i]).collect();
-                data::collate(&rows, pad, self.device)
+                data::collate_as(flat, &rows, pad, self.device)
             })
             .collect();
         let counts = [
