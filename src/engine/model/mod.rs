@@ -4,6 +4,7 @@
 //! A model folder holds `config.json`, `model.safetensors` (or shards plus
 //! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json`.
 
+pub mod gemma;
 pub mod llama;
 pub mod mask;
 pub mod phi3;
