@@ -252,3 +252,43 @@ pub(super) fn softcap(xs: &Tensor, cap: f64) -> Tensor {
 pub(super) fn offset_scale(normed: &Tensor, weight: &Tensor) -> Tensor {
     normed * (weight.to_kind(Kind::Float) + 1.0)
 }
+
+/// What `run --check` refuses of a Gemma spec (`None` for other families):
+/// - TorchTune: `torchtune.models.gemma`/`gemma2` build their own module tree (their attention
+///   with soft-capping, a `TiedLinear` head, builders drawing LoRA in their order) which no
+///   golden has pinned; the engine runs Gemma with transformers' and PEFT's modules (Axolotl,
+///   Unsloth/TRL);
+/// - judged without weights (`from_family`), the multimodal Gemma 3 sizes (4B, 12B, 27B), named
+///   by the base model's size tag (their `config.json` says `gemma3`, refused when it loads).
+pub fn check(
+    family: &str,
+    base: &str,
+    flavour: crate::engine::flavour::Flavour,
+    from_family: bool,
+) -> Option<crate::engine::error::Unsupported> {
+    use crate::engine::error::Unsupported;
+    let f = crate::translate::families::by_name(family)?;
+    if !MODEL_TYPES.contains(&f.hf_model_type.as_str()) {
+        return None;
+    }
+    if flavour == crate::engine::flavour::Flavour::TorchTune {
+        return Some(Unsupported::new(
+            "model.family",
+            family,
+            "TorchTune builds Gemma from its own modules (torchtune.models.gemma2: its attention \
+             with soft-capping, a TiedLinear head, its LoRA draw order), which no golden pins; the \
+             engine runs Gemma 2/3 with transformers' and PEFT's modules (Axolotl, Unsloth/TRL)",
+        ));
+    }
+    let size = crate::translate::families::size_tag(base);
+    (from_family && f.hf_model_type == "gemma3_text" && ["4B", "12B", "27B"].contains(&size.as_str()))
+        .then(|| {
+            Unsupported::new(
+                "model.base",
+                base,
+                "a multimodal Gemma 3 (4B-27B: Gemma3ForConditionalGeneration, a vision tower beside \
+                 the text model, LoRA modules under `language_model`); the engine runs the text-only \
+                 Gemma 3 models (gemma-3-270m, gemma-3-1b)",
+            )
+        })
+}
