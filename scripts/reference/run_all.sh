@@ -11,7 +11,7 @@ cd "$REPO"
 REF="${TUNEBRIDGE_REF_DIR:-$HOME/.cache/tunebridge/ref}"
 RUNS=(torchtune-lora-qwen2 axolotl-lora-llama axolotl-lora-llama-inputs torchtune-full-qwen2 hf-trl-unsloth-style-llama
       axolotl-lora-qwen2-chat torchtune-lora-qwen2-chat axolotl-lora-llama-completion axolotl-lora-llama-input-output
-      axolotl-lora-llama-eval hf-trl-adamw8bit-llama axolotl-lora-phi3)
+      axolotl-lora-llama-eval hf-trl-adamw8bit-llama axolotl-lora-phi3 axolotl-lora-gemma2 axolotl-lora-gemma3)
 
 if [ $# -eq 0 ]; then
   bash scripts/reference/setup_envs.sh

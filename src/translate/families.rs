@@ -142,7 +142,11 @@ mod tests {
         assert_eq!(family("tiny-mistral"), Some("mistral"));
         assert_eq!(family("tiny-qwen3"), Some("qwen3"));
         assert_eq!(family("tiny-gemma2"), Some("gemma2"));
-        assert_eq!(family("tiny-gemma3"), Some("gemma3"), "model_type gemma3_text");
+        assert_eq!(
+            family("tiny-gemma3"),
+            Some("gemma3"),
+            "model_type gemma3_text"
+        );
     }
 
     #[test]

@@ -362,8 +362,9 @@ impl RotaryEmbedding {
     fn plain(cfg: &Config, theta: f64, linear: Option<f64>, device: tch::Device) -> Self {
         let d = cfg.rotary_dim;
         // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
-        let exponent =
-            Tensor::arange_start_step(0, d, 2, (Kind::Int64, device)).to_kind(Kind::Float) / (d as f64);
+        let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
+            / (d as f64);
         let mut inv_freq = Tensor::pow_scalar(theta, &exponent).reciprocal();
         if let Some(s) = &cfg.llama3_scaling {
             inv_freq = llama3_inv_freq(&inv_freq, s);
