@@ -294,3 +294,28 @@ pub fn check(
             )
         })
 }
+
+/// The attention kernel a Gemma 2 run needs to match its framework. The attention soft-cap is
+/// applied by every kernel the frameworks run Gemma 2 with but transformers' SDPA: eager,
+/// flash-attention 2/3 (`flash_attention_forward(softcap=…)`), flex (`score_mod`), and
+/// Unsloth's own Gemma 2 attention whatever the config asks. The engine applies it on its
+/// eager path only (SDPA takes no soft-cap), so such a run computes attention there.
+pub fn kernel_for(
+    cfg: &super::llama::Config,
+    requested: crate::ir::Attention,
+    chosen: super::llama::AttentionImpl,
+    flavour: crate::engine::flavour::Flavour,
+) -> super::llama::AttentionImpl {
+    use crate::ir::Attention as A;
+    let capped = cfg.gemma.as_ref().is_some_and(|g| g.attn_softcap.is_some());
+    let framework_caps = flavour == crate::engine::flavour::Flavour::Unsloth
+        || matches!(
+            requested,
+            A::Eager | A::FlashAttention2 | A::FlashAttention3 | A::FlexAttention
+        );
+    if capped && framework_caps {
+        super::llama::AttentionImpl::Eager
+    } else {
+        chosen
+    }
+}

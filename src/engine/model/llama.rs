@@ -370,7 +370,7 @@ impl RotaryEmbedding {
             inv_freq = llama3_inv_freq(&inv_freq, s);
         }
         if let Some(f) = linear {
-            inv_freq = inv_freq / f;
+            inv_freq /= f;
         }
         let (cos, sin) = rope_tables(&inv_freq, cfg.max_position_embeddings, None);
         RotaryEmbedding {

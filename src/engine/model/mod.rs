@@ -303,4 +303,27 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn gemma2_soft_cap_takes_the_eager_kernel_where_the_framework_caps() {
+        use crate::engine::flavour::Flavour;
+        use crate::ir::Attention as A;
+        let c = gemma("gemma2", "").unwrap();
+        let k = |a, f| gemma::kernel_for(&c, a, AttentionImpl::Sdpa, f);
+        assert_eq!(k(A::Sdpa, Flavour::Axolotl), AttentionImpl::Sdpa);
+        assert_eq!(
+            k(A::FlashAttention2, Flavour::Axolotl),
+            AttentionImpl::Eager
+        );
+        assert_eq!(k(A::Sdpa, Flavour::Unsloth), AttentionImpl::Eager);
+        // Gemma 3 has no attention cap: the kernel stays.
+        let c3 = gemma("gemma3_text", "").unwrap();
+        let k3 = gemma::kernel_for(
+            &c3,
+            A::FlashAttention2,
+            AttentionImpl::Sdpa,
+            Flavour::Unsloth,
+        );
+        assert_eq!(k3, AttentionImpl::Sdpa);
+    }
 }
