@@ -30,7 +30,6 @@
 //! (`Gemma3ForConditionalGeneration`, 4B-27B) hold the text model under `language_model` next
 //! to a vision tower and PEFT names its LoRA modules there: refused with that reason.
 
-use super::llama::{RawConfig, RopeParameters};
 use crate::engine::error::{EngineError, Result};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
@@ -67,8 +66,32 @@ fn present<'de, D: serde::Deserializer<'de>>(
 /// `llama::RopeParameters`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GemmaRopeKeys {
-    pub full_attention: Option<Box<RopeParameters>>,
-    pub sliding_attention: Option<Box<RopeParameters>>,
+    pub full_attention: Option<LayerRope>,
+    pub sliding_attention: Option<LayerRope>,
+}
+
+/// The RoPE keys Gemma reads, of one layer type (or of the whole model).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LayerRope {
+    pub rope_theta: Option<f64>,
+    pub rope_type: Option<String>,
+    /// transformers < 4.45 spelling of `rope_type`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub factor: Option<f64>,
+}
+
+/// What [`resolve`] reads of `config.json` besides [`GemmaKeys`].
+pub(super) struct Inputs<'a> {
+    pub model_type: &'a str,
+    pub num_hidden_layers: usize,
+    pub sliding_window: Option<usize>,
+    /// Top-level `rope_theta` (transformers 4 spelling).
+    pub rope_theta: Option<f64>,
+    /// `rope_parameters` or `rope_scaling`, read flat.
+    pub rope: LayerRope,
+    /// `rope_parameters` read per layer type.
+    pub per_type: &'a GemmaRopeKeys,
 }
 
 /// The resolved Gemma specifics.
@@ -90,8 +113,7 @@ pub struct Gemma {
 }
 
 /// The Gemma specifics of `config.json`, and the global layers' RoPE θ.
-pub(super) fn resolve(raw: &RawConfig, rope: &RopeParameters) -> Result<(Gemma, f64)> {
-    let g = &raw.gemma;
+pub(super) fn resolve(g: &GemmaKeys, raw: Inputs) -> Result<(Gemma, f64)> {
     let gemma3 = raw.model_type == "gemma3_text";
     let act = g
         .hidden_activation
@@ -156,11 +178,14 @@ pub(super) fn resolve(raw: &RawConfig, rope: &RopeParameters) -> Result<(Gemma, 
     }
     let sliding_window = raw.sliding_window.unwrap_or(4096) as i64;
     // Gemma 3 in the transformers 5 spelling: one RoPE per layer type.
-    let (global, local) = match (&rope.gemma.full_attention, &rope.gemma.sliding_attention) {
-        (Some(f), s) if gemma3 => (f.as_ref().clone(), s.as_deref().cloned()),
-        _ => (rope.clone(), None),
+    let (global, local) = match (
+        &raw.per_type.full_attention,
+        &raw.per_type.sliding_attention,
+    ) {
+        (Some(f), s) if gemma3 => (f.clone(), s.clone()),
+        _ => (raw.rope.clone(), None),
     };
-    let rope_type = |r: &RopeParameters| {
+    let rope_type = |r: &LayerRope| {
         r.rope_type
             .clone()
             .or(r.kind.clone())
@@ -295,27 +320,23 @@ pub fn check(
         })
 }
 
-/// The attention kernel a Gemma 2 run needs to match its framework. The attention soft-cap is
-/// applied by every kernel the frameworks run Gemma 2 with but transformers' SDPA: eager,
-/// flash-attention 2/3 (`flash_attention_forward(softcap=…)`), flex (`score_mod`), and
-/// Unsloth's own Gemma 2 attention whatever the config asks. The engine applies it on its
-/// eager path only (SDPA takes no soft-cap), so such a run computes attention there.
-pub fn kernel_for(
-    cfg: &super::llama::Config,
+/// Whether a Gemma 2 run needs the engine's eager attention to match its framework. The
+/// attention soft-cap is applied by every kernel the frameworks run Gemma 2 with but
+/// transformers' SDPA: eager, flash-attention 2/3 (`flash_attention_forward(softcap=…)`), flex
+/// (`score_mod`), and Unsloth's own Gemma 2 attention whatever the config asks. The engine
+/// applies it on its eager path only (SDPA takes no soft-cap), so such a run computes attention
+/// there.
+pub fn needs_eager(
+    gemma: Option<&Gemma>,
     requested: crate::ir::Attention,
-    chosen: super::llama::AttentionImpl,
     flavour: crate::engine::flavour::Flavour,
-) -> super::llama::AttentionImpl {
+) -> bool {
     use crate::ir::Attention as A;
-    let capped = cfg.gemma.as_ref().is_some_and(|g| g.attn_softcap.is_some());
+    let capped = gemma.is_some_and(|g| g.attn_softcap.is_some());
     let framework_caps = flavour == crate::engine::flavour::Flavour::Unsloth
         || matches!(
             requested,
             A::Eager | A::FlashAttention2 | A::FlashAttention3 | A::FlexAttention
         );
-    if capped && framework_caps {
-        super::llama::AttentionImpl::Eager
-    } else {
-        chosen
-    }
+    capped && framework_caps
 }

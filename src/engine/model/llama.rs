@@ -15,6 +15,7 @@
 //!
 //! Left out: KV cache and generation (training only), MoE variants, vision towers.
 
+pub use super::activation::Activation;
 use super::gemma::{self, Gemma, GemmaKeys, GemmaRopeKeys};
 use super::mask::{causal_mask, sliding_window_mask, DocLayout};
 use super::phi3::{self, GateUpProj, LongRope, Phi3Keys, Phi3RopeKeys, QkvProj};
@@ -133,24 +134,6 @@ pub struct Config {
     pub gemma: Option<Gemma>,
 }
 
-/// The gate activation of the gated MLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// silu(x) = x·σ(x) (SwiGLU).
-    Silu,
-    /// gelu with the tanh approximation (`gelu_pytorch_tanh`, GeGLU).
-    GeluTanh,
-}
-
-impl Activation {
-    pub fn apply(self, xs: &Tensor) -> Tensor {
-        match self {
-            Activation::Silu => xs.silu(),
-            Activation::GeluTanh => xs.gelu("tanh"),
-        }
-    }
-}
-
 /// The `config.json` `model_type`s this file implements (`run --check` judges a spec's
 /// `model.family` against them through `translators/families.toml`).
 pub const ARCHITECTURES: [&str; 7] = [
@@ -194,7 +177,20 @@ impl RawConfig {
             .or(self.rope_scaling.clone())
             .unwrap_or_default();
         let gemma = if is_gemma {
-            Some(gemma::resolve(&self, &rope)?)
+            let inputs = gemma::Inputs {
+                model_type: arch,
+                num_hidden_layers: self.num_hidden_layers,
+                sliding_window: self.sliding_window,
+                rope_theta: self.rope_theta,
+                rope: gemma::LayerRope {
+                    rope_theta: rope.rope_theta,
+                    rope_type: rope.rope_type.clone(),
+                    kind: rope.kind.clone(),
+                    factor: rope.factor,
+                },
+                per_type: &rope.gemma,
+            };
+            Some(gemma::resolve(&self.gemma, inputs)?)
         } else {
             None
         };

@@ -4,6 +4,7 @@
 //! A model folder holds `config.json`, `model.safetensors` (or shards plus
 //! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json`.
 
+pub mod activation;
 pub mod gemma;
 pub mod llama;
 pub mod mask;
@@ -309,21 +310,17 @@ mod tests {
         use crate::engine::flavour::Flavour;
         use crate::ir::Attention as A;
         let c = gemma("gemma2", "").unwrap();
-        let k = |a, f| gemma::kernel_for(&c, a, AttentionImpl::Sdpa, f);
-        assert_eq!(k(A::Sdpa, Flavour::Axolotl), AttentionImpl::Sdpa);
-        assert_eq!(
-            k(A::FlashAttention2, Flavour::Axolotl),
-            AttentionImpl::Eager
-        );
-        assert_eq!(k(A::Sdpa, Flavour::Unsloth), AttentionImpl::Eager);
+        let k = |a, f| gemma::needs_eager(c.gemma.as_ref(), a, f);
+        assert!(!k(A::Sdpa, Flavour::Axolotl));
+        assert!(k(A::FlashAttention2, Flavour::Axolotl));
+        assert!(k(A::Eager, Flavour::Axolotl));
+        assert!(k(A::Sdpa, Flavour::Unsloth));
         // Gemma 3 has no attention cap: the kernel stays.
         let c3 = gemma("gemma3_text", "").unwrap();
-        let k3 = gemma::kernel_for(
-            &c3,
+        assert!(!gemma::needs_eager(
+            c3.gemma.as_ref(),
             A::FlashAttention2,
-            AttentionImpl::Sdpa,
-            Flavour::Unsloth,
-        );
-        assert_eq!(k3, AttentionImpl::Sdpa);
+            Flavour::Unsloth
+        ));
     }
 }

@@ -17,7 +17,7 @@
 //! (H·D + 2·KV·D, R): the names and shapes a PEFT adapter for these models has.
 //! Residual dropout (`resid_pdrop` > 0) is refused: its RNG draws are not reproduced.
 
-use super::llama::Activation;
+use super::activation::Activation;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::layers::{Dropout, Linear};
 use serde::Deserialize;
