@@ -17,7 +17,9 @@
 //! - Gemma 2: attention logits soft-capped, s ↦ c·tanh(s / c) with c = `attn_logit_softcapping`,
 //!   before the mask. transformers applies it on the eager path only: its SDPA interface
 //!   (`integrations/sdpa_attention.py`) takes no soft-cap, so a run with `sdpa` attention trains
-//!   without it, and so does the engine's SDPA path (bit-identical to both);
+//!   without it, and so does the engine's SDPA path (bit-identical to both); runs whose
+//!   framework applies it (eager, flash-attention, flex, Unsloth) take the eager kernel
+//!   ([`needs_eager`]);
 //! - final logits soft-capped the same way with `final_logit_softcapping` (Gemma 2: 30);
 //! - Gemma 3: per-head RMSNorm (1 + w) on q and k before RoPE; RoPE θ of the global layers
 //!   (`rope_parameters.full_attention`, 10⁶, with `linear` scaling on 4B-27B) and of the local
