@@ -11,6 +11,8 @@ Writes (relative to the repo root):
     fixtures/models/tiny-mistral  MistralForCausalLM, Mistral-style ([INST]) tokenizer
     fixtures/models/tiny-qwen3    Qwen3ForCausalLM,   Qwen2 (ChatML) tokenizer
     fixtures/models/tiny-phi3     Phi3ForCausalLM,    Phi-3-style (<|user|> … <|end|>) tokenizer
+    fixtures/models/tiny-gemma2   Gemma2ForCausalLM,  Gemma-style (<start_of_turn> … <end_of_turn>) tokenizer
+    fixtures/models/tiny-gemma3   Gemma3ForCausalLM,  Gemma-style tokenizer, Gemma 3 chat template
 
 Every tokenizer is a byte-level BPE trained with the `tokenizers` library on the
 built-in corpus below; total vocabulary (regular + special) is exactly VOCAB_SIZE.
@@ -80,6 +82,74 @@ PHI3_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
+# gemma-2-2b-it's template (verbatim): BOS first, no system role, `model` for the assistant.
+GEMMA2_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+# Gemma 3's template (Axolotl 0.19 `gemma3`, verbatim; gemma-3-1b-it ships the same turns): a system
+# message is folded into the first user turn.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}\n"
+    "{%- if messages[0]['role'] == 'system' -%}\n"
+    "    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\n"
+    "\n"
+    "' -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set ns = namespace(system_text='') -%}\n"
+    "        {%- for item in messages[0]['content'] -%}\n"
+    "            {%- if 'text' in item -%}\n"
+    "                {%- set ns.system_text = ns.system_text + item['text'] -%}\n"
+    "            {%- endif -%}\n"
+    "        {%- endfor -%}\n"
+    "        {%- set first_user_prefix = ns.system_text + '\n"
+    "\n"
+    "' -%}\n"
+    "    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n"
+    "{%- else -%}\n"
+    "    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n"
+    "{%- endif -%}\n"
+    "{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n"
+    "    {%- if (message['role'] == 'assistant') -%}\n"
+    "        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set role = message['role'] -%}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n"
+    "' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n"
+    "        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n"
+    "        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n"
+    "                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n"
+    "                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n"
+    "        {%- endfor -%}\n"
+    "    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n"
+    "    {%- endif -%}\n"
+    "    {{ '<end_of_turn>\n"
+    "' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "    {{'<start_of_turn>model\n"
+    "'}}\n"
+    "{%- endif -%}\n"
+)
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+
 TOKENIZER_STYLES = {
     "qwen2": dict(
         specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
@@ -136,6 +206,32 @@ TOKENIZER_STYLES = {
         unk="<unk>",
         add_bos=False,
         chat_template=PHI3_CHAT_TEMPLATE,
+        tokenizer_class="PreTrainedTokenizerFast",
+    ),
+    # Gemma 2/3: `<bos>` added by the tokenizer, `<eos>` ends a sequence, `<pad>` pads; the turn
+    # markers are specials (a byte-level BPE stands in for Gemma's SentencePiece model).
+    "gemma2": dict(
+        specials=GEMMA_SPECIALS,
+        pattern=LLAMA3_PAT,
+        nfc=False,
+        bos="<bos>",
+        eos="<eos>",
+        pad="<pad>",
+        unk="<unk>",
+        add_bos=True,
+        chat_template=GEMMA2_CHAT_TEMPLATE,
+        tokenizer_class="PreTrainedTokenizerFast",
+    ),
+    "gemma3": dict(
+        specials=GEMMA_SPECIALS,
+        pattern=LLAMA3_PAT,
+        nfc=False,
+        bos="<bos>",
+        eos="<eos>",
+        pad="<pad>",
+        unk="<unk>",
+        add_bos=True,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
         tokenizer_class="PreTrainedTokenizerFast",
     ),
 }
@@ -370,7 +466,29 @@ MODELS = {
         dict(rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=None, resid_pdrop=0.0, embd_pdrop=0.0,
              original_max_position_embeddings=256),
     ),
+    # Gemma 2: GeGLU, sandwich norms, attention and final logit soft-capping, local (sliding,
+    # layer 0) / global (layer 1) layers with a window shorter than the parity test's 20 tokens,
+    # query_pre_attn_scalar ≠ head_dim so the scaling it sets is pinned; tied (as released).
+    "tiny-gemma2": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        "gemma2",
+        dict(rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act=None, hidden_activation="gelu_pytorch_tanh",
+             sliding_window=8, query_pre_attn_scalar=24, attn_logit_softcapping=50.0, final_logit_softcapping=30.0),
+    ),
+    # Gemma 3 text (gemma-3-1b/270m layout): q/k norm, no soft-capping, RoPE θ 1e6 on global
+    # layers and rope_local_base_freq 1e4 on local ones; layer 0 local, layer 1 global.
+    "tiny-gemma3": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        "gemma3",
+        dict(rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act=None, hidden_activation="gelu_pytorch_tanh",
+             sliding_window=8, query_pre_attn_scalar=24, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+             layer_types=["sliding_attention", "full_attention"]),
+    ),
 }
+# Gemma's RMSNorm scales by (1 + weight) and initialises weight to 0: spread those around 0.
+OFFSET_NORMS = {"tiny-gemma2", "tiny-gemma3"}
 
 
 def make_model(name, out_dir, tok_dir):
@@ -384,6 +502,7 @@ def make_model(name, out_dir, tok_dir):
     ids = {t["content"]: t["id"] for t in tj["added_tokens"]}
     kw = dict(MODEL_DIMS)
     kw.update(extra)
+    kw = {k: v for k, v in kw.items() if v is not None or k not in ("hidden_act",)}
     kw["bos_token_id"] = ids.get(st["bos"]) if st["bos"] else None
     kw["eos_token_id"] = ids[st["eos"]]
     kw["pad_token_id"] = ids[st["pad"]]
@@ -398,7 +517,8 @@ def make_model(name, out_dir, tok_dir):
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith("norm.weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+                center = 0.0 if name in OFFSET_NORMS else 1.0
+                p.copy_(center + 0.1 * torch.randn(p.shape, generator=g))
             elif n.endswith(".bias"):
                 p.copy_(0.02 * torch.randn(p.shape, generator=g))
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -428,6 +548,8 @@ def verify(out_dir, style):
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Hi there."},
     ]
+    if "System role not supported" in st["chat_template"]:
+        msgs = msgs[1:]
     rendered = tok.apply_chat_template(msgs, tokenize=False)
     model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32)
     ids = torch.tensor([tok("The cat sleeps in the warm sun.")["input_ids"]])

@@ -47,6 +47,12 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
         &spec.model.family,
         flavour,
     ));
+    out.extend(super::model::gemma::check(
+        &spec.model.family,
+        &spec.model.base,
+        flavour,
+        arch == Architecture::FromFamily,
+    ));
     out.extend(check_quantization(spec));
     out.extend(check_adapter(spec));
     out.extend(check_data(spec, flavour));

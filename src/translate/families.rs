@@ -119,6 +119,8 @@ mod tests {
             ("mistralai/Mistral-7B-v0.1", "mistral"),
             ("unsloth/Llama-3.3-70B-Instruct-bnb-4bit", "llama3_3"),
             ("google/gemma-2-2b", "gemma2"),
+            ("google/gemma-3-1b-it", "gemma3"),
+            ("unsloth/gemma-3-270m-it", "gemma3"),
             ("microsoft/Phi-3-mini-4k-instruct", "phi3"),
         ];
         for (model, family) in cases {
@@ -139,6 +141,12 @@ mod tests {
         assert_eq!(family("tiny-qwen2"), Some("qwen2"));
         assert_eq!(family("tiny-mistral"), Some("mistral"));
         assert_eq!(family("tiny-qwen3"), Some("qwen3"));
+        assert_eq!(family("tiny-gemma2"), Some("gemma2"));
+        assert_eq!(
+            family("tiny-gemma3"),
+            Some("gemma3"),
+            "model_type gemma3_text"
+        );
     }
 
     #[test]

@@ -29,9 +29,9 @@ const SETS: [(Framework, &str); 3] = [
     (Framework::Unsloth, "unsloth"),
 ];
 
-/// Families (`translators/families.toml` names) the engine is to run (issue 10). `gemma`
-/// covers Gemma 1 and 3; only Gemma 3 counts (by the base model's name).
-const IN_SCOPE_FAMILIES: [&str; 14] = [
+/// Families (`translators/families.toml` names) the engine is to run (issue 10). Gemma 1
+/// (`gemma`) is not among them; Gemma 3 is its own family (`gemma3`).
+const IN_SCOPE_FAMILIES: [&str; 15] = [
     "llama",
     "llama2",
     "code_llama2",
@@ -44,6 +44,7 @@ const IN_SCOPE_FAMILIES: [&str; 14] = [
     "qwen2_5",
     "qwen3",
     "gemma2",
+    "gemma3",
     "phi3",
     "phi4",
 ];
@@ -53,9 +54,7 @@ fn in_scope(spec: &RunSpec) -> bool {
     let moe = ["mixtral", "moe", "-a3b", "-a22b"]
         .iter()
         .any(|p| base.contains(p));
-    let gemma3 =
-        spec.model.family == "gemma" && (base.contains("gemma-3") || base.contains("gemma3"));
-    !moe && (IN_SCOPE_FAMILIES.contains(&spec.model.family.as_str()) || gemma3)
+    !moe && IN_SCOPE_FAMILIES.contains(&spec.model.family.as_str())
 }
 
 /// One config's census line.

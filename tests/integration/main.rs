@@ -9,6 +9,8 @@ mod cli;
 mod diff;
 #[cfg(feature = "engine")]
 mod distributed;
+#[cfg(feature = "engine")]
+mod gemma;
 mod gen;
 mod harness;
 #[cfg(feature = "engine")]

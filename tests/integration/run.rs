@@ -611,13 +611,27 @@ fn model_variant(base: &str, edit: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Gemma 2 with soft-caps small enough to bite on a tiny model (attention: eager only).
+const GEMMA2_SOFTCAP: &str = r#"{"attn_logit_softcapping": 0.5, "final_logit_softcapping": 1.0}"#;
+/// Gemma 2 in the Hub's transformers 4 spelling: layer types from the default pattern.
+const GEMMA2_V4: &str = r#"{"layer_types": null, "rope_parameters": null, "rope_theta": 10000.0,
+    "hidden_act": "gelu_pytorch_tanh"}"#;
+/// Gemma 3 in the Hub's spelling: `sliding_window_pattern`, `rope_local_base_freq`, linear
+/// scaling of the global layers' RoPE (4B-27B), plus a final soft-cap.
+const GEMMA3_V4: &str = r#"{"layer_types": null, "_sliding_window_pattern": null,
+    "sliding_window_pattern": 2, "rope_parameters": null, "rope_theta": 1000000.0,
+    "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+    "final_logit_softcapping": 1.0}"#;
+
 #[test]
 fn every_family_forward_matches_transformers() {
     // Logits of transformers 5.16 (fixtures/engine/forward_logits.py) for Llama, Mistral (incl.
     // a sliding window shorter than the sequence), Qwen2 (q/k/v bias, tied), Qwen3 (q/k norm)
     // and Llama 3 RoPE scaling, with eager and SDPA attention; Phi-3 (fused projections; partial
     // rotary in the transformers 4 spelling with a window; LongRoPE with 20 positions beyond and
-    // within the original context).
+    // within the original context); Gemma 2 (sandwich norms, GeGLU, soft-caps, layer 0 local with
+    // a window of 8 < 20 tokens; transformers' SDPA drops the attention soft-cap, eager keeps
+    // it) and Gemma 3 (q/k norm, local/global RoPE θ, linear scaling), both spellings.
     let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let want = tensors(&repo().join("fixtures/engine/forward_logits.safetensors"));
@@ -645,6 +659,11 @@ fn every_family_forward_matches_transformers() {
         ("phi3_partial_window", "tiny-phi3", phi3_partial),
         ("phi3_longrope_long", "tiny-phi3", &phi3_longrope(16)),
         ("phi3_longrope_short", "tiny-phi3", &phi3_longrope(64)),
+        ("gemma2", "tiny-gemma2", "{}"),
+        ("gemma2_softcap", "tiny-gemma2", GEMMA2_SOFTCAP),
+        ("gemma2_v4", "tiny-gemma2", GEMMA2_V4),
+        ("gemma3", "tiny-gemma3", "{}"),
+        ("gemma3_v4", "tiny-gemma3", GEMMA3_V4),
     ];
     let mut checked = 0;
     for (name, base, edit) in variants {

@@ -9,10 +9,14 @@
 //! - SwiGLU MLP `down(silu(gate(x)) · up(x))`;
 //! - family flags: q/k/v biases (Qwen2), per-head q/k RMSNorm before RoPE (Qwen3), all-proj
 //!   biases (`attention_bias`), a sliding window (Mistral), tied embeddings (Llama 3.2, small Qwen);
-//!   Phi-3's fused `qkv_proj`/`gate_up_proj`, partial and LongRoPE rotary embeddings (`phi3.rs`).
+//!   Phi-3's fused `qkv_proj`/`gate_up_proj`, partial and LongRoPE rotary embeddings (`phi3.rs`);
+//!   Gemma 2/3's scaled embeddings, (1 + w) norms, sandwich layers, GeGLU, soft-capping and
+//!   local/global layers (`gemma.rs`).
 //!
 //! Left out: KV cache and generation (training only), MoE variants, vision towers.
 
+pub use super::activation::Activation;
+use super::gemma::{self, Gemma, GemmaKeys, GemmaRopeKeys};
 use super::mask::{causal_mask, sliding_window_mask, DocLayout};
 use super::phi3::{self, GateUpProj, LongRope, Phi3Keys, Phi3RopeKeys, QkvProj};
 use super::weights::Weights;
@@ -51,6 +55,8 @@ pub struct RawConfig {
     pub hidden_act: String,
     #[serde(flatten)]
     pub phi3: Phi3Keys,
+    #[serde(flatten)]
+    pub gemma: GemmaKeys,
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -77,6 +83,8 @@ pub struct RopeParameters {
     pub original_max_position_embeddings: Option<usize>,
     #[serde(flatten)]
     pub phi3: Phi3RopeKeys,
+    #[serde(flatten)]
+    pub gemma: GemmaRopeKeys,
 }
 
 /// Llama 3 frequency scaling (`rope_type = "llama3"`).
@@ -120,21 +128,43 @@ pub struct Config {
     pub rotary_dim: i64,
     /// Phi-3 LongRoPE scaling.
     pub longrope: Option<LongRope>,
+    /// The MLP's activation: SwiGLU (silu) or Gemma's GeGLU (gelu, tanh approximation).
+    pub hidden_act: Activation,
+    /// Gemma 2/3 specifics (`gemma.rs`).
+    pub gemma: Option<Gemma>,
 }
 
 /// The `config.json` `model_type`s this file implements (`run --check` judges a spec's
 /// `model.family` against them through `translators/families.toml`).
-pub const ARCHITECTURES: [&str; 5] = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
+pub const ARCHITECTURES: [&str; 7] = [
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "gemma3_text",
+];
 
 impl RawConfig {
     pub fn into_config(self) -> Result<Config> {
         let arch = self.model_type.as_str();
+        if arch == "gemma3" {
+            return Err(EngineError::unsupported(
+                "config.json model_type",
+                arch,
+                "a multimodal Gemma 3 (Gemma3ForConditionalGeneration, 4B-27B: a vision tower beside \
+                 the text model, LoRA modules under `language_model`); the engine runs the text-only \
+                 Gemma 3 models (`gemma3_text`: gemma-3-270m, gemma-3-1b)",
+            ));
+        }
         if !ARCHITECTURES.contains(&arch) {
             return Err(EngineError::UnsupportedArchitecture {
                 model_type: self.model_type,
             });
         }
-        if self.hidden_act != "silu" {
+        let is_gemma = gemma::MODEL_TYPES.contains(&arch);
+        if !is_gemma && self.hidden_act != "silu" {
             return Err(EngineError::unsupported(
                 "config.json hidden_act",
                 &self.hidden_act,
@@ -146,7 +176,28 @@ impl RawConfig {
             .clone()
             .or(self.rope_scaling.clone())
             .unwrap_or_default();
-        let rope_theta = rope.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
+        let gemma = if is_gemma {
+            let inputs = gemma::Inputs {
+                model_type: arch,
+                num_hidden_layers: self.num_hidden_layers,
+                sliding_window: self.sliding_window,
+                rope_theta: self.rope_theta,
+                rope: gemma::LayerRope {
+                    rope_theta: rope.rope_theta,
+                    rope_type: rope.rope_type.clone(),
+                    kind: rope.kind.clone(),
+                    factor: rope.factor,
+                },
+                per_type: &rope.gemma,
+            };
+            Some(gemma::resolve(&self.gemma, inputs)?)
+        } else {
+            None
+        };
+        let rope_theta = match &gemma {
+            Some((_, theta)) => *theta,
+            None => rope.rope_theta.or(self.rope_theta).unwrap_or(10_000.0),
+        };
         let rope_type = rope
             .rope_type
             .clone()
@@ -169,7 +220,7 @@ impl RawConfig {
             (head_dim, None)
         };
         let llama3_scaling = match rope_type.as_str() {
-            _ if arch == "phi3" => None,
+            _ if arch == "phi3" || is_gemma => None,
             "default" => None,
             "llama3" => Some(Llama3Scaling {
                 factor: rope.factor.unwrap_or(8.0),
@@ -212,11 +263,17 @@ impl RawConfig {
             qkv_bias: arch == "qwen2" || attention_bias,
             o_bias: arch != "qwen2" && attention_bias,
             mlp_bias: self.mlp_bias,
-            qk_norm: arch == "qwen3",
+            qk_norm: arch == "qwen3" || arch == "gemma3_text",
             sliding_window,
             fused_projections: arch == "phi3",
             rotary_dim,
             longrope,
+            hidden_act: if is_gemma {
+                Activation::GeluTanh
+            } else {
+                Activation::Silu
+            },
+            gemma: gemma.map(|(g, _)| g),
             model_type: self.model_type,
         })
     }
@@ -224,16 +281,21 @@ impl RawConfig {
 
 /// RMSNorm, in fp32 whatever the activations' dtype (HF `LlamaRMSNorm`, TorchTune `RMSNorm`):
 /// y = w · (x / sqrt(mean(x²) + ε)), with the normalisation cast back before the scale.
+/// Gemma: y = (normed · (1 + w)) in fp32, cast back after the scale (`gemma::offset_scale`).
 struct RmsNorm {
     weight: Tensor, // (C)
     eps: f64,
+    /// Gemma's (1 + w) scale.
+    offset: bool,
 }
 
 impl RmsNorm {
-    fn new(w: &mut Weights, name: &str, dim: i64, eps: f64) -> Result<Self> {
+    /// The norm `name` of a model of `cfg` (Gemma's (1 + w) form for Gemma models).
+    fn new(cfg: &Config, w: &mut Weights, name: &str, dim: i64) -> Result<Self> {
         Ok(RmsNorm {
             weight: w.take(&format!("{name}.weight"), &[dim])?,
-            eps,
+            eps: cfg.rms_norm_eps,
+            offset: cfg.gemma.is_some(),
         })
     }
 
@@ -242,6 +304,9 @@ impl RmsNorm {
         let x32 = xs.to_kind(Kind::Float);
         let variance = x32.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
         let normed = &x32 * (variance + self.eps).rsqrt();
+        if self.offset {
+            return gemma::offset_scale(&normed, &self.weight).to_kind(dtype);
+        }
         &self.weight * normed.to_kind(dtype)
     }
 }
@@ -265,20 +330,8 @@ impl RotaryEmbedding {
         let d = cfg.rotary_dim;
         let max_t = cfg.max_position_embeddings;
         let Some(lr) = &cfg.longrope else {
-            // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
-            let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
-                .to_kind(Kind::Float)
-                / (d as f64);
-            let mut inv_freq = Tensor::pow_scalar(cfg.rope_theta, &exponent).reciprocal();
-            if let Some(s) = &cfg.llama3_scaling {
-                inv_freq = llama3_inv_freq(&inv_freq, s);
-            }
-            let (cos, sin) = rope_tables(&inv_freq, max_t, None);
-            return RotaryEmbedding {
-                cos,
-                sin,
-                long: None,
-            };
+            let linear = cfg.gemma.as_ref().and_then(|g| g.global_rope_factor);
+            return Self::plain(cfg, cfg.rope_theta, linear, device);
         };
         let original = lr.original_max_position_embeddings;
         let table = |factors: &[f64], n: i64| {
@@ -291,6 +344,35 @@ impl RotaryEmbedding {
             cos,
             sin,
             long: Some((long_cos, long_sin, original)),
+        }
+    }
+
+    /// Gemma 3's local layers: a θ of their own, unscaled (`None` for other models).
+    fn local(cfg: &Config, device: tch::Device) -> Option<Self> {
+        let theta = cfg.gemma.as_ref()?.local_rope_theta?;
+        Some(Self::plain(cfg, theta, None, device))
+    }
+
+    /// Tables for base `theta`, with `cfg`'s Llama 3 scaling if any and inverse frequencies
+    /// divided by `linear` if given (`_compute_linear_scaling_rope_parameters`).
+    fn plain(cfg: &Config, theta: f64, linear: Option<f64>, device: tch::Device) -> Self {
+        let d = cfg.rotary_dim;
+        // HF: 1.0 / (base ** (arange(0, dim, 2, int64).float() / dim)), all in fp32.
+        let exponent = Tensor::arange_start_step(0, d, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
+            / (d as f64);
+        let mut inv_freq = Tensor::pow_scalar(theta, &exponent).reciprocal();
+        if let Some(s) = &cfg.llama3_scaling {
+            inv_freq = llama3_inv_freq(&inv_freq, s);
+        }
+        if let Some(f) = linear {
+            inv_freq /= f;
+        }
+        let (cos, sin) = rope_tables(&inv_freq, cfg.max_position_embeddings, None);
+        RotaryEmbedding {
+            cos,
+            sin,
+            long: None,
         }
     }
 
@@ -490,6 +572,7 @@ impl LayerLinear {
 struct Mlp {
     gate_up: GateUpProj, // (C → I, C → I), or Phi-3's fused (C → 2·I)
     down_proj: Linear,   // (I → C)
+    act: Activation,     // silu, or Gemma's gelu (tanh)
 }
 
 impl Mlp {
@@ -509,11 +592,12 @@ impl Mlp {
         Ok(Mlp {
             gate_up,
             down_proj: LayerLinear::DownProj.take(cfg, w, layer)?,
+            act: cfg.hidden_act,
         })
     }
 
     fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
-        let h = self.gate_up.forward(xs, drop); // (B, T, I)
+        let h = self.gate_up.forward(xs, drop, self.act); // (B, T, I)
         self.down_proj.forward(&h, drop) // (B, T, C)
     }
 }
@@ -536,11 +620,15 @@ struct Attention {
     num_kv_heads: i64,
     head_dim: i64,
     sliding_window: Option<i64>,
+    /// Scores are multiplied by this: D^-½, Gemma's `query_pre_attn_scalar`^-½.
+    scale: f64,
+    /// Gemma 2: s ↦ c·tanh(s/c) on the scores (eager attention only, as transformers).
+    softcap: Option<f64>,
 }
 
 impl Attention {
-    /// The attention of decoder layer `layer` (`model.layers.{i}`).
-    fn new(cfg: &Config, w: &mut Weights, layer: &str) -> Result<Self> {
+    /// The attention of decoder layer `i`, named `layer` (`model.layers.{i}`).
+    fn new(cfg: &Config, w: &mut Weights, layer: &str, i: usize) -> Result<Self> {
         let (h, kv, d) = (
             cfg.num_attention_heads,
             cfg.num_key_value_heads,
@@ -549,10 +637,10 @@ impl Attention {
         let norm = |w: &mut Weights, n: &str| -> Result<Option<RmsNorm>> {
             if cfg.qk_norm {
                 Ok(Some(RmsNorm::new(
+                    cfg,
                     w,
                     &format!("{layer}.self_attn.{n}"),
                     d,
-                    cfg.rms_norm_eps,
                 )?))
             } else {
                 Ok(None)
@@ -579,7 +667,15 @@ impl Attention {
             num_heads: h,
             num_kv_heads: kv,
             head_dim: d,
-            sliding_window: cfg.sliding_window,
+            sliding_window: match &cfg.gemma {
+                Some(g) => g.local_layers[i].then_some(g.sliding_window),
+                None => cfg.sliding_window,
+            },
+            scale: match &cfg.gemma {
+                Some(g) => g.query_pre_attn_scalar.powf(-0.5),
+                None => (d as f64).powf(-0.5),
+            },
+            softcap: cfg.gemma.as_ref().and_then(|g| g.attn_softcap),
         })
     }
 
@@ -616,7 +712,7 @@ impl Attention {
             ),
             None => (rope.apply(&q, t), rope.apply(&k, t)),
         };
-        let scale = (d as f64).powf(-0.5);
+        let scale = self.scale;
         let window_mask = self
             .sliding_window
             .filter(|&w| t > w)
@@ -670,7 +766,10 @@ impl Attention {
                 let masked = m
                     .as_ref()
                     .map_or_else(|| causal_mask(t, xs.device()), |m| m.shallow_clone());
-                let scores = q.matmul(&k.transpose(2, 3)) * scale; // (B, H, T, T)
+                let mut scores = q.matmul(&k.transpose(2, 3)) * scale; // (B, H, T, T)
+                if let Some(cap) = self.softcap {
+                    scores = gemma::softcap(&scores, cap);
+                }
                 let scores = scores.masked_fill(&masked, f64::NEG_INFINITY);
                 let probs = scores.softmax(-1, Kind::Float).to_kind(q.kind());
                 probs.matmul(&v) // (B, H, T, D)
@@ -704,23 +803,38 @@ fn repeat_kv(xs: &Tensor, n: i64) -> Tensor {
 struct DecoderLayer {
     input_layernorm: RmsNorm,
     self_attn: Attention,
+    /// Llama: the norm before the MLP; Gemma: the norm of the attention's output.
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
+    /// Gemma's sandwich: norms before and after the MLP.
+    feedforward_norms: Option<(RmsNorm, RmsNorm)>,
+    /// Gemma 3: a local layer (its own RoPE θ).
+    local: bool,
 }
 
 impl DecoderLayer {
-    fn new(cfg: &Config, w: &mut Weights, p: &str) -> Result<Self> {
-        let (c, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+    /// Decoder layer `i`, named `p` (`model.layers.{i}`).
+    fn new(cfg: &Config, w: &mut Weights, p: &str, i: usize) -> Result<Self> {
+        let c = cfg.hidden_size;
+        let input_layernorm = RmsNorm::new(cfg, w, &format!("{p}.input_layernorm"), c)?;
+        let self_attn = Attention::new(cfg, w, p, i)?;
+        let post_attention_layernorm =
+            RmsNorm::new(cfg, w, &format!("{p}.post_attention_layernorm"), c)?;
+        let mlp = Mlp::new(cfg, w, p)?;
+        let feedforward_norms = match cfg.gemma {
+            Some(_) => Some((
+                RmsNorm::new(cfg, w, &format!("{p}.pre_feedforward_layernorm"), c)?,
+                RmsNorm::new(cfg, w, &format!("{p}.post_feedforward_layernorm"), c)?,
+            )),
+            None => None,
+        };
         Ok(DecoderLayer {
-            input_layernorm: RmsNorm::new(w, &format!("{p}.input_layernorm"), c, eps)?,
-            self_attn: Attention::new(cfg, w, p)?,
-            post_attention_layernorm: RmsNorm::new(
-                w,
-                &format!("{p}.post_attention_layernorm"),
-                c,
-                eps,
-            )?,
-            mlp: Mlp::new(cfg, w, p)?,
+            input_layernorm,
+            self_attn,
+            post_attention_layernorm,
+            mlp,
+            feedforward_norms,
+            local: cfg.gemma.as_ref().is_some_and(|g| g.local_layers[i]),
         })
     }
 
@@ -788,6 +902,14 @@ impl DecoderLayer {
             format!("{p}.post_attention_layernorm.weight"),
             self.post_attention_layernorm.weight.shallow_clone(),
         ));
+        if let Some((pre, post)) = &self.feedforward_norms {
+            for (n, norm) in [
+                ("pre_feedforward_layernorm", pre),
+                ("post_feedforward_layernorm", post),
+            ] {
+                out.push((format!("{p}.{n}.weight"), norm.weight.shallow_clone()));
+            }
+        }
     }
 
     fn forward(
@@ -799,7 +921,14 @@ impl DecoderLayer {
         docs: Option<&DocLayout>,
     ) -> Tensor {
         let h = self.input_layernorm.forward(xs);
-        let xs = xs + self.self_attn.forward(&h, rope, attn, drop, docs); // (B, T, C)
+        let a = self.self_attn.forward(&h, rope, attn, drop, docs); // (B, T, C)
+        if let Some((pre, post)) = &self.feedforward_norms {
+            // Gemma: x + norm(attn(norm(x))), then x + norm(mlp(norm(x))).
+            let xs = xs + self.post_attention_layernorm.forward(&a);
+            let m = self.mlp.forward(&pre.forward(&xs), drop);
+            return &xs + post.forward(&m); // (B, T, C)
+        }
+        let xs = xs + a; // (B, T, C)
         let h = self.post_attention_layernorm.forward(&xs);
         &xs + self.mlp.forward(&h, drop) // (B, T, C)
     }
@@ -811,6 +940,10 @@ struct Model {
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     rotary: RotaryEmbedding,
+    /// Gemma 3's local layers' RoPE.
+    rotary_local: Option<RotaryEmbedding>,
+    /// Gemma: √C as transformers holds it (0-dim, the weights' dtype).
+    embed_scale: Option<Tensor>,
 }
 
 /// A causal language model: `Model` plus `lm_head` (tied to `embed_tokens` or its own).
@@ -830,9 +963,9 @@ impl ModelForCausalLM {
         let embed_tokens = w.take("model.embed_tokens.weight", &[v, c])?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
-            layers.push(DecoderLayer::new(&cfg, w, &format!("model.layers.{i}"))?);
+            layers.push(DecoderLayer::new(&cfg, w, &format!("model.layers.{i}"), i)?);
         }
-        let norm = RmsNorm::new(w, "model.norm", c, cfg.rms_norm_eps)?;
+        let norm = RmsNorm::new(&cfg, w, "model.norm", c)?;
         // Tied unless the checkpoint carries its own head (qwen2.rs probes the same way).
         let lm_head = if w.contains("lm_head.weight") {
             Some(w.linear("lm_head", c, v, false)?)
@@ -845,12 +978,19 @@ impl ModelForCausalLM {
             ));
         };
         let rotary = RotaryEmbedding::new(&cfg, embed_tokens.device());
+        let rotary_local = RotaryEmbedding::local(&cfg, embed_tokens.device());
+        let embed_scale = cfg
+            .gemma
+            .as_ref()
+            .map(|_| gemma::embed_scale(c, &embed_tokens));
         Ok(ModelForCausalLM {
             model: Model {
                 embed_tokens,
                 layers,
                 norm,
                 rotary,
+                rotary_local,
+                embed_scale,
             },
             lm_head,
             attention,
@@ -880,7 +1020,11 @@ impl ModelForCausalLM {
 
     /// input_ids (B, T) int64 → token embeddings (B, T, C).
     pub fn embed(&self, input_ids: &Tensor) -> Tensor {
-        Tensor::embedding(&self.model.embed_tokens, input_ids, -1, false, false)
+        let e = Tensor::embedding(&self.model.embed_tokens, input_ids, -1, false, false);
+        match &self.model.embed_scale {
+            Some(scale) => e * scale, // Gemma: · √C
+            None => e,
+        }
     }
 
     /// Whether the embedding table trains (full fine-tune).
@@ -901,7 +1045,12 @@ impl ModelForCausalLM {
         drop: &Dropout,
     ) -> Tensor {
         let m = &self.model;
-        m.layers[i].forward(xs, &m.rotary, self.attention, drop, docs)
+        let layer = &m.layers[i];
+        let rope = match &m.rotary_local {
+            Some(local) if layer.local => local,
+            _ => &m.rotary,
+        };
+        layer.forward(xs, rope, self.attention, drop, docs)
     }
 
     /// The final RMSNorm, row by row: (…, C) → (…, C).
@@ -916,9 +1065,13 @@ impl ModelForCausalLM {
 
     /// hidden (…, C) → logits (…, V), with LoRA dropout as `drop` says.
     pub fn lm_head_with(&self, hidden: &Tensor, drop: &Dropout) -> Tensor {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => head.forward(hidden, drop),
             None => hidden.linear::<Tensor>(&self.model.embed_tokens, None),
+        };
+        match self.config.gemma.as_ref().and_then(|g| g.final_softcap) {
+            Some(cap) => gemma::softcap(&logits, cap), // Gemma 2: c·tanh(logits / c)
+            None => logits,
         }
     }
 

@@ -4,6 +4,8 @@
 //! A model folder holds `config.json`, `model.safetensors` (or shards plus
 //! `model.safetensors.index.json`), `tokenizer.json` and `tokenizer_config.json`.
 
+pub mod activation;
+pub mod gemma;
 pub mod llama;
 pub mod mask;
 pub mod phi3;
@@ -201,5 +203,124 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`dynamic`") && e.contains("longrope"), "{e}");
+    }
+
+    // Gemma 2 / Gemma 3 text (`gemma.rs`) config resolution.
+
+    fn gemma(model_type: &str, extra: &str) -> crate::engine::error::Result<Config> {
+        let raw: llama::RawConfig = serde_json::from_str(&format!(
+            r#"{{"model_type": "{model_type}", "vocab_size": 8, "hidden_size": 64,
+                "intermediate_size": 8, "num_hidden_layers": 6, "num_attention_heads": 4,
+                "head_dim": 16 {extra}}}"#
+        ))
+        .unwrap();
+        raw.into_config()
+    }
+
+    #[test]
+    fn gemma_defaults_follow_the_config_classes() {
+        // Gemma2Config: every other layer local from layer 0, caps 50/30, scalar 256, window 4096.
+        let c = gemma("gemma2", "").unwrap();
+        let g = c.gemma.unwrap();
+        assert_eq!(g.local_layers, [true, false, true, false, true, false]);
+        assert_eq!((g.attn_softcap, g.final_softcap), (Some(50.0), Some(30.0)));
+        assert_eq!((g.query_pre_attn_scalar, g.sliding_window), (256.0, 4096));
+        assert_eq!((c.rope_theta, g.local_rope_theta), (10_000.0, None));
+        assert_eq!(c.hidden_act, llama::Activation::GeluTanh);
+        assert!(!c.qk_norm && c.sliding_window.is_none());
+        // Gemma3TextConfig: five local layers then a global one, no caps, θ 1e6 / 1e4, q/k norm.
+        let c = gemma("gemma3_text", "").unwrap();
+        let g = c.gemma.unwrap();
+        assert_eq!(g.local_layers, [true, true, true, true, true, false]);
+        assert_eq!((g.attn_softcap, g.final_softcap), (None, None));
+        assert_eq!((c.rope_theta, g.local_rope_theta), (1e6, Some(1e4)));
+        assert!(c.qk_norm && g.global_rope_factor.is_none());
+    }
+
+    #[test]
+    fn gemma_null_caps_are_off_and_missing_ones_default() {
+        let c = gemma(
+            "gemma2",
+            r#", "attn_logit_softcapping": null, "final_logit_softcapping": 5.0"#,
+        )
+        .unwrap();
+        let g = c.gemma.unwrap();
+        assert_eq!((g.attn_softcap, g.final_softcap), (None, Some(5.0)));
+        // Gemma3Attention passes no cap whatever the config says; the final one is honoured.
+        let c = gemma(
+            "gemma3_text",
+            r#", "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0"#,
+        )
+        .unwrap();
+        let g = c.gemma.unwrap();
+        assert_eq!((g.attn_softcap, g.final_softcap), (None, Some(30.0)));
+    }
+
+    #[test]
+    fn gemma3_reads_both_rope_spellings() {
+        let v5 = gemma(
+            "gemma3_text",
+            r#", "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0,
+                "rope_theta": 1000000.0}, "sliding_attention": {"rope_type": "default",
+                "rope_theta": 10000.0}}, "sliding_window_pattern": 3"#,
+        )
+        .unwrap();
+        let v4 = gemma(
+            "gemma3_text",
+            r#", "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+               "rope_scaling": {"rope_type": "linear", "factor": 8.0}, "sliding_window_pattern": 3"#,
+        )
+        .unwrap();
+        assert_eq!(v4, v5);
+        let g = v5.gemma.unwrap();
+        assert_eq!(g.global_rope_factor, Some(8.0));
+        assert_eq!(g.local_layers, [true, true, false, true, true, false]);
+    }
+
+    #[test]
+    fn what_gemma_cannot_run_is_named() {
+        let e = gemma("gemma2", r#", "use_bidirectional_attention": true"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use_bidirectional_attention"), "{e}");
+        let e = gemma("gemma2", r#", "hidden_activation": "gelu""#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gelu_pytorch_tanh"), "{e}");
+        let e = gemma("gemma2", r#", "layer_types": ["sliding_attention"]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one per layer (6)"), "{e}");
+        let e = gemma(
+            "gemma2",
+            r#", "rope_scaling": {"rope_type": "linear", "factor": 2.0}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`linear`") && e.contains("Gemma 2"), "{e}");
+        let e = gemma("gemma3", "").unwrap_err().to_string();
+        assert!(
+            e.contains("multimodal Gemma 3") && e.contains("gemma3_text"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gemma2_soft_cap_takes_the_eager_kernel_where_the_framework_caps() {
+        use crate::engine::flavour::Flavour;
+        use crate::ir::Attention as A;
+        let c = gemma("gemma2", "").unwrap();
+        let k = |a, f| gemma::needs_eager(c.gemma.as_ref(), a, f);
+        assert!(!k(A::Sdpa, Flavour::Axolotl));
+        assert!(k(A::FlashAttention2, Flavour::Axolotl));
+        assert!(k(A::Eager, Flavour::Axolotl));
+        assert!(k(A::Sdpa, Flavour::Unsloth));
+        // Gemma 3 has no attention cap: the kernel stays.
+        let c3 = gemma("gemma3_text", "").unwrap();
+        assert!(!gemma::needs_eager(
+            c3.gemma.as_ref(),
+            A::FlashAttention2,
+            Flavour::Unsloth
+        ));
     }
 }

@@ -17,6 +17,7 @@
 //! (H·D + 2·KV·D, R): the names and shapes a PEFT adapter for these models has.
 //! Residual dropout (`resid_pdrop` > 0) is refused: its RNG draws are not reproduced.
 
+use super::activation::Activation;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::layers::{Dropout, Linear};
 use serde::Deserialize;
@@ -211,12 +212,12 @@ pub(super) enum GateUpProj {
 }
 
 impl GateUpProj {
-    /// x (B, T, C) → silu(gate) · up (B, T, I). `Phi3MLP` multiplies `up · silu(gate)`, and so
+    /// x (B, T, C) → act(gate) · up (B, T, I). `Phi3MLP` multiplies `up · silu(gate)`, and so
     /// does the fused branch (the product is elementwise: the order changes no bit).
-    pub(super) fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
+    pub(super) fn forward(&self, xs: &Tensor, drop: &Dropout, act: Activation) -> Tensor {
         match self {
             GateUpProj::Split { gate_proj, up_proj } => {
-                let gate = gate_proj.forward(xs, drop).silu(); // (B, T, I)
+                let gate = act.apply(&gate_proj.forward(xs, drop)); // (B, T, I)
                 gate * up_proj.forward(xs, drop) // (B, T, I)
             }
             GateUpProj::Fused {
@@ -226,7 +227,7 @@ impl GateUpProj {
                 let gu = gate_up_proj.forward(xs, drop); // (B, T, 2·I)
                 let gate = gu.narrow(-1, 0, *intermediate);
                 let up = gu.narrow(-1, *intermediate, *intermediate);
-                up * gate.silu()
+                up * act.apply(&gate)
             }
         }
     }

@@ -186,16 +186,37 @@ fn torchtune_framing_needs_a_qwen_or_llama3_tokenizer() {
 #[test]
 fn families_the_engine_lacks_are_refused_only_without_weights() {
     let mut s = spec();
-    s.model.family = "gemma2".into();
+    s.model.family = "gemma".into();
     assert_eq!(
         only(&s, Flavour::Axolotl),
-        "cannot run `model.family` = `gemma2`: a `gemma2` model; the engine implements llama, \
-         mistral, qwen2, qwen3, phi3 models (config.json model_type)"
+        "cannot run `model.family` = `gemma`: a `gemma` model; the engine implements llama, \
+         mistral, qwen2, qwen3, phi3, gemma2, gemma3_text models (config.json model_type)"
     );
     s.model.family = String::new();
     assert!(only(&s, Flavour::Axolotl).contains("`(unknown)`"));
     // a run reads config.json instead, when it loads the model
     assert!(check(&s, Flavour::Axolotl, Architecture::FromConfigJson).is_empty());
+}
+
+#[test]
+fn gemma_runs_on_hf_flavours_and_text_only_sizes() {
+    let mut s = spec();
+    for family in ["gemma2", "gemma3"] {
+        s.model.family = family.into();
+        s.model.base = format!("google/{family}-1b-it");
+        assert!(refused(&s, Flavour::Axolotl).is_empty(), "{family}");
+        assert!(refused(&s, Flavour::Unsloth).is_empty(), "{family}");
+        assert!(
+            check(&s, Flavour::TorchTune, Architecture::FromFamily)
+                .iter()
+                .any(|u| u.reason.contains("torchtune.models.gemma2")),
+            "{family}"
+        );
+    }
+    // multimodal Gemma 3, judged by the size tag without weights; config.json decides in a run
+    s.model.base = "unsloth/gemma-3-4b-it".into();
+    assert!(only(&s, Flavour::Unsloth).contains("multimodal Gemma 3"));
+    assert!(check(&s, Flavour::Unsloth, Architecture::FromConfigJson).is_empty());
 }
 
 #[test]

@@ -74,6 +74,10 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     } = data::build_split(&spec, flavour, &tok)?;
     // 3. the model
     let mut model = load_model(&spec, &model_dir, compute, device, &samples, &val)?;
+    // Gemma 2: the attention soft-cap needs the eager kernel unless the framework drops it.
+    if model::gemma::needs_eager(model.config.gemma.as_ref(), spec.model.attention, flavour) {
+        model.attention = AttentionImpl::Eager;
+    }
     // 4. what trains: LoRA pairs (base frozen) or every weight
     let (lora, named_trainable) = attach_trainable(&spec, flavour, shard, qlora, &mut model)?;
     // 5. optimizer
