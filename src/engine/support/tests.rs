@@ -140,7 +140,7 @@ fn dataset_refusals_name_the_dataset_index() {
     let mut second = s.data.datasets[0].clone();
     second.loader = Loader::Csv;
     second.path = "org/not-a-local-path".into();
-    second.split = "train[:10%]".into();
+    second.split = "train[:10](closest)".into();
     second.prompt_style = "no_such_style".into();
     s.data.datasets.push(second);
     assert_eq!(
@@ -154,10 +154,16 @@ fn dataset_refusals_name_the_dataset_index() {
 }
 
 #[test]
-fn a_local_dataset_ignores_its_split() {
+fn split_slicing_is_run_and_a_bad_spec_refused() {
     let mut s = spec();
-    s.data.datasets[0].split = "train[:10%]".into();
-    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    for ok in ["train[:10%]", "train[:2500]", "train[-5%:]+test[:3]"] {
+        s.data.datasets[0].split = ok.into();
+        assert!(refused(&s, Flavour::Axolotl).is_empty(), "{ok}");
+        s.data.datasets[0].path = "org/hub-dataset".into();
+        assert!(refused(&s, Flavour::Unsloth).is_empty(), "{ok}");
+    }
+    s.data.datasets[0].split = "train[:200%]".into();
+    assert!(only(&s, Flavour::Axolotl).contains("between -100 and 100"));
 }
 
 #[test]
