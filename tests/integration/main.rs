@@ -16,6 +16,8 @@ mod phi;
 mod port;
 #[cfg(feature = "engine")]
 mod run;
+#[cfg(feature = "engine")]
+mod tt_framing;
 mod upstream;
 mod validate;
 mod verify;

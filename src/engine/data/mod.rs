@@ -12,6 +12,7 @@ pub mod sample;
 pub mod slice;
 pub mod template;
 pub mod tokenizer;
+pub mod tt_framing;
 
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;

@@ -167,10 +167,14 @@ fn split_slicing_is_run_and_a_bad_spec_refused() {
 }
 
 #[test]
-fn torchtune_framing_needs_a_qwen_or_llama3_tokenizer() {
+fn torchtune_framing_follows_the_framing_table() {
     let mut s = spec();
-    s.model.family = "mistral".into();
-    assert!(only(&s, Flavour::TorchTune).contains("Qwen (ChatML) and Llama 3"));
+    for ok in ["mistral", "llama2", "code_llama2"] {
+        s.model.family = ok.into();
+        assert!(refused(&s, Flavour::TorchTune).is_empty(), "{ok}");
+    }
+    s.model.family = "llama".into(); // Llama 1 / TinyLlama: no TorchTune tokenizer
+    assert!(only(&s, Flavour::TorchTune).contains("translators/torchtune/framing.toml"));
     s.data.datasets[0].format = DatasetFormat::Completion;
     assert!(refused(&s, Flavour::TorchTune).is_empty());
 }
