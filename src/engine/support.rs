@@ -115,15 +115,29 @@ fn check_model(spec: &RunSpec) -> Vec<Unsupported> {
             ),
         ));
     }
-    if ["bnb-4bit", "bnb-nf4", "-awq", "gptq"]
+    // bitsandbytes NF4 checkpoints (`*-bnb-4bit`) load as they are (`Nf4Tensor::from_bnb`)
+    if ["-awq", "gptq", "bnb-8bit", "int8"]
         .iter()
         .any(|p| base.contains(p))
     {
         out.push(Unsupported::new(
             "model.base",
             &m.base,
-            "a pre-quantised checkpoint; the engine loads 16/32-bit safetensors and quantises \
-             them to NF4 itself (name the 16-bit model)",
+            "a pre-quantised checkpoint other than bitsandbytes NF4; the engine loads \
+             16/32-bit safetensors (and quantises them to NF4 itself) or bitsandbytes NF4 \
+             (`*-bnb-4bit`) checkpoints",
+        ));
+    }
+    if ["bnb-4bit", "bnb-nf4"].iter().any(|p| base.contains(p))
+        && spec.adapter.method == Method::Full
+    {
+        out.push(Unsupported::new(
+            "adapter.method",
+            Method::Full,
+            format!(
+                "`{}` holds 4-bit weights, which a full fine-tune cannot train",
+                m.base
+            ),
         ));
     }
     out

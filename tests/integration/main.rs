@@ -15,6 +15,8 @@ mod harness;
 mod phi;
 mod port;
 #[cfg(feature = "engine")]
+mod prequant;
+#[cfg(feature = "engine")]
 mod run;
 #[cfg(feature = "engine")]
 mod tt_framing;

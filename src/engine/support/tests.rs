@@ -195,14 +195,20 @@ fn families_the_engine_lacks_are_refused_only_without_weights() {
 }
 
 #[test]
-fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
+fn mixture_of_experts_and_non_nf4_pre_quantised_bases_are_refused_by_name() {
     let mut s = spec();
     s.model.family = "mistral".into();
     s.model.base = "mistralai/Mixtral-8x7B-v0.1".into();
     assert!(only(&s, Flavour::Axolotl).contains("mixture-of-experts"));
     s.model.family = "llama3_2".into();
-    s.model.base = "unsloth/Llama-3.2-1B-Instruct-bnb-4bit".into();
+    s.model.base = "TheBloke/Llama-2-7B-GPTQ".into();
     assert!(only(&s, Flavour::Axolotl).contains("pre-quantised"));
+    // bitsandbytes NF4 checkpoints load as they are, under adapters only
+    s.model.base = "unsloth/Llama-3.2-1B-Instruct-bnb-4bit".into();
+    assert!(refused(&s, Flavour::Unsloth).is_empty());
+    s.adapter.method = Method::Full;
+    assert!(refused(&s, Flavour::Unsloth).contains(&"adapter.method".to_string()));
+    s.adapter.method = Method::Lora;
     s.model.base = "unsloth/Llama-3.2-1B-Instruct".into();
     assert!(refused(&s, Flavour::Axolotl).is_empty());
 }
