@@ -151,11 +151,25 @@ fn check_quantization(spec: &RunSpec) -> Vec<Unsupported> {
         return out;
     }
     let q = &spec.quantization;
-    if matches!(q.base_weights, BaseWeights::Fp4 | BaseWeights::Int8) {
+    if q.base_weights == BaseWeights::Fp4 {
         out.push(Unsupported::new(
             "quantization.base_weights",
             q.base_weights,
             "the engine quantises base weights as NF4 only",
+        ));
+    }
+    if q.base_weights == BaseWeights::Int8 {
+        // bitsandbytes 0.50.2 `autograd/_functions.py::matmul`: MatMul8bitFp only for CPU
+        // training; MatMul8bitLt otherwise (see docs/ENGINE.md, "LLM.int8").
+        out.push(Unsupported::new(
+            "quantization.base_weights",
+            q.base_weights,
+            "bitsandbytes LLM.int8 is not reproduced: only its CPU training path (weights cast \
+             to fp16, row-wise int8 CB/SCB, then a dense product over CB·SCB/127) is a plain \
+             dequantize-then-matmul; evaluation, and training on GPU, run MatMul8bitLt \
+             (activations quantised to int8 per row, columns over llm_int8_threshold = 6.0 \
+             kept in fp16, an int8 GEMM and bitsandbytes' dequantisation), which the engine \
+             lacks; use NF4 (`load_in_4bit`)",
         ));
     }
     if q.block_size != 64 {

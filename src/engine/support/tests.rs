@@ -106,6 +106,8 @@ fn fp4_and_int8_bases_and_odd_blocks_are_refused_together() {
         refused(&s, Flavour::Axolotl),
         ["quantization.base_weights", "quantization.block_size"]
     );
+    s.quantization.block_size = 64;
+    assert!(only(&s, Flavour::Axolotl).contains("MatMul8bitLt"));
 }
 
 #[test]
