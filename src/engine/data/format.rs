@@ -19,6 +19,7 @@ use super::super::error::{EngineError, Result, Unsupported};
 use super::sample::Sample;
 use super::template::{ChatTemplate, Message};
 use super::tokenizer::Tokenizer;
+use super::tt_framing::TtMessage;
 use crate::engine::flavour::Flavour;
 use crate::ir::{DatasetFormat, Overlong};
 use serde_json::{Map, Value};
@@ -290,13 +291,6 @@ fn axolotl_two_part(ctx: &FormatCtx, prompt: &str, response: &str) -> Result<Sam
     })
 }
 
-/// A TorchTune `Message` (text content only).
-pub(super) struct TtMessage<'a> {
-    pub(super) role: &'a str,
-    pub(super) content: String,
-    pub(super) masked: bool,
-}
-
 /// Whether TorchTune's message framing (alpaca, instruct and chat datasets) is implemented for
 /// `family` (`translators/torchtune/framing.toml`, [`super::tt_framing`]).
 pub fn check_torchtune_family(family: &str) -> Result<(), Unsupported> {
@@ -318,12 +312,22 @@ fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample>
     match framing.style {
         Style::Llama3 => return torchtune_llama3_messages(ctx, messages),
         Style::Sentencepiece => {
-            return super::tt_framing::sentencepiece(
+            let (tokens, mask) = super::tt_framing::sentencepiece(
                 ctx.tok,
                 &framing.template,
                 messages,
                 ctx.sequence_len,
-            )
+            )?;
+            let labels = tokens
+                .iter()
+                .zip(&mask)
+                .map(|(&t, &m)| if m { IGNORE } else { t })
+                .collect();
+            return Ok(Sample {
+                doc_lens: Vec::new(),
+                input_ids: tokens,
+                labels,
+            });
         }
         Style::Chatml | Style::Refused => {}
     }

@@ -15,8 +15,6 @@
 //! the engine. The tiny SentencePiece fixture (`fixtures/tokenizers/tiny-spm-llama`, with
 //! both tokenizer.json forms) checks the ids against TorchTune's own samples.
 
-use super::format::{TtMessage, IGNORE};
-use super::sample::Sample;
 use super::tokenizer::Tokenizer;
 use crate::engine::error::{EngineError, Result, Unsupported};
 use serde::Deserialize;
@@ -121,6 +119,13 @@ pub fn of(family: &str) -> std::result::Result<&'static Framing, Unsupported> {
     }
 }
 
+/// A TorchTune `Message` (text content only).
+pub struct TtMessage<'a> {
+    pub role: &'a str,
+    pub content: String,
+    pub masked: bool,
+}
+
 /// A templated message: its text pieces, each encoded on its own.
 struct Pieces<'a> {
     role: &'a str,
@@ -185,13 +190,13 @@ fn encode(tok: &Tokenizer, text: &str, trim: bool) -> Result<Vec<i64>> {
 }
 
 /// `tokenize_messages_no_special_tokens(tokenizer, template(messages), bos_id, eos_id)` with
-/// `max_seq_len = max`, then `SFTTransform`'s labels.
-pub(super) fn sentencepiece(
+/// `max_seq_len = max`: the tokens and their masks (true = not trained).
+pub fn sentencepiece(
     tok: &Tokenizer,
     t: &Template,
     messages: &[TtMessage],
     max: usize,
-) -> Result<Sample> {
+) -> Result<(Vec<i64>, Vec<bool>)> {
     let bos = tok
         .bos
         .as_ref()
@@ -242,16 +247,7 @@ pub(super) fn sentencepiece(
     if let Some(last) = mask.last_mut() {
         *last = last_masked;
     }
-    let labels = tokens
-        .iter()
-        .zip(&mask)
-        .map(|(&t, &m)| if m { IGNORE } else { t })
-        .collect();
-    Ok(Sample {
-        doc_lens: Vec::new(),
-        input_ids: tokens,
-        labels,
-    })
+    Ok((tokens, mask))
 }
 
 #[cfg(test)]
