@@ -47,16 +47,25 @@ fn build_nccl_shim(libtorch: &Path, include_dirs: &str) {
     println!("cargo:rerun-if-changed=native/c10d/handles.hpp");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR = target/<profile>/build/<pkg>-<hash>/out
-    let profile_dir = out_dir.ancestors().nth(3).expect("OUT_DIR is inside target/<profile>");
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is inside target/<profile>");
     let include = libtorch.join("include");
     let compiler = cc::Build::new().cpp(true).get_compiler();
     let mut cmd = compiler.to_command();
-    cmd.args(["-std=c++17", "-shared", "-fPIC", "-O1", "-D_GLIBCXX_USE_CXX11_ABI=1"])
-        .args(["-DUSE_C10D_NCCL", "-DUSE_CUDA"])
-        .arg("-isystem")
-        .arg(&include)
-        .arg("-isystem")
-        .arg(include.join("torch/csrc/api/include"));
+    cmd.args([
+        "-std=c++17",
+        "-shared",
+        "-fPIC",
+        "-O1",
+        "-D_GLIBCXX_USE_CXX11_ABI=1",
+    ])
+    .args(["-DUSE_C10D_NCCL", "-DUSE_CUDA"])
+    .arg("-isystem")
+    .arg(&include)
+    .arg("-isystem")
+    .arg(include.join("torch/csrc/api/include"));
     for dir in include_dirs.split(':').filter(|d| !d.is_empty()) {
         cmd.arg("-isystem").arg(dir);
     }

@@ -81,7 +81,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for d in [Device::Cpu, Device::CudaLocal, Device::Cuda(0), Device::Cuda(7)] {
+        for d in [
+            Device::Cpu,
+            Device::CudaLocal,
+            Device::Cuda(0),
+            Device::Cuda(7),
+        ] {
             assert_eq!(d.to_string().parse::<Device>(), Ok(d));
         }
     }

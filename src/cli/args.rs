@@ -9,8 +9,9 @@
 //!   verify).
 //!
 //! - [`LaunchArgs`]: multi-process runs, with torchrun's flags (`--nproc-per-node`,
-//!   `--nnodes`, `--node-rank`, `--master-addr`, `--master-port`) (run, bench). They are not `--devices N`,
-//! which stays the planning flag of `port`/`verify`: the GPU count a port is written for.
+//!   `--nnodes`, `--node-rank`, `--master-addr`, `--master-port`) (run, bench). They are not
+//!   `--devices N`, which stays the planning flag of `port`/`verify`: the GPU count a port is
+//!   written for.
 //!
 //! What stays in a command's struct: flags whose meaning or default differs per command.
 //! `-o/--output` is a file for `port`/`new`, a run directory for `run` (default: the config's

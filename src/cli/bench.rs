@@ -110,7 +110,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     if !main {
-        return Ok(if r.error.is_none() { EXIT_OK } else { EXIT_BAD_INPUT });
+        return Ok(if r.error.is_none() {
+            EXIT_OK
+        } else {
+            EXIT_BAD_INPUT
+        });
     }
     let line = serde_json::to_string(&r)?;
     println!("{line}");

@@ -21,13 +21,13 @@
 //! NF4 after the random init (the dense copies are freed and the cache emptied first).
 
 use super::cuda_mem::{self, AllocatorStats};
+use super::dist::{ReduceOp, World};
 use super::error::{EngineError, Result};
 use super::lora::{self, Init, LoraSpec};
 use super::model::{
     llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
 };
 use super::optim::adamw::{AdamW, AdamWConfig};
-use super::dist::{ReduceOp, World};
 use super::recompute;
 use super::train::DataParallel;
 use std::collections::HashMap;

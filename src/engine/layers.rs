@@ -105,7 +105,12 @@ impl Linear {
     }
 
     /// Store the (frozen) weight as NF4, bitsandbytes-compatible; the dense copy is dropped.
+    /// A weight loaded already quantised (a bitsandbytes checkpoint) stays as it is, as
+    /// transformers keeps a pre-quantised checkpoint's own quantisation.
     pub fn quantize(&mut self, double_quant: bool) -> Result<()> {
+        if self.nf4.is_some() {
+            return Ok(());
+        }
         let _guard = tch::no_grad_guard();
         self.nf4 = Some(Nf4Tensor::quantize(&self.weight, double_quant)?);
         self.weight = Tensor::new();

@@ -66,9 +66,17 @@ impl LoraSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Init {
     Pinned(std::path::PathBuf),
-    PeftReplay { seed: u64 },
-    TorchTuneReplay { seed: u64 },
-    TorchTuneShardedReplay { seed: u64, rank: usize, world: usize },
+    PeftReplay {
+        seed: u64,
+    },
+    TorchTuneReplay {
+        seed: u64,
+    },
+    TorchTuneShardedReplay {
+        seed: u64,
+        rank: usize,
+        world: usize,
+    },
 }
 
 /// torch `nn.init.kaiming_uniform_(w, a=√5)` bound for fan-in `fan_in`, computed with the same

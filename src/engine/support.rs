@@ -121,15 +121,29 @@ fn check_model(spec: &RunSpec) -> Vec<Unsupported> {
             ),
         ));
     }
-    if ["bnb-4bit", "bnb-nf4", "-awq", "gptq"]
+    // bitsandbytes NF4 checkpoints (`*-bnb-4bit`) load as they are (`Nf4Tensor::from_bnb`)
+    if ["-awq", "gptq", "bnb-8bit", "int8"]
         .iter()
         .any(|p| base.contains(p))
     {
         out.push(Unsupported::new(
             "model.base",
             &m.base,
-            "a pre-quantised checkpoint; the engine loads 16/32-bit safetensors and quantises \
-             them to NF4 itself (name the 16-bit model)",
+            "a pre-quantised checkpoint other than bitsandbytes NF4; the engine loads \
+             16/32-bit safetensors (and quantises them to NF4 itself) or bitsandbytes NF4 \
+             (`*-bnb-4bit`) checkpoints",
+        ));
+    }
+    if ["bnb-4bit", "bnb-nf4"].iter().any(|p| base.contains(p))
+        && spec.adapter.method == Method::Full
+    {
+        out.push(Unsupported::new(
+            "adapter.method",
+            Method::Full,
+            format!(
+                "`{}` holds 4-bit weights, which a full fine-tune cannot train",
+                m.base
+            ),
         ));
     }
     out
@@ -143,11 +157,25 @@ fn check_quantization(spec: &RunSpec) -> Vec<Unsupported> {
         return out;
     }
     let q = &spec.quantization;
-    if matches!(q.base_weights, BaseWeights::Fp4 | BaseWeights::Int8) {
+    if q.base_weights == BaseWeights::Fp4 {
         out.push(Unsupported::new(
             "quantization.base_weights",
             q.base_weights,
             "the engine quantises base weights as NF4 only",
+        ));
+    }
+    if q.base_weights == BaseWeights::Int8 {
+        // bitsandbytes 0.50.2 `autograd/_functions.py::matmul`: MatMul8bitFp only for CPU
+        // training; MatMul8bitLt otherwise (see docs/ENGINE.md, "LLM.int8").
+        out.push(Unsupported::new(
+            "quantization.base_weights",
+            q.base_weights,
+            "bitsandbytes LLM.int8 is not reproduced: only its CPU training path (weights cast \
+             to fp16, row-wise int8 CB/SCB, then a dense product over CB·SCB/127) is a plain \
+             dequantize-then-matmul; evaluation, and training on GPU, run MatMul8bitLt \
+             (activations quantised to int8 per row, columns over llm_int8_threshold = 6.0 \
+             kept in fp16, an int8 GEMM and bitsandbytes' dequantisation), which the engine \
+             lacks; use NF4 (`load_in_4bit`)",
         ));
     }
     if q.block_size != 64 {

@@ -123,7 +123,12 @@ fn by_default_every_rank_takes_the_configs_per_device_batch() {
     let w1 = tmp.path().join("w1");
     let o = run(&one_rank, &w1, 4, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert_close("2 ranks × GA 2 vs 1 × GA 4", &losses(&w2), &losses(&w1), 1e-5);
+    assert_close(
+        "2 ranks × GA 2 vs 1 × GA 4",
+        &losses(&w2),
+        &losses(&w1),
+        1e-5,
+    );
 }
 
 /// Run golden `name` from its own config on `nproc` CPU ranks; check the curve (1e-4 relative
@@ -414,8 +419,12 @@ fn resume_on_two_ranks_and_on_another_world_size() {
 fn bench_on_two_ranks_reports_scaling_and_communication() {
     let port = free_port().to_string();
     let o = Command::new(env!("CARGO_BIN_EXE_tunebridge"))
-        .args(["bench", "--shape", "tiny", "--device", "cpu", "--dtype", "fp32"])
-        .args(["--batch", "1", "--seq", "32", "--warmup", "1", "--steps", "2"])
+        .args([
+            "bench", "--shape", "tiny", "--device", "cpu", "--dtype", "fp32",
+        ])
+        .args([
+            "--batch", "1", "--seq", "32", "--warmup", "1", "--steps", "2",
+        ])
         .args(["--nproc-per-node", "2", "--master-port", &port])
         .current_dir(repo())
         .env("OMP_NUM_THREADS", "1")
@@ -431,5 +440,9 @@ fn bench_on_two_ranks_reports_scaling_and_communication() {
     assert!(total > per_gpu, "{line}");
     assert!(r["single_tokens_per_sec"].as_f64().unwrap() > 0.0, "{line}");
     assert!(r["scaling_efficiency"].as_f64().unwrap() > 0.0, "{line}");
-    assert!(text(&o.stderr).contains("2 rank(s):"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("2 rank(s):"),
+        "{}",
+        text(&o.stderr)
+    );
 }

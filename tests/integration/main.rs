@@ -19,9 +19,12 @@ mod packing;
 mod phi;
 mod port;
 #[cfg(feature = "engine")]
+mod prequant;
+#[cfg(feature = "engine")]
 mod run;
 #[cfg(feature = "engine")]
 mod trl_packing;
+mod tt_framing;
 mod upstream;
 mod validate;
 mod verify;

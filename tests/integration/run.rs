@@ -1282,6 +1282,72 @@ fn a_hub_dataset_is_read_from_the_local_cache() {
     assert_eq!(cached, local);
 }
 
+/// A JSON file of the given rows of fixtures/data/alpaca.json.
+fn alpaca_rows(dir: &Path, rows: impl Iterator<Item = usize>) -> String {
+    let all = engine::data::read_rows(&repo().join("fixtures/data/alpaca.json")).unwrap();
+    let kept: Vec<_> = rows.map(|i| all[i].clone()).collect();
+    let p = dir.join("rows.json");
+    std::fs::write(&p, serde_json::to_string(&kept).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_sliced_split_trains_on_exactly_its_rows() {
+    // The rows `datasets` 4.8.4 reads (alpaca.json has 64 rows), from (ax env):
+    // python -c "from datasets import load_dataset; import json; rows=json.load(open(
+    //   'fixtures/data/alpaca.json')); print([rows.index(r) for r in load_dataset('json',
+    //   data_files='fixtures/data/alpaca.json', split=SPLIT).to_list()])"
+    // train[10%:-25%] → 6..48 (6.4 → 6, -16 → 48); train[:33%]+train[-3:] → 0..21, 61..64.
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama/config.yaml");
+    resolved.spec.training.max_steps = 3;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut twin = resolved.clone();
+    twin.spec.data.datasets[0].path = alpaca_rows(tmp.path(), 6..48);
+    resolved.spec.data.datasets[0].split = "train[10%:-25%]".into();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sliced = train(&resolved, &options(fw, a.path()));
+    let whole = train(&twin, &options(fw, b.path()));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&sliced.losses), bits(&whole.losses));
+    assert_eq!(metrics_lines(a.path()).len(), metrics_lines(b.path()).len());
+
+    // a hub snapshot, with `+`: the same samples as a file of those rows
+    let home = tempfile::tempdir().unwrap();
+    let _env = EnvGuard::set(&[
+        ("HF_HOME", Some(home.path())),
+        ("HF_HUB_CACHE", None),
+        ("XDG_CACHE_HOME", None),
+        ("HOME", Some(home.path())),
+    ]);
+    let snap = home
+        .path()
+        .join("hub/datasets--tatsu-lab--alpaca/snapshots/0123abcd/data");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/data/alpaca.parquet"),
+        snap.join("train-00000-of-00001.parquet"),
+    )
+    .unwrap();
+    let flavour = Flavour::from_framework(fw).unwrap();
+    let tok = engine::data::Tokenizer::load(&repo().join("fixtures/models/tiny-llama")).unwrap();
+    let mut hub = resolved.spec.clone();
+    hub.data.datasets[0].path = "tatsu-lab/alpaca".into();
+    hub.data.datasets[0].split = "train[:33%]+train[-3:]".into();
+    let mut file = twin.spec.clone();
+    file.data.datasets[0].path = alpaca_rows(tmp.path(), (0..21).chain(61..64));
+    assert_eq!(
+        engine::data::build_samples(&hub, flavour, &tok).unwrap(),
+        engine::data::build_samples(&file, flavour, &tok).unwrap()
+    );
+    // a spec `datasets` refuses is an error naming the key
+    hub.data.datasets[0].split = "train[:5](closest)".into();
+    let e = engine::data::build_samples(&hub, flavour, &tok)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data.datasets.split"), "{e}");
+}
+
 #[test]
 fn the_validation_split_follows_each_framework() {
     let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());

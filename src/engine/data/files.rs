@@ -2,6 +2,7 @@
 //! or a hub dataset id resolved in the local Hugging Face cache (never downloaded).
 
 use super::super::error::{read_to_string, EngineError, Result, Unsupported};
+use super::slice::ReadInstruction;
 use crate::ir::Loader;
 use serde_json::{Map, Number, Value};
 use std::path::{Path, PathBuf};
@@ -33,18 +34,56 @@ pub fn check_loader(loader: Loader) -> Result<(), Unsupported> {
     }
 }
 
-/// Split slicing (`train[:10%]`) of a hub dataset is not reproduced; a local file or folder
-/// ignores the split, as the frameworks' loaders do.
+/// The split spec must be one `datasets` reads ([`super::slice`]); slices are applied to
+/// local files and hub snapshots alike. A local file or folder has a single split, so its
+/// name is not checked (the engine reads every row, then slices).
 pub fn check_split(ds: &crate::ir::Dataset) -> Result<(), Unsupported> {
-    let local = !ds.data_files.is_empty() || Path::new(&ds.path).exists();
-    if !local && ds.split.contains('[') {
-        return Err(Unsupported::new(
-            "data.datasets.split",
-            &ds.split,
-            "split slicing is not implemented in the engine",
-        ));
+    split_spec(&ds.split)
+        .map(|_| ())
+        .map_err(|m| Unsupported::new("data.datasets.split", &ds.split, m))
+}
+
+/// The read instructions of a split spec; empty is `train`.
+fn split_spec(split: &str) -> std::result::Result<Vec<ReadInstruction>, String> {
+    super::slice::parse(if split.is_empty() { "train" } else { split })
+}
+
+/// One row of a dataset with where it came from (for error messages).
+pub struct SourcedRow {
+    pub file: std::rc::Rc<PathBuf>,
+    /// 0-based index of the row in its file.
+    pub index: usize,
+    pub row: Map<String, Value>,
+}
+
+/// The rows a dataset entry reads: its files' rows, sliced as its `split` says.
+pub fn dataset_rows(ds: &crate::ir::Dataset) -> Result<Vec<SourcedRow>> {
+    dataset_rows_in(ds, &crate::engine::hub::cache_dirs())
+}
+
+/// [`dataset_rows`] with the hub caches given.
+pub fn dataset_rows_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec<SourcedRow>> {
+    let spec = split_spec(&ds.split)
+        .map_err(|m| EngineError::Data(format!("data.datasets.split = `{}`: {m}", ds.split)))?;
+    let mut out = Vec::new();
+    for ins in spec {
+        let mut rows = Vec::new();
+        for file in files_of_split(ds, &ins.split, hubs)? {
+            let file = std::rc::Rc::new(file);
+            for (index, row) in read_rows_as(&file, ds.loader)?.into_iter().enumerate() {
+                rows.push(SourcedRow {
+                    file: file.clone(),
+                    index,
+                    row,
+                });
+            }
+        }
+        let range = ins
+            .rows(rows.len())
+            .map_err(|m| EngineError::Data(format!("data.datasets.split = `{}`: {m}", ds.split)))?;
+        out.extend(rows.drain(range));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Rows of a file: Parquet when `loader` is `parquet` or the name ends in `.parquet`, else a
@@ -156,8 +195,18 @@ pub fn dataset_files(ds: &crate::ir::Dataset) -> Result<Vec<PathBuf>> {
     dataset_files_in(ds, &crate::engine::hub::cache_dirs())
 }
 
-/// [`dataset_files`] with the hub caches given (tests pass a temporary one).
+/// [`dataset_files`] with the hub caches given (tests pass a temporary one), for the split
+/// the spec's first instruction names.
 pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let split = split_spec(&ds.split)
+        .ok()
+        .and_then(|s| s.into_iter().next())
+        .map_or_else(|| ds.split.clone(), |i| i.split);
+    files_of_split(ds, &split, hubs)
+}
+
+/// The files of one split (a name, without slice) of a dataset entry.
+fn files_of_split(ds: &crate::ir::Dataset, split: &str, hubs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let p = PathBuf::from(&ds.path);
     if !ds.data_files.is_empty() {
         // local files as named, else relative to the dataset's folder or cached hub snapshot
@@ -192,19 +241,18 @@ pub fn dataset_files_in(ds: &crate::ir::Dataset, hubs: &[PathBuf]) -> Result<Vec
         files.sort();
         return Ok(files);
     }
-    check_split(ds)?;
     let mut looked = vec![p.display().to_string()];
     for hub in hubs {
         let repo = hub.join(repo_folder(&ds.path));
         looked.push(repo.display().to_string());
         if let Some(snap) = crate::engine::hub::snapshot(&repo, Path::is_dir) {
-            let files = snapshot_files(&snap, &ds.name, &ds.split);
+            let files = snapshot_files(&snap, &ds.name, split);
             if files.is_empty() {
                 return Err(EngineError::Data(format!(
                     "hub dataset `{}` is cached at {} but holds no .json/.jsonl/.parquet file for split `{}`{}",
                     ds.path,
                     snap.display(),
-                    ds.split,
+                    split,
                     if ds.name.is_empty() { String::new() } else { format!(" of config `{}`", ds.name) }
                 )));
             }
@@ -339,6 +387,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("abc123") && e.contains("validation"), "{e}");
+    }
+
+    #[test]
+    fn a_sliced_spec_reads_each_split_in_turn() {
+        let hub = tempfile::tempdir().unwrap();
+        let snap = hub.path().join("datasets--org--ds/snapshots/r1");
+        let write = |name: &str, ids: std::ops::Range<i32>| {
+            let rows: Vec<String> = ids.map(|i| format!("{{\"i\": {i}}}")).collect();
+            std::fs::create_dir_all(&snap).unwrap();
+            std::fs::write(snap.join(name), rows.join("\n")).unwrap();
+        };
+        write("train.jsonl", 0..10);
+        write("test.jsonl", 100..104);
+        let ids = |split: &str| -> Vec<i64> {
+            dataset_rows_in(&ds("org/ds", split), &[hub.path().to_path_buf()])
+                .unwrap()
+                .iter()
+                .map(|r| r.row["i"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(ids("train[-2:]+test[:50%]"), [8, 9, 100, 101]);
+        assert_eq!(ids("test"), [100, 101, 102, 103]);
+        assert_eq!(ids("train[7:3]"), Vec::<i64>::new());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::super::error::{EngineError, Result, Unsupported};
 use super::sample::Sample;
 use super::template::{ChatTemplate, Message};
 use super::tokenizer::Tokenizer;
+use super::tt_framing::TtMessage;
 use crate::engine::flavour::Flavour;
 use crate::ir::{DatasetFormat, Overlong};
 use serde_json::{Map, Value};
@@ -290,37 +291,45 @@ fn axolotl_two_part(ctx: &FormatCtx, prompt: &str, response: &str) -> Result<Sam
     })
 }
 
-/// A TorchTune `Message` (text content only).
-struct TtMessage<'a> {
-    role: &'a str,
-    content: String,
-    masked: bool,
-}
-
 /// Whether TorchTune's message framing (alpaca, instruct and chat datasets) is implemented for
-/// `family`: the Qwen (ChatML) and Llama 3 tokenizers.
+/// `family` (`translators/torchtune/framing.toml`, [`super::tt_framing`]).
 pub fn check_torchtune_family(family: &str) -> Result<(), Unsupported> {
-    if family.starts_with("llama3") || family.starts_with("qwen") {
-        return Ok(());
-    }
-    Err(Unsupported::new(
-        "model.family",
-        family,
-        "TorchTune message framing is implemented for the Qwen (ChatML) and Llama 3 tokenizers only",
-    ))
+    super::tt_framing::of(family).map(|_| ())
 }
 
 /// TorchTune's model tokenizer `tokenize_messages(messages, add_eos=True)` with
-/// `max_seq_len = sequence_len`, then `SFTTransform`'s labels (-100 where masked).
+/// `max_seq_len = sequence_len`, then `SFTTransform`'s labels (-100 where masked). The style
+/// per family is in `translators/torchtune/framing.toml`; the SentencePiece families are
+/// framed by [`super::tt_framing::sentencepiece`].
 ///
 /// Qwen2/2.5 (ChatML): `<|im_start|>{role}\n` + content + `<|im_end|>\n` per message, except
 /// that the final assistant message gets no footer; then EOS (`<|im_end|>`) with the last
 /// message's mask; then `truncate`, which forces the last token to EOS **and the last mask to
 /// True** (so the final EOS is never trained).
 fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample> {
-    check_torchtune_family(ctx.family)?;
-    if ctx.family.starts_with("llama3") {
-        return torchtune_llama3_messages(ctx, messages);
+    use super::tt_framing::Style;
+    let framing = super::tt_framing::of(ctx.family)?;
+    match framing.style {
+        Style::Llama3 => return torchtune_llama3_messages(ctx, messages),
+        Style::Sentencepiece => {
+            let (tokens, mask) = super::tt_framing::sentencepiece(
+                ctx.tok,
+                &framing.template,
+                messages,
+                ctx.sequence_len,
+            )?;
+            let labels = tokens
+                .iter()
+                .zip(&mask)
+                .map(|(&t, &m)| if m { IGNORE } else { t })
+                .collect();
+            return Ok(Sample {
+                doc_lens: Vec::new(),
+                input_ids: tokens,
+                labels,
+            });
+        }
+        Style::Chatml | Style::Refused => {}
     }
     let tok = ctx.tok;
     let special = |t: &str| {

@@ -12,9 +12,11 @@ pub mod format;
 pub mod multipack;
 pub mod order;
 pub mod sample;
+pub mod slice;
 pub mod template;
 pub mod tokenizer;
 pub mod trl_pack;
+pub mod tt_framing;
 
 use super::error::{EngineError, Result};
 use super::flavour::Flavour;
@@ -139,16 +141,14 @@ fn tokenize_datasets(
             family: &spec.model.family,
             chat_framed: ds.prompt_style.ends_with("_chat_template"),
         };
-        for file in dataset_files(ds)? {
-            for (i, row) in files::read_rows_as(&file, ds.loader)?.iter().enumerate() {
-                let s = format::format_row(&ctx, ds.format, row).map_err(|e| match e {
-                    EngineError::Data(m) => {
-                        EngineError::bad_file(&file, format!("row {}: {m}", i + 1))
-                    }
-                    other => other,
-                })?;
-                all.extend(s);
-            }
+        for r in files::dataset_rows(ds)? {
+            let s = format::format_row(&ctx, ds.format, &r.row).map_err(|e| match e {
+                EngineError::Data(m) => {
+                    EngineError::bad_file(r.file.as_path(), format!("row {}: {m}", r.index + 1))
+                }
+                other => other,
+            })?;
+            all.extend(s);
         }
     }
     Ok(all)

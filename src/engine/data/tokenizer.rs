@@ -17,6 +17,69 @@ pub struct Tokenizer {
     /// The Jinja chat template, when the tokenizer has one.
     pub chat_template: Option<String>,
     pub path: PathBuf,
+    /// The SentencePiece emulation ([`Tokenizer::encode_sentencepiece`]), built on first use.
+    spm: std::sync::OnceLock<std::result::Result<SentencePiece, String>>,
+}
+
+/// A SentencePiece model's `encode` through its converted `tokenizer.json`: the bare model
+/// (BPE with byte fallback), no normaliser, pre-tokenizer or added tokens, on
+/// `"▁" + text.replace(" ", "▁")` (`"▁"` only when the model adds a dummy prefix). This is
+/// what `spm.encode(text)` computes, and differs from `encode(text, false)` where the
+/// tokenizer.json's `Metaspace(prepend_scheme = always | first)` skips the prefix on text that
+/// starts with a space, and where text holds an added token's string (SentencePiece reads
+/// `<s>` or `[INST]` in text as plain characters).
+struct SentencePiece {
+    bare: tokenizers::Tokenizer,
+    dummy_prefix: bool,
+}
+
+impl SentencePiece {
+    /// From the tokenizer.json: spaces must become `▁` (a `Replace(" ", "▁")` normaliser or a
+    /// `Metaspace` pre-tokenizer), else it is no SentencePiece conversion; the dummy prefix is
+    /// a `Prepend("▁")` normaliser or a `Metaspace` that prepends.
+    fn of(
+        inner: &tokenizers::Tokenizer,
+        json: &serde_json::Value,
+    ) -> std::result::Result<Self, String> {
+        let mut parts = Vec::new();
+        collect(&json["normalizer"], "normalizers", &mut parts);
+        collect(&json["pre_tokenizer"], "pretokenizers", &mut parts);
+        let kind = |p: &serde_json::Value| p["type"].as_str().unwrap_or("").to_string();
+        let replaces = parts.iter().any(|p| {
+            (kind(p) == "Replace" && p["pattern"]["String"] == " " && p["content"] == "\u{2581}")
+                || kind(p) == "Metaspace"
+        });
+        if !replaces {
+            return Err(
+                "its tokenizer.json is no SentencePiece conversion (spaces are not \
+                        replaced by `▁`)"
+                    .into(),
+            );
+        }
+        let dummy_prefix = parts.iter().any(|p| match kind(p).as_str() {
+            "Prepend" => p["prepend"] == "\u{2581}",
+            "Metaspace" => {
+                p["add_prefix_space"] == true
+                    || matches!(p["prepend_scheme"].as_str(), Some("always" | "first"))
+            }
+            _ => false,
+        });
+        Ok(SentencePiece {
+            bare: tokenizers::Tokenizer::new(inner.get_model().clone()),
+            dummy_prefix,
+        })
+    }
+}
+
+/// A normaliser or pre-tokenizer and, for a `Sequence`, its members.
+fn collect<'a>(v: &'a serde_json::Value, list: &str, out: &mut Vec<&'a serde_json::Value>) {
+    if v["type"] == "Sequence" {
+        for m in v[list].as_array().into_iter().flatten() {
+            collect(m, list, out);
+        }
+    } else if v.is_object() {
+        out.push(v);
+    }
 }
 
 /// A special token's text and id.
@@ -99,6 +162,7 @@ impl Tokenizer {
             chat_template,
             inner,
             path: file,
+            spm: std::sync::OnceLock::new(),
         })
     }
 
@@ -127,6 +191,38 @@ impl Tokenizer {
             .zip(enc.get_offsets())
             .map(|(&i, &o)| (i64::from(i), o))
             .collect())
+    }
+
+    /// SentencePiece `encode(text, add_bos=False, add_eos=False)` of the model this
+    /// tokenizer.json was converted from (see [`SentencePiece`]); an error for a tokenizer that
+    /// is no SentencePiece conversion.
+    pub fn encode_sentencepiece(&self, text: &str) -> Result<Vec<i64>> {
+        let spm = self
+            .spm
+            .get_or_init(|| {
+                let json = read_json(&self.path).map_err(|e| e.to_string())?;
+                SentencePiece::of(&self.inner, &json)
+            })
+            .as_ref()
+            .map_err(|m| {
+                EngineError::bad_file(
+                    &self.path,
+                    format!("a SentencePiece tokenizer is needed: {m}"),
+                )
+            })?;
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut s = String::with_capacity(text.len() + 3);
+        if spm.dummy_prefix {
+            s.push('\u{2581}');
+        }
+        s.push_str(&text.replace(' ', "\u{2581}"));
+        let enc = spm
+            .bare
+            .encode(s.as_str(), false)
+            .map_err(|e| EngineError::Data(format!("tokenizer: {e}")))?;
+        Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
     pub fn token_id(&self, token: &str) -> Option<i64> {

@@ -103,7 +103,7 @@ extern "C" {
 }
 
 /// `Err(message)` for a non-null error from the shim (freed here), `Ok` for null.
-pub fn take_error(e: *mut c_char) -> Result<(), String> {
+pub(crate) fn take_error(e: *mut c_char) -> Result<(), String> {
     if e.is_null() {
         return Ok(());
     }

@@ -316,6 +316,79 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Where `libtb_c10d_nccl.so` is looked for: `TUNEBRIDGE_NCCL_SHIM`, else beside the binary
+/// (or one folder up, for test binaries in `target/<profile>/deps`).
+fn nccl_shim_candidates() -> Vec<std::path::PathBuf> {
+    const NAME: &str = "libtb_c10d_nccl.so";
+    if let Some(p) = std::env::var_os("TUNEBRIDGE_NCCL_SHIM") {
+        return vec![p.into()];
+    }
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.to_path_buf()));
+    exe_dir
+        .map(|d| vec![d.join(NAME), d.join("..").join(NAME)])
+        .unwrap_or_default()
+}
+
+/// Load `libtb_c10d_nccl.so` once and return its constructor; the error says what was looked
+/// for, where, and why it failed (a missing file, or libnccl.so.2 / libtorch_cuda.so not found).
+fn nccl_shim() -> Result<ffi::NcclNew, DistError> {
+    static LOADED: std::sync::OnceLock<Result<usize, String>> = std::sync::OnceLock::new();
+    let loaded = LOADED.get_or_init(|| {
+        let candidates = nccl_shim_candidates();
+        let mut tried = Vec::new();
+        for path in &candidates {
+            if !path.is_file() {
+                tried.push(format!("{}: no such file", path.display()));
+                continue;
+            }
+            let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+                .map_err(|_| format!("{}: path holds a NUL byte", path.display()))?;
+            // SAFETY: dlopen/dlsym with valid C strings; the handle lives for the process.
+            unsafe {
+                let handle = libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+                if handle.is_null() {
+                    tried.push(format!("{}: {}", path.display(), dl_error()));
+                    continue;
+                }
+                let sym = libc::dlsym(handle, c"tb_c10d_nccl_new".as_ptr());
+                if sym.is_null() {
+                    tried.push(format!("{}: {}", path.display(), dl_error()));
+                    continue;
+                }
+                return Ok(sym as usize);
+            }
+        }
+        Err(format!(
+            "looked for libtb_c10d_nccl.so (TUNEBRIDGE_NCCL_SHIM, else beside the binary): {}. \
+             Build it with TUNEBRIDGE_NCCL_INCLUDE set (docs/ENGINE-BUILD.md, \"NCCL\"); it needs \
+             libtorch_cuda.so and libnccl.so.2 on LD_LIBRARY_PATH",
+            tried.join("; ")
+        ))
+    });
+    match loaded {
+        // SAFETY: the address of tb_c10d_nccl_new, whose C signature is `ffi::NcclNew`.
+        Ok(addr) => Ok(unsafe { std::mem::transmute::<usize, ffi::NcclNew>(*addr) }),
+        Err(message) => Err(DistError {
+            what: "NCCL for CUDA ranks".into(),
+            message: message.clone(),
+        }),
+    }
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns a thread-local C string or null.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown dlopen error".into()
+        } else {
+            std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,78 +512,5 @@ mod tests {
                 .contains(&format!("rendezvous at 127.0.0.1:{port}")),
             "{e}"
         );
-    }
-}
-
-/// Where `libtb_c10d_nccl.so` is looked for: `TUNEBRIDGE_NCCL_SHIM`, else beside the binary
-/// (or one folder up, for test binaries in `target/<profile>/deps`).
-fn nccl_shim_candidates() -> Vec<std::path::PathBuf> {
-    const NAME: &str = "libtb_c10d_nccl.so";
-    if let Some(p) = std::env::var_os("TUNEBRIDGE_NCCL_SHIM") {
-        return vec![p.into()];
-    }
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|p| p.to_path_buf()));
-    exe_dir
-        .map(|d| vec![d.join(NAME), d.join("..").join(NAME)])
-        .unwrap_or_default()
-}
-
-/// Load `libtb_c10d_nccl.so` once and return its constructor; the error says what was looked
-/// for, where, and why it failed (a missing file, or libnccl.so.2 / libtorch_cuda.so not found).
-fn nccl_shim() -> Result<ffi::NcclNew, DistError> {
-    static LOADED: std::sync::OnceLock<Result<usize, String>> = std::sync::OnceLock::new();
-    let loaded = LOADED.get_or_init(|| {
-        let candidates = nccl_shim_candidates();
-        let mut tried = Vec::new();
-        for path in &candidates {
-            if !path.is_file() {
-                tried.push(format!("{}: no such file", path.display()));
-                continue;
-            }
-            let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(|_| format!("{}: path holds a NUL byte", path.display()))?;
-            // SAFETY: dlopen/dlsym with valid C strings; the handle lives for the process.
-            unsafe {
-                let handle = libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-                if handle.is_null() {
-                    tried.push(format!("{}: {}", path.display(), dl_error()));
-                    continue;
-                }
-                let sym = libc::dlsym(handle, c"tb_c10d_nccl_new".as_ptr());
-                if sym.is_null() {
-                    tried.push(format!("{}: {}", path.display(), dl_error()));
-                    continue;
-                }
-                return Ok(sym as usize);
-            }
-        }
-        Err(format!(
-            "looked for libtb_c10d_nccl.so (TUNEBRIDGE_NCCL_SHIM, else beside the binary): {}. \
-             Build it with TUNEBRIDGE_NCCL_INCLUDE set (docs/ENGINE-BUILD.md, \"NCCL\"); it needs \
-             libtorch_cuda.so and libnccl.so.2 on LD_LIBRARY_PATH",
-            tried.join("; ")
-        ))
-    });
-    match loaded {
-        // SAFETY: the address of tb_c10d_nccl_new, whose C signature is `ffi::NcclNew`.
-        Ok(addr) => Ok(unsafe { std::mem::transmute::<usize, ffi::NcclNew>(*addr) }),
-        Err(message) => Err(DistError {
-            what: "NCCL for CUDA ranks".into(),
-            message: message.clone(),
-        }),
-    }
-}
-
-fn dl_error() -> String {
-    // SAFETY: dlerror returns a thread-local C string or null.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown dlopen error".into()
-        } else {
-            std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
     }
 }

@@ -30,8 +30,15 @@
 //! a_b = DYNAMIC_MAP\[q_b\] · absmax2_{b/256} + offset; w_i = NF4\[code_i\] · a_{i/64}, cast to
 //! the dtype W had, then (in the Linear forward) to the compute dtype.
 //!
-//! Left out: FP4, block sizes other than 64, no double quantisation, a fused
-//! dequantize-matmul kernel (the forward dequantizes the whole weight first).
+//! **Pre-quantised checkpoints** (`unsloth/*-bnb-4bit`, any `save_pretrained` of a
+//! bitsandbytes 4-bit model): [`Nf4Tensor::from_bnb`] takes the stored `weight` (packed),
+//! `weight.absmax`, `weight.nested_absmax`, `weight.quant_map`, `weight.nested_quant_map` and
+//! the JSON `weight.quant_state.bitsandbytes__nf4` (`quant_type`, `blocksize`, `dtype`,
+//! `shape`, `nested_blocksize`, `nested_offset`) as they are: the same layout this quantiser
+//! produces, so such a base dequantises to exactly the weights bitsandbytes gives it.
+//!
+//! Left out: FP4, block sizes other than 64, a fused dequantize-matmul kernel (the forward
+//! dequantizes the whole weight first).
 
 use crate::engine::error::{EngineError, Result};
 use tch::{Device, Kind, Tensor};
@@ -266,6 +273,116 @@ impl Nf4Tensor {
 
     pub fn in_features(&self) -> i64 {
         self.shape[1]
+    }
+}
+
+/// The tensors bitsandbytes saves for one 4-bit weight (`Params4bit` with its `QuantState`
+/// as `QuantState.as_dict(packed=True)` writes it).
+pub struct BnbParts {
+    /// `weight`: uint8 \[(n+1)/2, 1\].
+    pub packed: Tensor,
+    /// `weight.absmax`: uint8 (double quantisation) or fp32 \[blocks\].
+    pub absmax: Tensor,
+    /// `weight.quant_map`: fp32 \[16\].
+    pub quant_map: Tensor,
+    /// `weight.nested_absmax` (fp32) and `weight.nested_quant_map` (fp32 \[256\]).
+    pub nested: Option<(Tensor, Tensor)>,
+    /// `weight.quant_state.bitsandbytes__<type>`: the JSON state as uint8 bytes.
+    pub state: Tensor,
+}
+
+/// The JSON `quant_state` of a saved 4-bit weight.
+#[derive(serde::Deserialize)]
+struct QuantStateJson {
+    quant_type: String,
+    blocksize: i64,
+    dtype: String,
+    shape: Vec<i64>,
+    #[serde(default)]
+    nested_blocksize: Option<i64>,
+    #[serde(default)]
+    nested_offset: Option<f64>,
+}
+
+/// Whether `t` holds exactly the fp32 values of `bits`.
+fn is_table(t: &Tensor, bits: &[u32]) -> bool {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).view([-1]);
+    let n = t.size()[0] as usize;
+    n == bits.len() && (0..n).all(|i| (t.double_value(&[i as i64]) as f32).to_bits() == bits[i])
+}
+
+impl Nf4Tensor {
+    /// A weight as a bitsandbytes checkpoint stores it (see the module docs); `name` is the
+    /// weight's name for errors. Refused: FP4, a block other than 64 (or 256 nested), a code
+    /// table other than NF4 / the dynamic map.
+    pub fn from_bnb(name: &str, p: BnbParts) -> Result<Nf4Tensor> {
+        let bad = |m: String| EngineError::tensor(name, m);
+        let bytes: Vec<u8> = Vec::<u8>::try_from(p.state.to_kind(Kind::Uint8).view([-1]))
+            .map_err(|e| bad(e.to_string()))?;
+        let st: QuantStateJson = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("unreadable bitsandbytes quant_state: {e}")))?;
+        if st.quant_type != "nf4" {
+            return Err(bad(format!(
+                "a bitsandbytes `{}` weight; the engine holds NF4 only",
+                st.quant_type
+            )));
+        }
+        if st.blocksize != BLOCK {
+            return Err(bad(format!(
+                "bitsandbytes blocksize {}; the engine's NF4 uses {BLOCK}",
+                st.blocksize
+            )));
+        }
+        if !is_table(&p.quant_map, &NF4) {
+            return Err(bad("its quant_map is not bitsandbytes' NF4 table".into()));
+        }
+        let dtype = match st.dtype.as_str() {
+            "float32" => Kind::Float,
+            "bfloat16" => Kind::BFloat16,
+            "float16" => Kind::Half,
+            other => return Err(bad(format!("quant_state dtype `{other}`"))),
+        };
+        let n: i64 = st.shape.iter().product();
+        let blocks = (n + BLOCK - 1) / BLOCK;
+        if p.packed.size() != [(n + 1) / 2, 1] || p.absmax.size() != [blocks] {
+            return Err(bad(format!(
+                "packed {:?} / absmax {:?} do not fit shape {:?}",
+                p.packed.size(),
+                p.absmax.size(),
+                st.shape
+            )));
+        }
+        let absmax = match p.nested {
+            None => Absmax::Plain(p.absmax.to_kind(Kind::Float)),
+            Some((nested_absmax, nested_map)) => {
+                if st.nested_blocksize != Some(NESTED_BLOCK) {
+                    return Err(bad(format!(
+                        "nested blocksize {:?}; the engine uses {NESTED_BLOCK}",
+                        st.nested_blocksize
+                    )));
+                }
+                if !is_table(&nested_map, &DYNAMIC_MAP) {
+                    return Err(bad(
+                        "its nested_quant_map is not bitsandbytes' signed dynamic map".into(),
+                    ));
+                }
+                let offset = st
+                    .nested_offset
+                    .ok_or_else(|| bad("quant_state lacks nested_offset".into()))?;
+                Absmax::Double {
+                    q: p.absmax.to_kind(Kind::Uint8),
+                    nested_absmax: nested_absmax.to_kind(Kind::Float),
+                    // bitsandbytes keeps the offset as an fp32 tensor; the JSON holds its value
+                    offset: Tensor::from(offset as f32).to_device(p.packed.device()),
+                }
+            }
+        };
+        Ok(Nf4Tensor {
+            packed: p.packed.to_kind(Kind::Uint8),
+            absmax,
+            shape: st.shape,
+            dtype,
+        })
     }
 }
 

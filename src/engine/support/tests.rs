@@ -120,6 +120,8 @@ fn fp4_and_int8_bases_and_odd_blocks_are_refused_together() {
         refused(&s, Flavour::Axolotl),
         ["quantization.base_weights", "quantization.block_size"]
     );
+    s.quantization.block_size = 64;
+    assert!(only(&s, Flavour::Axolotl).contains("MatMul8bitLt"));
 }
 
 #[test]
@@ -154,7 +156,7 @@ fn dataset_refusals_name_the_dataset_index() {
     let mut second = s.data.datasets[0].clone();
     second.loader = Loader::Csv;
     second.path = "org/not-a-local-path".into();
-    second.split = "train[:10%]".into();
+    second.split = "train[:10](closest)".into();
     second.prompt_style = "no_such_style".into();
     s.data.datasets.push(second);
     assert_eq!(
@@ -168,17 +170,27 @@ fn dataset_refusals_name_the_dataset_index() {
 }
 
 #[test]
-fn a_local_dataset_ignores_its_split() {
+fn split_slicing_is_run_and_a_bad_spec_refused() {
     let mut s = spec();
-    s.data.datasets[0].split = "train[:10%]".into();
-    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    for ok in ["train[:10%]", "train[:2500]", "train[-5%:]+test[:3]"] {
+        s.data.datasets[0].split = ok.into();
+        assert!(refused(&s, Flavour::Axolotl).is_empty(), "{ok}");
+        s.data.datasets[0].path = "org/hub-dataset".into();
+        assert!(refused(&s, Flavour::Unsloth).is_empty(), "{ok}");
+    }
+    s.data.datasets[0].split = "train[:200%]".into();
+    assert!(only(&s, Flavour::Axolotl).contains("between -100 and 100"));
 }
 
 #[test]
-fn torchtune_framing_needs_a_qwen_or_llama3_tokenizer() {
+fn torchtune_framing_follows_the_framing_table() {
     let mut s = spec();
-    s.model.family = "mistral".into();
-    assert!(only(&s, Flavour::TorchTune).contains("Qwen (ChatML) and Llama 3"));
+    for ok in ["mistral", "llama2", "code_llama2"] {
+        s.model.family = ok.into();
+        assert!(refused(&s, Flavour::TorchTune).is_empty(), "{ok}");
+    }
+    s.model.family = "llama".into(); // Llama 1 / TinyLlama: no TorchTune tokenizer
+    assert!(only(&s, Flavour::TorchTune).contains("translators/torchtune/framing.toml"));
     s.data.datasets[0].format = DatasetFormat::Completion;
     assert!(refused(&s, Flavour::TorchTune).is_empty());
 }
@@ -220,14 +232,20 @@ fn gemma_runs_on_hf_flavours_and_text_only_sizes() {
 }
 
 #[test]
-fn mixture_of_experts_and_pre_quantised_bases_are_refused_by_name() {
+fn mixture_of_experts_and_non_nf4_pre_quantised_bases_are_refused_by_name() {
     let mut s = spec();
     s.model.family = "mistral".into();
     s.model.base = "mistralai/Mixtral-8x7B-v0.1".into();
     assert!(only(&s, Flavour::Axolotl).contains("mixture-of-experts"));
     s.model.family = "llama3_2".into();
-    s.model.base = "unsloth/Llama-3.2-1B-Instruct-bnb-4bit".into();
+    s.model.base = "TheBloke/Llama-2-7B-GPTQ".into();
     assert!(only(&s, Flavour::Axolotl).contains("pre-quantised"));
+    // bitsandbytes NF4 checkpoints load as they are, under adapters only
+    s.model.base = "unsloth/Llama-3.2-1B-Instruct-bnb-4bit".into();
+    assert!(refused(&s, Flavour::Unsloth).is_empty());
+    s.adapter.method = Method::Full;
+    assert!(refused(&s, Flavour::Unsloth).contains(&"adapter.method".to_string()));
+    s.adapter.method = Method::Lora;
     s.model.base = "unsloth/Llama-3.2-1B-Instruct".into();
     assert!(refused(&s, Flavour::Axolotl).is_empty());
 }

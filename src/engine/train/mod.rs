@@ -35,9 +35,9 @@ mod setup;
 mod shard;
 mod step;
 
+pub use multipack::plan as multipack_plan;
 pub use options::{BatchOverRanks, RunOptions, RunSummary, StepMetrics};
 pub use parallel::DataParallel;
-pub use multipack::plan as multipack_plan;
 pub use plan::{plan, Plan, Window};
 pub use run::run;
 pub use shard::Shard;
