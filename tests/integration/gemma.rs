@@ -3,59 +3,22 @@
 //! (1 + w) norms, sandwich layers, GeGLU, soft-capping, local/global layers and their RoPE) is
 //! pinned against transformers in `run.rs::every_family_forward_matches_transformers`.
 
-use super::harness::repo;
-use super::run::{
-    adapter_matches, golden_losses, golden_run_from_its_config, read, rel_frobenius, tensors,
-};
+use super::run::{read, reproduce_golden};
 use tunebridge::engine;
-
-/// Run golden `name` from its config, check it, and return (max rel. loss error, max rel.
-/// adapter error) and our adapter's tensors.
-fn reproduce(name: &str) -> (f64, f64, std::collections::HashMap<String, tch::Tensor>) {
-    let dir = golden_run_from_its_config(name);
-    adapter_matches(name, dir.path());
-    let got: Vec<f64> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
-        .collect();
-    let want = golden_losses(name);
-    let loss_err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs() / w.abs())
-        .fold(0.0, f64::max);
-    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
-    let theirs = tensors(
-        &repo()
-            .join("golden/runs")
-            .join(name)
-            .join("adapter_model.safetensors"),
-    );
-    let weight_err = theirs
-        .iter()
-        .map(|(k, w)| rel_frobenius(&ours[k], w))
-        .fold(0.0, f64::max);
-    // The figures docs/ENGINE.md quotes (`-- --nocapture` prints them).
-    eprintln!(
-        "{name}: max rel. loss error {loss_err:.1e}, max rel. adapter error {weight_err:.1e}"
-    );
-    (loss_err, weight_err, ours)
-}
 
 #[test]
 fn axolotl_lora_gemma2_matches_golden() {
     // Eager attention, so the attention soft-cap (50) is on, as is the final one (30); layer 0
     // local with a window of 8 tokens, shorter than every Alpaca sample; BOS added by the
     // tokenizer; pinned PEFT init (seed 42) on all seven linears of both layers.
-    let (_, _, ours) = reproduce("axolotl-lora-gemma2");
+    let (_, _, ours, _dir) = reproduce_golden("axolotl-lora-gemma2");
     assert_eq!(ours.len(), 2 * 7 * 2, "2 layers x 7 modules x (A, B)");
 }
 
 #[test]
 fn axolotl_lora_gemma3_matches_golden() {
     // Gemma 3 text: q/k norm, RoPE θ 1e6 on the global layer and 1e4 on the local one.
-    let (_, _, ours) = reproduce("axolotl-lora-gemma3");
+    let (_, _, ours, _dir) = reproduce_golden("axolotl-lora-gemma3");
     assert_eq!(ours.len(), 2 * 7 * 2, "2 layers x 7 modules x (A, B)");
 }
 

@@ -4,10 +4,7 @@
 //! transformers in `run.rs::every_family_forward_matches_transformers`.
 
 use super::harness::repo;
-use super::run::{
-    adapter_matches, golden_losses, golden_run_from_its_config, options, read, rel_frobenius,
-    tensors, train, ENGINE,
-};
+use super::run::{golden_losses, options, read, reproduce_golden, train, ENGINE};
 use tch::Tensor;
 use tunebridge::engine;
 use tunebridge::ir::{BaseWeights, Method};
@@ -17,35 +14,7 @@ fn axolotl_lora_phi3_matches_golden() {
     // lora_target_linear on a Phi-3 model: PEFT wraps qkv_proj, o_proj, gate_up_proj and
     // down_proj whole (B of qkv_proj is (H·D + 2·KV·D, R) = (128, 8)); pinned initial adapter.
     let name = "axolotl-lora-phi3";
-    let dir = golden_run_from_its_config(name);
-    adapter_matches(name, dir.path());
-
-    // The figures docs/ENGINE.md quotes (`-- --nocapture` prints them).
-    let got: Vec<f64> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
-        .collect();
-    let want = golden_losses(name);
-    let loss_err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs() / w.abs())
-        .fold(0.0, f64::max);
-    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
-    let theirs = tensors(
-        &repo()
-            .join("golden/runs")
-            .join(name)
-            .join("adapter_model.safetensors"),
-    );
-    let weight_err = theirs
-        .iter()
-        .map(|(k, w)| rel_frobenius(&ours[k], w))
-        .fold(0.0, f64::max);
-    eprintln!(
-        "{name}: max rel. loss error {loss_err:.1e}, max rel. adapter error {weight_err:.1e}"
-    );
+    let (_, _, ours, dir) = reproduce_golden(name);
 
     // PEFT's names for the fused modules, and the fused shapes.
     let qkv = "base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.weight";

@@ -1707,3 +1707,39 @@ fn axolotl_lora_llama_input_output_matches_golden() {
     let dir = golden_run_from_its_config(name);
     adapter_matches(name, dir.path());
 }
+
+/// Run golden `name` from its config, check it, and return (max rel. loss error, max rel.
+/// adapter error), our adapter's tensors and the run directory.
+pub(crate) fn reproduce_golden(
+    name: &str,
+) -> (f64, f64, HashMap<String, Tensor>, tempfile::TempDir) {
+    let dir = golden_run_from_its_config(name);
+    adapter_matches(name, dir.path());
+    let got: Vec<f64> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
+        .collect();
+    let want = golden_losses(name);
+    let loss_err = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / w.abs())
+        .fold(0.0, f64::max);
+    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
+    let theirs = tensors(
+        &repo()
+            .join("golden/runs")
+            .join(name)
+            .join("adapter_model.safetensors"),
+    );
+    let weight_err = theirs
+        .iter()
+        .map(|(k, w)| rel_frobenius(&ours[k], w))
+        .fold(0.0, f64::max);
+    // The figures docs/ENGINE.md quotes (`-- --nocapture` prints them).
+    eprintln!(
+        "{name}: max rel. loss error {loss_err:.1e}, max rel. adapter error {weight_err:.1e}"
+    );
+    (loss_err, weight_err, ours, dir)
+}
