@@ -194,7 +194,7 @@ impl Tokenizer {
     }
 
     /// SentencePiece `encode(text, add_bos=False, add_eos=False)` of the model this
-    /// tokenizer.json was converted from (see [`SentencePiece`]); an error for a tokenizer that
+    /// tokenizer.json was converted from (see `SentencePiece`); an error for a tokenizer that
     /// is no SentencePiece conversion.
     pub fn encode_sentencepiece(&self, text: &str) -> Result<Vec<i64>> {
         let spm = self

@@ -1,7 +1,7 @@
 //! The C interface of `native/c10d/shim.cpp` (built by `build.rs`): libtorch's own c10d —
 //! `TCPStore` rendezvous under a `PrefixStore`, `ProcessGroupGloo`. Tensors cross as tch's
 //! `at::Tensor*`. Every fallible call returns null on success or a `malloc`'d error message,
-//! which [`take_error`] turns into a `String` and frees.
+//! which `take_error` turns into a `String` and frees.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use tch::Tensor;

@@ -116,7 +116,7 @@ impl Drop for Store {
     }
 }
 
-/// A reduction of [`ProcessGroup::all_reduce`] and [`ProcessGroup::reduce_scatter`]
+/// A reduction of [`ProcessGroup::all_reduce`] and [`ProcessGroup::reduce_scatter_into`]
 /// (c10d `ReduceOp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReduceOp {
@@ -199,7 +199,7 @@ impl ProcessGroup {
 
     /// An NCCL group of `size` ranks meeting in `store`, for CUDA tensors. Needs
     /// libtorch_cuda.so loaded (the engine does so for any CUDA device) and
-    /// `libtb_c10d_nccl.so` ([`nccl_shim`]); the NCCL communicator itself is created on the
+    /// `libtb_c10d_nccl.so` (`nccl_shim`); the NCCL communicator itself is created on the
     /// first collective, on the device of its tensor.
     pub fn nccl(
         store: &Store,

@@ -22,7 +22,7 @@ pub struct Plan {
 }
 
 /// Build the plan as the framework's data loader and loop would walk it, for data-parallel
-/// rank `shard` (its share of each epoch: [`shard::micro_batches`]).
+/// rank `shard` (its share of each epoch: `shard::micro_batches`).
 pub fn plan(
     spec: &RunSpec,
     flavour: Flavour,
