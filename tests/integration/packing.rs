@@ -6,7 +6,7 @@
 
 use super::harness::repo;
 use super::run::{
-    adapter_matches, golden_losses, golden_run_from_its_config, read, rel_frobenius, tensors,
+    adapter_matches, golden_losses, golden_run_from_its_config, read, reproduce_golden,
 };
 use tunebridge::engine::{self, Flavour};
 
@@ -16,34 +16,8 @@ const NAME: &str = "axolotl-lora-llama-packing";
 fn axolotl_packing_matches_golden() {
     // per-step loss within 1e-4 relative and the step count (checked by the helper), adapter
     // within 1e-3; the figures docs/ENGINE.md quotes (`-- --nocapture` prints them)
-    let dir = golden_run_from_its_config(NAME);
-    adapter_matches(NAME, dir.path());
-    let got: Vec<f64> = std::fs::read_to_string(dir.path().join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
-        .collect();
-    let want = golden_losses(NAME);
-    assert_eq!(want.len(), 30, "Axolotl's estimate: ⌊20·2/4⌋·3 steps");
-    let loss_err = got
-        .iter()
-        .zip(&want)
-        .map(|(g, w)| (g - w).abs() / w.abs())
-        .fold(0.0, f64::max);
-    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
-    let theirs = tensors(
-        &repo()
-            .join("golden/runs")
-            .join(NAME)
-            .join("adapter_model.safetensors"),
-    );
-    let weight_err = theirs
-        .iter()
-        .map(|(k, w)| rel_frobenius(&ours[k], w))
-        .fold(0.0, f64::max);
-    eprintln!(
-        "{NAME}: max rel. loss error {loss_err:.1e}, max rel. adapter error {weight_err:.1e}"
-    );
+    reproduce_golden(NAME);
+    assert_eq!(golden_losses(NAME).len(), 30, "Axolotl's estimate: ⌊20·2/4⌋·3 steps");
 }
 
 #[test]
