@@ -17,7 +17,11 @@ fn axolotl_packing_matches_golden() {
     // per-step loss within 1e-4 relative and the step count (checked by the helper), adapter
     // within 1e-3; the figures docs/ENGINE.md quotes (`-- --nocapture` prints them)
     reproduce_golden(NAME);
-    assert_eq!(golden_losses(NAME).len(), 30, "Axolotl's estimate: ⌊20·2/4⌋·3 steps");
+    assert_eq!(
+        golden_losses(NAME).len(),
+        30,
+        "Axolotl's estimate: ⌊20·2/4⌋·3 steps"
+    );
 }
 
 #[test]
