@@ -28,6 +28,7 @@ use super::model::{
     llama::RawConfig, AttentionImpl, Config, LayerLinear, ModelForCausalLM, Weights,
 };
 use super::optim::adamw::{AdamW, AdamWConfig};
+use super::quant::QuantFormat;
 use super::recompute;
 use super::train::DataParallel;
 use std::collections::HashMap;
@@ -322,7 +323,7 @@ fn build_lora_model(
         let _ = p.set_requires_grad(false);
     }
     if o.qlora {
-        model.quantize_linears(true, &[])?;
+        model.quantize_linears(QuantFormat::Nf4 { double_quant: true }, &[])?;
         if o.device.is_cuda() {
             cuda_mem::empty_cache(); // the dense copies are gone; give their blocks back
         }

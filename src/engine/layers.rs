@@ -1,11 +1,12 @@
 //! The layers the model and LoRA share: [`Linear`] (a frozen or trainable weight, optionally
-//! NF4, optionally carrying a [`Lora`] pair) and the LoRA [`Dropout`] modes.
+//! quantised as NF4 or LLM.int8, optionally carrying a [`Lora`] pair) and the LoRA
+//! [`Dropout`] modes.
 //!
 //! The LoRA forward is PEFT's: y = W·x + b + s · B·(A·dropout(x)) (see [`super::lora`] for
 //! how A and B are attached and initialised).
 
 use super::error::Result;
-use super::quant::nf4::Nf4Tensor;
+use super::quant::{Int8Tensor, Nf4Tensor, QuantizedWeight};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use tch::Tensor;
@@ -64,12 +65,12 @@ impl Dropout<'_> {
 
 /// A linear layer with an optional LoRA adapter.
 pub struct Linear {
-    /// (out, in); undefined once [`Linear::quantize`] moved it into `nf4`.
+    /// (out, in); undefined once [`Linear::quantize`] moved it into `quant`.
     pub weight: Tensor,
     pub bias: Option<Tensor>, // (out)
     pub lora: Option<Lora>,
-    /// QLoRA: the frozen weight as NF4, dequantized in every forward.
-    pub nf4: Option<Nf4Tensor>,
+    /// The frozen weight stored quantised (NF4 for QLoRA, LLM.int8 for `load_in_8bit`).
+    pub quant: Option<QuantizedWeight>,
 }
 
 /// The trainable low-rank pair of one linear layer.
@@ -86,19 +87,19 @@ impl Linear {
             weight,
             bias,
             lora: None,
-            nf4: None,
+            quant: None,
         }
     }
 
     pub fn in_features(&self) -> i64 {
-        match &self.nf4 {
+        match &self.quant {
             Some(q) => q.in_features(),
             None => self.weight.size()[1],
         }
     }
 
     pub fn out_features(&self) -> i64 {
-        match &self.nf4 {
+        match &self.quant {
             Some(q) => q.out_features(),
             None => self.weight.size()[0],
         }
@@ -108,28 +109,38 @@ impl Linear {
     /// A weight loaded already quantised (a bitsandbytes checkpoint) stays as it is, as
     /// transformers keeps a pre-quantised checkpoint's own quantisation.
     pub fn quantize(&mut self, double_quant: bool) -> Result<()> {
-        if self.nf4.is_some() {
+        if self.quant.is_some() {
             return Ok(());
         }
         let _guard = tch::no_grad_guard();
-        self.nf4 = Some(Nf4Tensor::quantize(&self.weight, double_quant)?);
+        self.quant = Some(QuantizedWeight::Nf4(Nf4Tensor::quantize(
+            &self.weight,
+            double_quant,
+        )?));
+        self.weight = Tensor::new();
+        Ok(())
+    }
+
+    /// Store the (frozen) weight as LLM.int8 (`Linear8bitLt`), outliers at `threshold`.
+    pub fn quantize_int8(&mut self, threshold: f64) -> Result<()> {
+        if self.quant.is_some() {
+            return Ok(());
+        }
+        self.quant = Some(QuantizedWeight::Int8(Int8Tensor::quantize(
+            &self.weight,
+            threshold,
+        )?));
         self.weight = Tensor::new();
         Ok(())
     }
 
     /// x (…, in) → (…, out).
     pub fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
-        // QLoRA (bitsandbytes `matmul_4bit`): dequantize to the weight's own dtype, then to
-        // the activations' dtype, then a dense product.
-        let dense;
-        let weight = match &self.nf4 {
-            Some(q) => {
-                dense = q.dequantize().to_kind(xs.kind()); // (out, in)
-                &dense
-            }
-            None => &self.weight,
-        };
-        let base = xs.linear(weight, self.bias.as_ref()); // (…, out)
+        let training = !matches!(drop, Dropout::Off);
+        let base = match &self.quant {
+            Some(q) => q.linear(xs, self.bias.as_ref(), training),
+            None => xs.linear(&self.weight, self.bias.as_ref()),
+        }; // (…, out)
         match &self.lora {
             None => base,
             Some(l) => {
@@ -141,7 +152,13 @@ impl Linear {
                     x
                 };
                 let delta = x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
-                (base + delta).to_kind(xs.kind())
+                if matches!(self.quant, Some(QuantizedWeight::Int8(_))) {
+                    // PEFT's bitsandbytes layer (`lora/bnb.py::Linear8bitLt`) casts the
+                    // update to the base output's dtype first, then adds.
+                    base + delta.to_kind(xs.kind())
+                } else {
+                    (base + delta).to_kind(xs.kind())
+                }
             }
         }
     }
@@ -149,7 +166,7 @@ impl Linear {
     /// Push `name.weight`, `name.bias` and the LoRA pair, checkpoint-named.
     /// A quantised weight is not a parameter and is left out.
     pub fn push_params(&self, name: &str, out: &mut Vec<(String, Tensor)>) {
-        if self.nf4.is_none() {
+        if self.quant.is_none() {
             out.push((format!("{name}.weight"), self.weight.shallow_clone()));
         }
         if let Some(b) = &self.bias {

@@ -20,7 +20,7 @@
 //! Layout: [`model`] (the Llama family in one file), [`layers`] (the linear layer and LoRA
 //! dropout the model and [`lora`] share), [`lora`], [`data`] (tokenizer, prompt formats, sample
 //! order, collation), [`optim`] (AdamW, bitsandbytes AdamW, clipping), [`schedule`], [`train`] (the recipe: setup →
-//! train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4), [`hub`] (the local
+//! train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4, LLM.int8), [`hub`] (the local
 //! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`support`] (every feature
 //! check on a spec, shared by a run and `run --check`), [`device`], [`bench`](mod@bench).
 //! This file only declares and re-exports: children import from the module that defines an

@@ -23,6 +23,7 @@ use super::error::{EngineError, Result, Unsupported};
 use super::flavour::Flavour;
 use super::model::llama::ARCHITECTURES;
 use super::optim::select::OptimizerKind;
+use super::quant::int8;
 use super::schedule::Kind;
 use crate::ir::{BaseWeights, DatasetFormat, Method, Overlong, RunSpec};
 use crate::translate::families;
@@ -149,8 +150,9 @@ fn check_model(spec: &RunSpec) -> Vec<Unsupported> {
     out
 }
 
-/// QLoRA as the engine quantises: NF4 (bitsandbytes-compatible), block 64, with or without
-/// double quantisation, under LoRA adapters.
+/// Quantised bases as the engine stores them, bitsandbytes-compatible, under LoRA adapters:
+/// NF4 (QLoRA), block 64, with or without double quantisation; LLM.int8 with transformers'
+/// defaults.
 fn check_quantization(spec: &RunSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if !quantises_base(spec) {
@@ -165,20 +167,31 @@ fn check_quantization(spec: &RunSpec) -> Vec<Unsupported> {
         ));
     }
     if q.base_weights == BaseWeights::Int8 {
-        // bitsandbytes 0.50.2 `autograd/_functions.py::matmul`: MatMul8bitFp only for CPU
-        // training; MatMul8bitLt otherwise (see docs/ENGINE.md, "LLM.int8").
-        out.push(Unsupported::new(
-            "quantization.base_weights",
-            q.base_weights,
-            "bitsandbytes LLM.int8 is not reproduced: only its CPU training path (weights cast \
-             to fp16, row-wise int8 CB/SCB, then a dense product over CB·SCB/127) is a plain \
-             dequantize-then-matmul; evaluation, and training on GPU, run MatMul8bitLt \
-             (activations quantised to int8 per row, columns over llm_int8_threshold = 6.0 \
-             kept in fp16, an int8 GEMM and bitsandbytes' dequantisation), which the engine \
-             lacks; use NF4 (`load_in_4bit`)",
-        ));
+        // LLM.int8 as transformers configures it (quant/int8.rs); its other knobs are refused
+        for (key, value) in &spec.passthrough {
+            let Some(knob) = key.strip_prefix("axolotl.bnb_config_kwargs.llm_int8_") else {
+                continue;
+            };
+            let default = match knob {
+                "threshold" => value.as_f64() == Some(int8::DEFAULT_THRESHOLD),
+                "has_fp16_weight" | "enable_fp32_cpu_offload" => value.as_bool() == Some(false),
+                _ => false,
+            };
+            if !default {
+                out.push(Unsupported::new(
+                    format!("passthrough.{key}"),
+                    value,
+                    format!(
+                        "the engine's LLM.int8 is bitsandbytes' with transformers' defaults \
+                         (llm_int8_threshold {}, int8 weights only, nothing skipped but lm_head); \
+                         drop the key",
+                        int8::DEFAULT_THRESHOLD
+                    ),
+                ));
+            }
+        }
     }
-    if q.block_size != 64 {
+    if q.base_weights != BaseWeights::Int8 && q.block_size != 64 {
         out.push(Unsupported::new(
             "quantization.block_size",
             q.block_size,

@@ -284,14 +284,17 @@ fn run_check_accepts_the_default_config() {
     );
 }
 
-/// `run --check` on the default with an unimplemented optimizer (8-bit Lion) and an LLM.int8 base: exit 3, both reasons,
+/// `run --check` on the default with an unimplemented optimizer (8-bit Lion) and an FP4 base: exit 3, both reasons,
 /// each at its key with the supported values as help.
 #[test]
 fn run_check_lists_every_reason_at_its_key() {
     let default = std::fs::read_to_string(repo().join("fixtures/default/axolotl-tiny-llama.yaml"))
         .unwrap()
         .replace("optimizer: adamw_torch", "optimizer: lion_8bit")
-        .replace("adapter: lora", "adapter: lora\nload_in_8bit: true");
+        .replace(
+            "adapter: lora",
+            "adapter: qlora\nload_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_quant_type: fp4",
+        );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, default).unwrap();
@@ -300,9 +303,9 @@ fn run_check_lists_every_reason_at_its_key() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(out.stdout.is_empty());
     for want in [
-        "error[not-supported]: cannot run `quantization.base_weights` = `int8`",
-        "load_in_8bit: true",
-        "help: bitsandbytes LLM.int8 is not reproduced",
+        "error[not-supported]: cannot run `quantization.base_weights` = `fp4`",
+        "bnb_config_kwargs:",
+        "help: the engine quantises base weights as NF4 only",
         "error[not-supported]: cannot run `optimizer.name` = `lion_8bit`",
         "optimizer: lion_8bit",
         "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW (adamw_8bit",

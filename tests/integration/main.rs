@@ -14,6 +14,8 @@ mod gemma;
 mod gen;
 mod harness;
 #[cfg(feature = "engine")]
+mod int8;
+#[cfg(feature = "engine")]
 mod packing;
 #[cfg(feature = "engine")]
 mod phi;

@@ -9,6 +9,7 @@ use crate::run::{options, read, tensors, train, ENGINE};
 use tch::{Device, Kind, Tensor};
 use tunebridge::engine;
 use tunebridge::engine::model::AttentionImpl;
+use tunebridge::engine::quant::{QuantFormat, QuantizedWeight};
 use tunebridge::ir::{BaseWeights, Method};
 
 fn bits(t: &Tensor) -> Vec<u8> {
@@ -33,17 +34,22 @@ fn a_bnb_4bit_checkpoint_loads_as_the_engines_own_nf4() {
     };
     let mut pre = load("fixtures/models/tiny-llama-bnb-4bit");
     let mut own = load("fixtures/models/tiny-llama");
-    assert_eq!(own.quantize_linears(true, &[]).unwrap(), 14);
+    assert_eq!(
+        own.quantize_linears(QuantFormat::Nf4 { double_quant: true }, &[])
+            .unwrap(),
+        14
+    );
     let collect = |m: &mut engine::model::ModelForCausalLM| {
         let mut v = Vec::new();
         m.for_each_linear_mut(|name, lin| {
-            match &lin.nf4 {
-                Some(q) => v.push((
+            match &lin.quant {
+                Some(QuantizedWeight::Nf4(q)) => v.push((
                     name.to_string(),
                     bits(&q.packed),
                     bits(&q.absmax_fp32()),
                     bits(&q.dequantize()),
                 )),
+                Some(QuantizedWeight::Int8(_)) => unreachable!("NF4 only here"),
                 None => v.push((name.to_string(), vec![], vec![], bits(&lin.weight))),
             }
             Ok(())

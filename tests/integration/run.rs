@@ -22,8 +22,8 @@ use tunebridge::translate::{self, Framework};
 
 pub(crate) static ENGINE: Mutex<()> = Mutex::new(());
 
-const LOSS_RTOL: f64 = 1e-4;
-const WEIGHT_RTOL: f64 = 1e-3;
+pub(crate) const LOSS_RTOL: f64 = 1e-4;
+pub(crate) const WEIGHT_RTOL: f64 = 1e-3;
 
 /// Read a config with tunebridge's own reader, as `tunebridge run` does.
 pub(crate) fn read(config: &str) -> (Framework, Resolved) {
@@ -57,7 +57,7 @@ pub(crate) fn golden_losses(name: &str) -> Vec<f64> {
 }
 
 /// The `(step, eval_loss)` rows of a `metrics.jsonl`, in file order.
-fn eval_losses(metrics: &Path) -> Vec<(u64, f64)> {
+pub(crate) fn eval_losses(metrics: &Path) -> Vec<(u64, f64)> {
     let text = std::fs::read_to_string(metrics).unwrap();
     text.lines()
         .filter_map(|l| {

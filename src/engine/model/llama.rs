@@ -22,6 +22,7 @@ use super::phi3::{self, GateUpProj, LongRope, Phi3Keys, Phi3RopeKeys, QkvProj};
 use super::weights::Weights;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::layers::{Dropout, Linear};
+use crate::engine::quant::QuantFormat;
 use serde::Deserialize;
 use tch::{Kind, Tensor};
 
@@ -1124,17 +1125,21 @@ impl ModelForCausalLM {
         Ok(())
     }
 
-    /// QLoRA: store every decoder linear as NF4 (bitsandbytes-compatible). The output head
-    /// stays dense, as transformers' bitsandbytes integration keeps `lm_head` in 16 bits; so
-    /// do modules named in `skip`. Returns how many were quantised.
-    pub fn quantize_linears(&mut self, double_quant: bool, skip: &[String]) -> Result<usize> {
+    /// Store every decoder linear quantised (NF4 for QLoRA, LLM.int8 for `load_in_8bit`),
+    /// bitsandbytes-compatible. The output head stays dense, as transformers' bitsandbytes
+    /// integration keeps `lm_head` in 16 bits; so do modules named in `skip`. Returns how
+    /// many were quantised.
+    pub fn quantize_linears(&mut self, format: QuantFormat, skip: &[String]) -> Result<usize> {
         let mut n = 0;
         self.for_each_linear_mut(|name, lin| {
             let last = name.rsplit('.').next().unwrap_or(name);
             if name == "lm_head" || skip.iter().any(|s| s == last || *s == name) {
                 return Ok(());
             }
-            lin.quantize(double_quant)?;
+            match format {
+                QuantFormat::Nf4 { double_quant } => lin.quantize(double_quant)?,
+                QuantFormat::Int8 { threshold } => lin.quantize_int8(threshold)?,
+            }
             n += 1;
             Ok(())
         })?;

@@ -3,6 +3,7 @@
 use crate::engine::error::{EngineError, Result};
 use crate::engine::layers::Linear;
 use crate::engine::quant::nf4::{BnbParts, Nf4Tensor};
+use crate::engine::quant::QuantizedWeight;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
@@ -74,7 +75,7 @@ impl Weights {
                     None
                 };
                 let mut lin = Linear::new(Tensor::new(), bias);
-                lin.nf4 = Some(q);
+                lin.quant = Some(QuantizedWeight::Nf4(q));
                 return Ok(lin);
             }
             None if self.contains(&format!("{w}.SCB")) => {

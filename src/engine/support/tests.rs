@@ -108,20 +108,32 @@ fn splitting_or_raising_on_overlong_samples_is_refused() {
 }
 
 #[test]
-fn fp4_and_int8_bases_and_odd_blocks_are_refused_together() {
+fn fp4_bases_odd_blocks_and_int8_knobs_are_refused() {
     let mut s = spec();
     s.adapter.method = Method::Qlora;
     s.quantization.base_weights = BaseWeights::Nf4;
     assert!(quantises_base(&s));
     assert!(refused(&s, Flavour::Axolotl).is_empty());
-    s.quantization.base_weights = BaseWeights::Int8;
+    s.quantization.base_weights = BaseWeights::Fp4;
     s.quantization.block_size = 128;
     assert_eq!(
         refused(&s, Flavour::Axolotl),
         ["quantization.base_weights", "quantization.block_size"]
     );
-    s.quantization.block_size = 64;
-    assert!(only(&s, Flavour::Axolotl).contains("MatMul8bitLt"));
+    // LLM.int8 has no blocks; transformers' defaults run, other knobs are refused by name
+    s.adapter.method = Method::Lora;
+    s.quantization.base_weights = BaseWeights::Int8;
+    assert!(quantises_base(&s));
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    let key = "axolotl.bnb_config_kwargs.llm_int8_threshold";
+    s.passthrough.insert(key.into(), serde_json::json!(6.0));
+    assert!(refused(&s, Flavour::Axolotl).is_empty());
+    s.passthrough.insert(key.into(), serde_json::json!(4.0));
+    assert_eq!(
+        refused(&s, Flavour::Axolotl),
+        [format!("passthrough.{key}")]
+    );
+    assert!(only(&s, Flavour::Axolotl).contains("llm_int8_threshold 6"));
 }
 
 #[test]

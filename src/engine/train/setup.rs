@@ -11,9 +11,10 @@ use crate::engine::lora::{self, Init, LoraSpec};
 use crate::engine::model::{self, AttentionImpl, ModelForCausalLM};
 use crate::engine::optim::adamw::AdamWConfig;
 use crate::engine::optim::select::{Optimizer, OptimizerKind, Trainable};
+use crate::engine::quant::{int8, QuantFormat};
 use crate::engine::schedule::{self, Schedule};
 use crate::engine::support::{self, Architecture};
-use crate::ir::{Attention, Dtype, Method, Resolved, RunSpec};
+use crate::ir::{Attention, BaseWeights, Dtype, Method, PrecisionMode, Resolved, RunSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -136,11 +137,17 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
 fn compute_kind(spec: &RunSpec, device: Device) -> Result<Kind> {
     let compute = kind_of(spec.precision.compute_dtype);
     // HF autocast keeps fp32 master weights for trainable params; pure bf16 (TorchTune) does not.
-    Ok(if device == Device::Cpu && compute == Kind::Half {
-        Kind::Float
-    } else {
-        compute
-    })
+    // A pure fp16 model stays fp16 (Axolotl loads a `load_in_8bit` base in fp16 unless bf16).
+    Ok(
+        if device == Device::Cpu
+            && compute == Kind::Half
+            && spec.precision.mode != PrecisionMode::Pure
+        {
+            Kind::Float
+        } else {
+            compute
+        },
+    )
 }
 
 /// The tokenizer's folder: the model's unless `model.tokenizer` names another model or a path.
@@ -211,9 +218,17 @@ fn attach_trainable(
     match spec.adapter.method {
         Method::Lora | Method::Qlora => {
             if qlora {
-                // quantise before attaching: the adapters wrap the NF4 layers
+                // quantise before attaching: the adapters wrap the quantised layers
                 let q = &spec.quantization;
-                model.quantize_linears(q.double_quant, &q.skip_modules)?;
+                let format = match q.base_weights {
+                    BaseWeights::Int8 => QuantFormat::Int8 {
+                        threshold: int8::DEFAULT_THRESHOLD,
+                    },
+                    _ => QuantFormat::Nf4 {
+                        double_quant: q.double_quant,
+                    },
+                };
+                model.quantize_linears(format, &q.skip_modules)?;
             }
             let ls = LoraSpec {
                 rank: i64::from(spec.adapter.rank),

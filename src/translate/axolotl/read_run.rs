@@ -176,10 +176,16 @@ pub(super) fn read_precision(r: &mut Reader) {
             );
         }
     }
+    let bf16_on =
+        bfloat16 || matches!(&bf16, Some(Value::Bool(true))) || bf16 == Some(json!("auto"));
     if bfloat16 {
         set(r, "bf16", "bfloat16");
     } else if float16 {
         set(r, "fp16", "float16");
+    } else if !bf16_on && !fp16 && r.value("load_in_8bit") == Some(json!(true)) {
+        // utils/config/__init__.py: `elif cfg.load_in_8bit or cfg.fp16 or cfg.float16:
+        // cfg.torch_dtype = torch.float16` — an 8-bit base is loaded in fp16 unless bf16
+        set(r, "fp16", "load_in_8bit");
     } else if float32 && bf16.is_none() && !fp16 {
         set(r, "fp32", "float32");
     }

@@ -574,6 +574,24 @@ fn precision_flags() {
         json!("bf16")
     );
     assert_eq!(ir("", "precision.mode"), json!("pure"));
+    // an 8-bit base is loaded in fp16 unless bf16 (utils/config/__init__.py)
+    let eight = |extra: &str| {
+        ir(
+            &format!("{LORA}load_in_8bit: true\n{extra}"),
+            "precision.compute_dtype",
+        )
+    };
+    assert_eq!(eight(""), json!("fp16"));
+    assert_eq!(eight("bf16: false\n"), json!("fp16"));
+    assert_eq!(eight("bf16: auto\n"), json!("bf16"));
+    assert_eq!(eight("bf16: true\n"), json!("bf16"));
+    let out = yaml_of(&format!("{LORA}load_in_8bit: true\n"));
+    assert_eq!(
+        out["fp16"],
+        json!(false),
+        "fp16: true would add AMP to the fp16 load"
+    );
+    round_trips(&format!("{LORA}load_in_8bit: true\nbf16: false\n"));
     assert_eq!(ir("tf32: auto\n", "precision.tf32"), json!(true));
     assert_eq!(ir("tf32: false\n", "precision.tf32"), json!(false));
     assert!(errors("bf16: maybe\n")

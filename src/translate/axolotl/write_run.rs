@@ -3,8 +3,8 @@
 
 use super::keys::{keys, FW};
 use crate::ir::{
-    Dtype, LossKind, Origin, PrecisionMode, Recompute, Resolved, RunSpec, ScheduleKind, Strategy,
-    Tracker,
+    BaseWeights, Dtype, LossKind, Origin, PrecisionMode, Recompute, Resolved, RunSpec,
+    ScheduleKind, Strategy, Tracker,
 };
 use crate::translate::emitter::Emitter;
 use crate::translate::report::Status;
@@ -92,6 +92,8 @@ pub(super) fn write_precision(em: &mut Emitter, spec: &RunSpec) {
     let p = &spec.precision;
     let (bf16, fp16) = match p.compute_dtype {
         Dtype::Bf16 => (true, false),
+        // `load_in_8bit` alone loads the base in fp16; `fp16: true` would add AMP on top
+        Dtype::Fp16 if spec.quantization.base_weights == BaseWeights::Int8 => (false, false),
         Dtype::Fp16 => (false, true),
         Dtype::Fp32 => (false, false),
     };
