@@ -381,8 +381,15 @@ fn time_steps(
         let t0 = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<f64> {
             let scale = |sum: Tensor| sum / trained;
-            let loss =
-                recompute::forward_backward(model, &ids, None, &labels, o.recompute, &scale)?;
+            let loss = recompute::forward_backward(
+                model,
+                &ids,
+                None,
+                &labels,
+                o.recompute,
+                &scale,
+                &mut recompute::Resident,
+            )?;
             if let Some((dp, params)) = dp {
                 // DDP's averaged gradients, timed alone
                 synchronize(o.device);

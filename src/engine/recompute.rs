@@ -36,6 +36,42 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use tch::{Kind, Reduction, Tensor};
 
+/// Where a decoder layer's frozen weights are between its uses. The layer-wise paths below
+/// ask for layer i right before running it, naming the layer that runs next so its weights
+/// can be on the way (prefetch), and give it back right after; a full-shard run
+/// (`train/full_shard.rs`) gathers and frees them there. [`Resident`]: always in place.
+pub trait LayerResidency {
+    /// Whether the weights come and go (then every pass goes layer by layer).
+    fn is_sharded(&self) -> bool;
+    /// Layer `i`'s weights in place; start fetching `next`'s.
+    fn acquire(&mut self, i: usize, next: Option<usize>) -> Result<()>;
+    /// Layer `i` is done for this pass.
+    fn release(&mut self, i: usize) -> Result<()>;
+}
+
+/// Every weight stays where the model loaded it.
+pub struct Resident;
+
+impl LayerResidency for Resident {
+    fn is_sharded(&self) -> bool {
+        false
+    }
+    fn acquire(&mut self, _: usize, _: Option<usize>) -> Result<()> {
+        Ok(())
+    }
+    fn release(&mut self, _: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The layer after `i` in a pass of `n` layers going forward (`up`) or backward.
+fn next_layer(i: usize, n: usize, up: bool) -> Option<usize> {
+    match up {
+        true => (i + 1 < n).then_some(i + 1),
+        false => i.checked_sub(1),
+    }
+}
+
 /// Most logits (rows × V) one head chunk materialises: 2²⁷ = 128 Mi elements, 512 MiB in fp32.
 /// Llama 3 (V = 128256): 1046 rows a chunk.
 pub const CE_CHUNK_ELEMENTS: i64 = 1 << 27;
@@ -47,6 +83,7 @@ pub type ScaleFn<'a> = dyn Fn(Tensor) -> Tensor + 'a;
 /// Forward and backward of one micro-batch: input_ids (B, T) (packed rows laid out as `docs`),
 /// shifted labels (B, T) with −100 where untrained. Accumulates into the trainable parameters' `.grad` and returns the scaled
 /// loss (detached, fp32 scalar).
+/// Sharded weights (`res`) go layer by layer as recomputation does.
 pub fn forward_backward(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
@@ -54,6 +91,7 @@ pub fn forward_backward(
     labels: &Tensor,
     recompute: bool,
     scale: &ScaleFn,
+    res: &mut dyn LayerResidency,
 ) -> Result<Tensor> {
     forward_backward_chunked(
         model,
@@ -63,10 +101,12 @@ pub fn forward_backward(
         recompute,
         scale,
         CE_CHUNK_ELEMENTS,
+        res,
     )
 }
 
 /// [`forward_backward`] with the chunk budget given (tests use small ones).
+#[allow(clippy::too_many_arguments)]
 pub fn forward_backward_chunked(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
@@ -75,7 +115,10 @@ pub fn forward_backward_chunked(
     recompute: bool,
     scale: &ScaleFn,
     chunk_elements: i64,
+    res: &mut dyn LayerResidency,
 ) -> Result<Tensor> {
+    // a layer's weights exist only while it runs: recompute it for its backward
+    let recompute = recompute || res.is_sharded();
     let (b, t) = input_ids.size2()?;
     let v = model.config.vocab_size;
     let rows = b * t;
@@ -88,7 +131,7 @@ pub fn forward_backward_chunked(
         return Ok(loss.detach());
     }
     let (top, saved) = if recompute {
-        let (top, saved) = decoder_forward_saving_inputs(model, input_ids, docs);
+        let (top, saved) = decoder_forward_saving_inputs(model, input_ids, docs, res)?;
         (top, Some(saved))
     } else {
         (model.decoder(input_ids, docs, &Dropout::Draw), None)
@@ -97,7 +140,7 @@ pub fn forward_backward_chunked(
     let leaf = top.detach().set_requires_grad(true); // (B, T, C)
     let (loss, grad) = head_forward_backward(model, &leaf, labels, scale, chunk_rows)?;
     match saved {
-        Some(inputs) => decoder_backward_recompute(model, input_ids, docs, inputs, grad)?,
+        Some(inputs) => decoder_backward_recompute(model, input_ids, docs, inputs, grad, res)?,
         None => inject(&top, &grad)?,
     }
     Ok(loss)
@@ -131,20 +174,43 @@ fn decoder_forward_saving_inputs(
     model: &ModelForCausalLM,
     input_ids: &Tensor,
     docs: Option<&DocLayout>,
-) -> (Tensor, Vec<SavedLayer>) {
+    res: &mut dyn LayerResidency,
+) -> Result<(Tensor, Vec<SavedLayer>)> {
     let _guard = tch::no_grad_guard();
-    let mut saved = Vec::with_capacity(model.num_layers());
+    let n = model.num_layers();
+    let mut saved = Vec::with_capacity(n);
     let mut xs = model.embed(input_ids); // (B, T, C)
-    for i in 0..model.num_layers() {
+    for i in 0..n {
         let masks = RefCell::new(Vec::new());
+        res.acquire(i, next_layer(i, n, true))?;
         let out = model.layer_forward(i, &xs, docs, &Dropout::Record(&masks)); // (B, T, C)
+        res.release(i)?;
         saved.push(SavedLayer {
             input: xs,
             masks: masks.into_inner(),
         });
         xs = out;
     }
-    (xs, saved)
+    Ok((xs, saved))
+}
+
+/// Logits (B, T, V) without gradients or dropout, layer by layer through `res` (evaluation
+/// of a sharded model; the same ops as [`ModelForCausalLM::forward`]).
+pub fn forward_logits(
+    model: &ModelForCausalLM,
+    input_ids: &Tensor,
+    docs: Option<&DocLayout>,
+    res: &mut dyn LayerResidency,
+) -> Result<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let n = model.num_layers();
+    let mut xs = model.embed(input_ids); // (B, T, C)
+    for i in 0..n {
+        res.acquire(i, next_layer(i, n, true))?;
+        xs = model.layer_forward(i, &xs, docs, &Dropout::Off);
+        res.release(i)?;
+    }
+    Ok(model.lm_head_with(&model.final_norm(&xs), &Dropout::Off))
 }
 
 /// The decoder's backward by recomputation, last layer first. `grad` = ∂loss/∂(last output).
@@ -154,18 +220,22 @@ fn decoder_backward_recompute(
     docs: Option<&DocLayout>,
     mut saved: Vec<SavedLayer>,
     mut grad: Tensor,
+    res: &mut dyn LayerResidency,
 ) -> Result<()> {
     let embed_trains = model.embed_requires_grad();
-    for i in (0..saved.len()).rev() {
+    let n = saved.len();
+    for i in (0..n).rev() {
         let SavedLayer { input, masks } = saved.pop().expect("one saved input per layer");
         // Layer 0's input gradient is needed only when the embedding trains.
         let needs_input_grad = i > 0 || embed_trains;
         let x = input.detach().set_requires_grad(needs_input_grad); // (B, T, C)
         drop(input);
         let replay = RefCell::new(VecDeque::from(masks));
+        res.acquire(i, next_layer(i, n, false))?;
         let out = model.layer_forward(i, &x, docs, &Dropout::Replay(&replay)); // (B, T, C)
         inject(&out, &grad)?;
         drop(out);
+        res.release(i)?;
         if needs_input_grad {
             grad = x.grad(); // ∂loss/∂xᵢ
         }

@@ -827,6 +827,7 @@ fn loss_and_grads(
         recompute,
         &scale,
         chunk_elements,
+        &mut engine::recompute::Resident,
     )
     .unwrap();
     let grads = params

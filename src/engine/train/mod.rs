@@ -21,11 +21,13 @@
 //! Files: `options.rs` (what a run takes and reports), `plan.rs` (every step's micro-batches),
 //! `multipack.rs` (the plan, rows and eval set of an Axolotl packed run),
 //! `shard.rs` (a data-parallel rank's share of an epoch), `parallel.rs` (the process group and
-//! what is reduced over ranks),
+//! what is reduced over ranks), `full_shard.rs` (frozen weights sharded over ranks, gathered
+//! layer by layer),
 //! `setup.rs` (the phases above), `step.rs` (one optimizer step; the eval loss), `run.rs` (the
 //! loop), `checkpoints.rs` (saving, resuming).
 
 mod checkpoints;
+mod full_shard;
 mod multipack;
 mod options;
 mod parallel;

@@ -86,4 +86,15 @@ pub struct StepMetrics {
     /// Peak memory in bytes: resident set of the process (CPU), or bytes allocated by
     /// libtorch's CUDA caching allocator (CUDA; `null` where its statistics cannot be read).
     pub mem_peak: Option<u64>,
+    /// Full-shard runs: the frozen decoder weights this rank keeps (bytes) and the most
+    /// decoder layers it held gathered at once during the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharded: Option<ShardStats>,
+}
+
+/// What a full-shard rank holds (see [`StepMetrics::sharded`]).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ShardStats {
+    pub resident_bytes: i64,
+    pub layers_gathered_max: usize,
 }

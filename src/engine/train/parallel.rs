@@ -13,6 +13,7 @@
 
 use crate::engine::dist::{ProcessGroup, ReduceOp, Store, World};
 use crate::engine::error::{EngineError, Result};
+use std::rc::Rc;
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
@@ -28,7 +29,7 @@ fn timeout() -> Duration {
 /// This process's rank in a data-parallel run.
 pub struct DataParallel {
     pub world: World,
-    group: ProcessGroup,
+    group: Rc<ProcessGroup>,
     /// Where the collectives' tensors live: CPU for gloo, the rank's GPU for NCCL.
     device: Device,
     _store: Store,
@@ -53,10 +54,15 @@ impl DataParallel {
         };
         Ok(DataParallel {
             world: world.clone(),
-            group,
+            group: Rc::new(group),
             device,
             _store: store,
         })
+    }
+
+    /// The group, shared with what else talks over it (the full shard's gathers).
+    pub(crate) fn group(&self) -> Rc<ProcessGroup> {
+        Rc::clone(&self.group)
     }
 
     pub fn is_main(&self) -> bool {

@@ -224,8 +224,13 @@ impl Recipe {
     /// The eval loss over the held-out rows, in batches of the training micro-batch (Axolotl's
     /// `eval_batch_size` default; packed rows: the sampler's bins per batch), appended to `metrics.jsonl` as
     /// `{"step", "epoch", "eval_loss", "eval_samples"}`.
-    fn evaluate(&self, step: u64, epoch: u64, metrics: &mut Metrics) -> Result<f64> {
+    fn evaluate(&mut self, step: u64, epoch: u64, metrics: &mut Metrics) -> Result<f64> {
         let rows: Vec<&Sample> = self.val.iter().collect();
+        let mut resident = crate::engine::recompute::Resident;
+        let res: &mut dyn crate::engine::recompute::LayerResidency = match &mut self.full_shard {
+            Some(fs) => fs,
+            None => &mut resident,
+        };
         let loss = eval_loss(
             &self.model,
             &rows,
@@ -233,7 +238,8 @@ impl Recipe {
             self.tok.pad_id(),
             self.device,
             crate::engine::data::flattens(&self.spec.data, self.flavour),
-        );
+            res,
+        )?;
         let line = serde_json::json!({
             "step": step,
             "epoch": epoch,

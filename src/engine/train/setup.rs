@@ -1,5 +1,6 @@
 //! Setup: a resolved spec → a [`Recipe`] ready to train.
 
+use super::full_shard::FullShard;
 use super::options::RunOptions;
 use super::parallel::DataParallel;
 use super::plan::{plan, Plan};
@@ -14,7 +15,9 @@ use crate::engine::optim::select::{Optimizer, OptimizerKind, Trainable};
 use crate::engine::quant::{int8, QuantFormat};
 use crate::engine::schedule::{self, Schedule};
 use crate::engine::support::{self, Architecture};
-use crate::ir::{Attention, BaseWeights, Dtype, Method, PrecisionMode, Resolved, RunSpec};
+use crate::ir::{
+    Attention, BaseWeights, Dtype, Method, PrecisionMode, Resolved, RunSpec, Strategy,
+};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -41,6 +44,8 @@ pub(super) struct Recipe {
     pub(super) recompute: bool,
     /// The process group of a multi-process run; `None` when alone.
     pub(super) dp: Option<DataParallel>,
+    /// The frozen decoder weights sharded over the ranks (FSDP / ZeRO-3 LoRA runs).
+    pub(super) full_shard: Option<FullShard>,
 }
 
 /// Tensors by checkpoint name.
@@ -81,6 +86,13 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
     }
     // 4. what trains: LoRA pairs (base frozen) or every weight
     let (lora, named_trainable) = attach_trainable(&spec, flavour, shard, qlora, &mut model)?;
+    // 4b. several ranks under FSDP / ZeRO-3: each keeps its shard of the frozen weights
+    let full_shard = match &dp {
+        Some(d) if shards_frozen_weights(&spec, flavour) => {
+            Some(FullShard::new(&mut model, d.group())?)
+        }
+        _ => None,
+    };
     // 5. optimizer
     let (trainable, optimizer) = build_optimizer(&spec, flavour, named_trainable)?;
     // 6. the data plan, then the schedule over its horizon
@@ -130,7 +142,22 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         model_dir,
         recompute,
         dp,
+        full_shard,
     })
+}
+
+/// FSDP (1 or 2) or DeepSpeed ZeRO-3 over a LoRA run: the frozen base is sharded; TorchTune's
+/// distributed recipes always shard (FSDP2). A full fine-tune keeps whole replicas (its sharded
+/// parameters, gradients and AdamW states are not built; docs/ENGINE.md, "Many processes").
+fn shards_frozen_weights(spec: &RunSpec, flavour: Flavour) -> bool {
+    let p = &spec.parallel;
+    let full_shard = flavour == Flavour::TorchTune
+        || match p.strategy {
+            Strategy::Fsdp1 | Strategy::Fsdp2 => true,
+            Strategy::Deepspeed => p.zero_stage == 3,
+            Strategy::Single | Strategy::Ddp => false,
+        };
+    full_shard && matches!(spec.adapter.method, Method::Lora | Method::Qlora)
 }
 
 /// The model's math dtype on `device`.

@@ -1,13 +1,14 @@
 //! One optimizer step: the window's micro-batches forward and backward under the loss
 //! normalisation, then clip, AdamW and the step's metrics. Also the held-out eval loss.
 
-use super::options::StepMetrics;
+use super::options::{ShardStats, StepMetrics};
 use super::plan::Window;
 use super::setup::Recipe;
 use crate::engine::data::{self, Sample};
 use crate::engine::dist::ReduceOp;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::ModelForCausalLM;
+use crate::engine::recompute::LayerResidency;
 use crate::engine::{optim, recompute};
 use crate::ir::{LossNormalization, LrReported};
 use std::time::Instant;
@@ -33,15 +34,18 @@ pub fn eval_loss(
     pad_id: i64,
     device: Device,
     flat: bool,
-) -> f64 {
+    res: &mut dyn LayerResidency,
+) -> Result<f64> {
     let _guard = tch::no_grad_guard();
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in samples.chunks(batch.max(1)) {
         let b = data::collate_as(flat, chunk, pad_id, device);
         let labels = shifted_labels(&b);
-        let logits = model
-            .forward(&b.input_ids, b.docs.as_ref(), false)
-            .to_kind(Kind::Float);
+        let logits = match res.is_sharded() {
+            true => recompute::forward_logits(model, &b.input_ids, b.docs.as_ref(), res)?,
+            false => model.forward(&b.input_ids, b.docs.as_ref(), false),
+        }
+        .to_kind(Kind::Float);
         let v = logits.size().last().copied().unwrap_or(0);
         let ce = logits.view([-1, v]).cross_entropy_loss::<Tensor>(
             &labels.view([-1]),
@@ -55,7 +59,7 @@ pub fn eval_loss(
         sum += mean * rows as f64;
         n += rows;
     }
-    sum / n.max(1) as f64
+    Ok(sum / n.max(1) as f64)
 }
 
 /// labels[..., 1:] then one −100 column: position i predicts token i+1 (no logit slicing).
@@ -121,6 +125,11 @@ impl Recipe {
             };
             // forward → Σ CE (fp32) → scale → backward, by layer recomputation when asked;
             // packed rows take their positions and block-causal mask from `b.docs`
+            let mut resident = recompute::Resident;
+            let res: &mut dyn LayerResidency = match &mut self.full_shard {
+                Some(fs) => fs,
+                None => &mut resident,
+            };
             let loss = recompute::forward_backward(
                 &self.model,
                 &b.input_ids,
@@ -128,6 +137,7 @@ impl Recipe {
                 &shifted_labels(b),
                 self.recompute,
                 &scale,
+                res,
             )?;
             running += loss;
         }
@@ -183,6 +193,10 @@ impl Recipe {
                     .map(|s| s.allocated_peak.max(0) as u64),
                 _ => mem_peak(),
             },
+            sharded: self.full_shard.as_mut().map(|fs| ShardStats {
+                resident_bytes: fs.resident_bytes(),
+                layers_gathered_max: fs.take_peak(),
+            }),
         })
     }
 }
