@@ -12,18 +12,16 @@ use std::path::Path;
 
 /// The golden's own log: which LoRA matrices torchao gave quantised states.
 fn quantised_in_golden(name: &str) -> (usize, usize) {
-    let log = std::fs::read_to_string(
-        repo()
-            .join("golden/runs")
-            .join(name)
-            .join("log.txt"),
-    )
-    .unwrap();
+    let log =
+        std::fs::read_to_string(repo().join("golden/runs").join(name).join("log.txt")).unwrap();
     let states: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("golden-recorder: state "))
         .collect();
-    let quantised = states.iter().filter(|l| l.contains("exp_avg=OptimState")).count();
+    let quantised = states
+        .iter()
+        .filter(|l| l.contains("exp_avg=OptimState"))
+        .count();
     (quantised, states.len() - quantised)
 }
 
@@ -45,7 +43,10 @@ fn grad_norm_bits(path: &Path, n: usize) -> Vec<u32> {
 fn matches_golden(name: &str, exact_steps: usize) {
     assert_eq!(quantised_in_golden(name), (24, 4));
     let (loss_err, weight_err, _, dir) = reproduce_golden(name);
-    assert!(loss_err < 1e-4 && weight_err < 1e-3, "{loss_err:e} {weight_err:e}");
+    assert!(
+        loss_err < 1e-4 && weight_err < 1e-3,
+        "{loss_err:e} {weight_err:e}"
+    );
     // The grad norm of step k+1 is a function of the weights after step k: equal bits for
     // steps 1–N mean the first N−1 updates (lr > 0 from step 2) matched torchao's exactly.
     let golden = repo().join("golden/runs").join(name).join("metrics.jsonl");

@@ -53,7 +53,10 @@ pub fn dynamic_map(signed: bool, max_exponent_bits: u32, total_bits: u32) -> Vec
         }
     }
     let extra = (1u32 << (non_sign_bits - max_exponent_bits)) - 1;
-    assert_eq!(extra, 0, "maps with extra linear items are not used by torchao's optimizers");
+    assert_eq!(
+        extra, 0,
+        "maps with extra linear items are not used by torchao's optimizers"
+    );
     data.push(0.0);
     data.push(1.0);
     assert_eq!(data.len(), 1 << total_bits);

@@ -74,7 +74,12 @@ fn quantise_and_dequantise_match_torchao() {
             let want = u8s(&g, &key("codes"));
             let differ = codes.iter().zip(&want).filter(|(a, b)| a != b).count();
             assert_eq!(differ, 0, "{}: {differ} code bytes differ", key("codes"));
-            assert_eq!(bit_diffs(&scale, &f32s(&g, &key("scale"))), 0, "{}", key("scale"));
+            assert_eq!(
+                bit_diffs(&scale, &f32s(&g, &key("scale"))),
+                0,
+                "{}",
+                key("scale")
+            );
             let mut deq = vec![0f32; x.len()];
             map.dequantize(&codes, &scale, BLOCK, &mut deq);
             assert_eq!(bit_diffs(&deq, &f32s(&g, &key("deq"))), 0, "{}", key("deq"));
@@ -125,7 +130,10 @@ fn replay(tag: u32) {
     );
     for k in 1..=STEPS {
         for ((n, s), p) in SHAPES.iter().zip(&params) {
-            set_grad(p, &Tensor::from_slice(&f32s(&g, &format!("grad.{n}.{k}"))).view(*s));
+            set_grad(
+                p,
+                &Tensor::from_slice(&f32s(&g, &format!("grad.{n}.{k}"))).view(*s),
+            );
         }
         opt.step(lrs[k - 1]).expect("step");
         for ((n, _), p) in SHAPES.iter().zip(&params) {
@@ -139,7 +147,11 @@ fn replay(tag: u32) {
                 match state {
                     Moment::Quantised { codes, scale } => {
                         assert_eq!(s.name, "a", "only the 8192-element tensor is quantised");
-                        assert!(codes == &u8s(&g, &key(".codes")), "{} step {k}", key(".codes"));
+                        assert!(
+                            codes == &u8s(&g, &key(".codes")),
+                            "{} step {k}",
+                            key(".codes")
+                        );
                         assert_eq!(bit_diffs(scale, &f32s(&g, &key(".scale"))), 0);
                     }
                     Moment::Plain(x) => {
@@ -206,7 +218,10 @@ fn state_round_trip_resumes_bit_identically() {
         };
         let (whole, resumed) = (run(false), run(true));
         assert_eq!(bit_diffs(&resumed, &whole), 0, "{tag}-bit");
-        assert_eq!(bit_diffs(&whole, &f32s(&g, &format!("bit{tag}.a.{STEPS}"))), 0);
+        assert_eq!(
+            bit_diffs(&whole, &f32s(&g, &format!("bit{tag}.a.{STEPS}"))),
+            0
+        );
     }
 }
 

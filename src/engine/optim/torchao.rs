@@ -156,7 +156,9 @@ impl AoAdamW {
         for s in &self.params {
             for (key, m) in [("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)] {
                 match m {
-                    Moment::Plain(x) => out.push((format!("{}.{key}", s.name), Tensor::from_slice(x))),
+                    Moment::Plain(x) => {
+                        out.push((format!("{}.{key}", s.name), Tensor::from_slice(x)))
+                    }
                     Moment::Quantised { codes, scale } => {
                         out.push((format!("{}.{key}.codes", s.name), Tensor::from_slice(codes)));
                         out.push((format!("{}.{key}.scale", s.name), Tensor::from_slice(scale)));
@@ -178,12 +180,25 @@ impl AoAdamW {
                     EngineError::tensor(&key, "missing from the optimizer checkpoint")
                 })
             };
-            for (key, m) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+            for (key, m) in [
+                ("exp_avg", &mut s.exp_avg),
+                ("exp_avg_sq", &mut s.exp_avg_sq),
+            ] {
                 match m {
                     Moment::Plain(x) => fill(x, get(format!("{name}.{key}"))?, Kind::Float, &name)?,
                     Moment::Quantised { codes, scale } => {
-                        fill(codes, get(format!("{name}.{key}.codes"))?, Kind::Uint8, &name)?;
-                        fill(scale, get(format!("{name}.{key}.scale"))?, Kind::Float, &name)?;
+                        fill(
+                            codes,
+                            get(format!("{name}.{key}.codes"))?,
+                            Kind::Uint8,
+                            &name,
+                        )?;
+                        fill(
+                            scale,
+                            get(format!("{name}.{key}.scale"))?,
+                            Kind::Float,
+                            &name,
+                        )?;
                     }
                 }
             }
