@@ -73,3 +73,29 @@ class RecorderPlugin(BasePlugin):
 
         trainer.data_collator = recording_collator
         print(f"golden-recorder: recording collated micro-batches to {path}", flush=True)
+        trainer.add_callback(OptimStateReport())
+
+
+from transformers import TrainerCallback  # noqa: E402
+
+
+class OptimStateReport(TrainerCallback):
+    """At the end of training, for torchao low-bit optimizers only: the optimizer class, its
+    block size, and each parameter's state type (a quantised subclass or a plain fp32 tensor),
+    the proof of which path every LoRA matrix took. Reads state, changes nothing."""
+
+    def on_train_end(self, args, state, control, optimizer=None, model=None, **kw):
+        opt = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+        if opt is None or not type(opt).__module__.startswith("torchao."):
+            return
+        names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+        print(f"golden-recorder: optimizer {type(opt).__module__}.{type(opt).__name__} "
+              f"block_size={opt.block_size}", flush=True)
+        for group in opt.param_groups:
+            for p in group["params"]:
+                st = opt.state.get(p, {})
+                if "exp_avg" in st:
+                    print(f"golden-recorder: state {names.get(id(p), '?')} {tuple(p.shape)} "
+                          f"wd={group['weight_decay']} exp_avg={type(st['exp_avg']).__name__} "
+                          f"exp_avg_sq={type(st['exp_avg_sq']).__name__} step={float(st['step'])}",
+                          flush=True)

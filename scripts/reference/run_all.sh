@@ -13,7 +13,8 @@ RUNS=(torchtune-lora-qwen2 axolotl-lora-llama axolotl-lora-llama-inputs torchtun
       axolotl-lora-qwen2-chat torchtune-lora-qwen2-chat axolotl-lora-llama-completion axolotl-lora-llama-input-output
       axolotl-lora-llama-eval hf-trl-adamw8bit-llama axolotl-lora-phi3 axolotl-lora-llama-packing
       axolotl-lora-llama-packing-eval axolotl-lora-llama-2ranks torchtune-lora-qwen2-2ranks
-      hf-trl-packing-llama axolotl-lora-gemma2 axolotl-lora-gemma3 axolotl-lora-llama-int8)
+      hf-trl-packing-llama axolotl-lora-gemma2 axolotl-lora-gemma3 axolotl-lora-llama-int8
+      axolotl-lora-llama-adamw8bit-torchao axolotl-lora-llama-adamw4bit-torchao)
 
 if [ $# -eq 0 ]; then
   bash scripts/reference/setup_envs.sh

@@ -308,7 +308,7 @@ fn run_check_lists_every_reason_at_its_key() {
         "help: the engine quantises base weights as NF4 only",
         "error[not-supported]: cannot run `optimizer.name` = `lion_8bit`",
         "optimizer: lion_8bit",
-        "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW (adamw_8bit",
+        "help: the engine implements torch AdamW (adamw, adamw_torch, adamw_torch_fused, adamw_fused), bitsandbytes AdamW (adamw_8bit",
         "2 unsupported features",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");

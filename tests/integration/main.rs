@@ -25,6 +25,8 @@ mod prequant;
 #[cfg(feature = "engine")]
 mod run;
 #[cfg(feature = "engine")]
+mod torchao_optim;
+#[cfg(feature = "engine")]
 mod trl_packing;
 mod tt_framing;
 mod upstream;

@@ -338,7 +338,7 @@ fn torch_sqrt(v: &[f32]) -> Result<Vec<f32>> {
 }
 
 /// A tensor's values as host f32 (`.float()` on the CPU), flattened.
-fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+pub(super) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     let t = t
         .f_to_device(Device::Cpu)?
         .f_to_kind(Kind::Float)?
@@ -348,7 +348,7 @@ fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// Copy a checkpoint tensor into a state vector, checking dtype and length.
-fn fill<T: tch::kind::Element + Copy>(
+pub(super) fn fill<T: tch::kind::Element + Copy>(
     dst: &mut [T],
     src: &Tensor,
     kind: Kind,

@@ -50,14 +50,17 @@ fn an_unimplemented_optimizer_is_refused_naming_the_supported_ones() {
     assert_eq!(
         only(&s, Flavour::Axolotl),
         "cannot run `optimizer.name` = `lion_8bit`: the engine implements torch AdamW \
-         (adamw, adamw_torch, adamw_torch_fused, adamw_fused) and bitsandbytes AdamW \
-         (adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit, paged_adamw_32bit); other optimizers \
-         are not implemented"
+         (adamw, adamw_torch, adamw_torch_fused, adamw_fused), bitsandbytes AdamW \
+         (adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit, paged_adamw_32bit) and torchao \
+         low-bit AdamW (adamw_8bit_torchao, adamw_4bit_torchao); other optimizers are not \
+         implemented"
     );
     for name in [
         "adamw_torch_fused",
         "adamw_8bit",
         "paged_adamw_8bit",
+        "adamw_8bit_torchao",
+        "adamw_4bit_torchao",
         "paged_adamw_32bit",
     ] {
         s.optimizer.name = name.into();
