@@ -102,7 +102,8 @@ def tt_init_adapter(args):
     cls = [getattr(mod, n) for n in dir(mod) if n.endswith("RecipeSingleDevice")][0]
     recipe = cls(cfg=cfg)
     recipe.setup(cfg=cfg)
-    sd = {k: v.detach().clone().contiguous() for k, v in recipe._model.state_dict().items() if "lora_" in k}
+    sd = {k: v.detach().clone().contiguous() for k, v in recipe._model.state_dict().items()
+          if "lora_" in k or "magnitude" in k}  # DoRA: its magnitude too
     if args.out != "-":
         _tt_save_adapter(cfg, sd, args.out)
     _tt_dump_data(args, cfg, recipe)
@@ -126,6 +127,8 @@ def _tt_save_adapter(cfg, sd, out):
     conf = convert_weights.tune_to_peft_adapter_config(
         {"r": m.lora_rank, "lora_alpha": m.lora_alpha, "target_modules": target, "peft_type": "LORA"}
     )
+    if m.get("use_dora", False):
+        conf["use_dora"] = True
     with open(os.path.join(args_out, "adapter_config.json"), "w") as f:
         json.dump(conf, f, indent=2)
     print(f"init adapter: {len(sd)} tensors -> {out}")

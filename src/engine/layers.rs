@@ -2,8 +2,9 @@
 //! NF4, optionally carrying a [`Lora`] pair) and the LoRA [`Dropout`] modes.
 //!
 //! The LoRA forward is PEFT's: y = W·x + b + s · B·(A·dropout(x)) (see [`super::lora`] for
-//! how A and B are attached and initialised).
+//! how A and B are attached and initialised); with DoRA, [`super::dora`] rescales it.
 
+use super::dora::{self, Dora};
 use super::error::Result;
 use super::quant::nf4::Nf4Tensor;
 use std::cell::RefCell;
@@ -34,6 +35,11 @@ impl Dropout<'_> {
         } else {
             Dropout::Off
         }
+    }
+
+    /// Whether a mask is drawn (or replayed): training.
+    fn is_on(&self) -> bool {
+        !matches!(self, Dropout::Off)
     }
 
     /// x ↦ dropout(x, p). `Record` spells out ATen's CPU `_dropout_impl` (the path
@@ -78,6 +84,8 @@ pub struct Lora {
     pub b: Tensor, // (out, R)
     pub scale: f64,
     pub dropout: f64,
+    /// DoRA: the magnitude that rescales W + s·B·A row by row.
+    pub dora: Option<Dora>,
 }
 
 impl Linear {
@@ -117,6 +125,14 @@ impl Linear {
         Ok(())
     }
 
+    /// W (out, in), dequantised when stored as NF4 (in the weight's own dtype).
+    pub fn dense_weight(&self) -> Tensor {
+        match &self.nf4 {
+            Some(q) => q.dequantize(),
+            None => self.weight.shallow_clone(),
+        }
+    }
+
     /// x (…, in) → (…, out).
     pub fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
         // QLoRA (bitsandbytes `matmul_4bit`): dequantize to the weight's own dtype, then to
@@ -140,8 +156,24 @@ impl Linear {
                 } else {
                     x
                 };
-                let delta = x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
-                (base + delta).to_kind(xs.kind())
+                let y = match &l.dora {
+                    None => {
+                        let delta =
+                            x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
+                        base + delta
+                    }
+                    Some(d) => d.forward(&dora::Inputs {
+                        base: &base,
+                        x: &x,
+                        weight,
+                        bias: self.bias.as_ref(),
+                        a: &l.a,
+                        b: &l.b,
+                        scale: l.scale,
+                        dropped: l.dropout > 0.0 && drop.is_on(),
+                    }),
+                };
+                y.to_kind(xs.kind())
             }
         }
     }
@@ -158,6 +190,12 @@ impl Linear {
         if let Some(l) = &self.lora {
             out.push((format!("{name}.lora_A.weight"), l.a.shallow_clone()));
             out.push((format!("{name}.lora_B.weight"), l.b.shallow_clone()));
+            if let Some(d) = &l.dora {
+                out.push((
+                    format!("{name}.lora_magnitude_vector"),
+                    d.magnitude.shallow_clone(),
+                ));
+            }
         }
     }
 }

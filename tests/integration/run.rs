@@ -721,6 +721,7 @@ fn our_adapter_loads_in_peft() {
         use_rslora: false,
         target_modules: resolved.spec.adapter.target_modules.clone(),
         kind: tch::Kind::Float,
+        dora: None,
     };
     engine::lora::attach(
         &mut model,
@@ -892,6 +893,7 @@ fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
                 .map(String::from)
                 .to_vec(),
                 kind: tch::Kind::Float,
+                dora: None,
             };
             engine::lora::attach(
                 &mut model,
