@@ -449,7 +449,9 @@ fn engine_batches(config: &str) -> Vec<Vec<engine::data::Sample>> {
     let (fw, resolved) = read(config);
     let spec = &resolved.spec;
     let flavour = Flavour::from_framework(fw).unwrap();
-    let tok_dir = engine::model::locate(&spec.model.tokenizer).unwrap();
+    // a tokenizer-only folder (no config.json) is read in place, as the run's setup does
+    let tok_dir = engine::model::locate(&spec.model.tokenizer)
+        .unwrap_or_else(|_| PathBuf::from(&spec.model.tokenizer));
     let tok = engine::data::Tokenizer::load(&tok_dir).unwrap();
     let samples = engine::data::build_samples(spec, flavour, &tok).unwrap();
     let plan = engine::train::plan(
@@ -1621,7 +1623,7 @@ fn assert_recorded_batches(name: &str) {
 
 /// The engine's samples, in order, equal TorchTune's rows (`samples.jsonl`) taken in the
 /// sampler's order (`data_order.json`).
-fn assert_recorded_samples(name: &str) {
+pub(crate) fn assert_recorded_samples(name: &str) {
     let dir = repo().join("golden/runs").join(name);
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("samples.jsonl"))
         .unwrap()
