@@ -6,7 +6,8 @@
 
 use super::harness::repo;
 use super::run::{
-    assert_recorded_samples, golden_losses, golden_run_from_its_config, rel_frobenius, tensors,
+    assert_recorded_samples, golden_losses, golden_run_from_its_config, rel_frobenius,
+    reproduce_golden, tensors,
 };
 use std::collections::HashMap;
 use tch::Tensor;
@@ -114,4 +115,19 @@ fn torchtune_llama3_samples_match_the_recipe() {
     // The golden feeds TorchTune's own Llama-3 tokenizer (the tiny BPE as tiktoken) and
     // framing: header ids, `<|eot_id|>`, and the final `<|end_of_text|>` masked by truncate.
     assert_recorded_samples("torchtune-dora-llama");
+}
+
+#[test]
+fn axolotl_dora_llama_matches_golden() {
+    // PEFT 0.20's DoRA through Axolotl (`peft_use_dora`): the pinned adapter carries the
+    // initial magnitude; the base output less its bias is rescaled; the norm is detached.
+    let name = "axolotl-dora-llama";
+    let (loss_err, weight_err, ours, dir) = reproduce_golden(name);
+    assert!(loss_err <= 1e-4 && weight_err <= 1e-3, "{loss_err:.3e} {weight_err:.3e}");
+    assert_eq!(ours.len(), 2 * 7 * 3, "2 layers x 7 modules x (A, B, magnitude)");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["use_dora"], serde_json::json!(true));
 }
