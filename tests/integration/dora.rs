@@ -131,3 +131,22 @@ fn axolotl_dora_llama_matches_golden() {
     .unwrap();
     assert_eq!(config["use_dora"], serde_json::json!(true));
 }
+
+#[test]
+fn dora_with_dropout_matches_both_frameworks() {
+    // LoRA dropout 0.1: TorchTune drops the input of the LoRA path only (the base output stays
+    // undropped and is rescaled); PEFT recomputes the rescaled base product on the dropped
+    // input. Both draw their masks after the data loader's per-epoch seed draw.
+    let name = "axolotl-dora-llama-dropout";
+    let (loss_err, weight_err, _, _) = reproduce_golden(name);
+    assert!(loss_err <= 1e-4 && weight_err <= 1e-3, "{loss_err:.3e} {weight_err:.3e}");
+    let name = "torchtune-dora-llama-dropout";
+    let dir = golden_run_from_its_config(name);
+    let ours = tensors(&dir.path().join("adapter_model.safetensors"));
+    let worst = native_as_peft(name)
+        .iter()
+        .map(|(k, w)| rel_frobenius(&ours[k], w))
+        .fold(0.0, f64::max);
+    eprintln!("{name}: worst adapter tensor {worst:.3e} relative");
+    assert!(worst <= 1e-3, "{name}: adapter off by {worst:.3e}");
+}
