@@ -150,3 +150,20 @@ fn dora_with_dropout_matches_both_frameworks() {
     eprintln!("{name}: worst adapter tensor {worst:.3e} relative");
     assert!(worst <= 1e-3, "{name}: adapter off by {worst:.3e}");
 }
+
+#[test]
+fn a_resumed_dora_run_with_dropout_equals_the_uninterrupted_one() {
+    use super::run::{read, resume_equals_uninterrupted, ENGINE};
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    // The magnitude comes back from the checkpoint's adapter with its optimizer state; the
+    // skipped dropout masks and data-loader draws are replayed: across an epoch boundary
+    // (TorchTune, 16 steps an epoch) ...
+    let (fw, resolved) = read("golden/runs/torchtune-dora-llama-dropout/config.yaml");
+    resume_equals_uninterrupted(&resolved, fw, 20);
+    // ... and across evaluations (HF: eval_on_start, every 4 steps; 14 steps an epoch).
+    let (fw, mut resolved) = read("golden/runs/axolotl-lora-llama-eval/config.yaml");
+    resolved.spec.adapter.use_dora = true;
+    resolved.spec.adapter.dropout = 0.1;
+    resolved.spec.training.max_steps = 20;
+    resume_equals_uninterrupted(&resolved, fw, 17);
+}
