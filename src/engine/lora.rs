@@ -387,7 +387,9 @@ impl PinnedAdapter {
 
 /// Whether a parameter name is an adapter tensor: LoRA A or B, or a DoRA magnitude.
 pub fn is_adapter_param(name: &str) -> bool {
-    name.contains(".lora_A.") || name.contains(".lora_B.") || name.ends_with(".lora_magnitude_vector")
+    name.contains(".lora_A.")
+        || name.contains(".lora_B.")
+        || name.ends_with(".lora_magnitude_vector")
 }
 
 /// Every LoRA tensor of the model with its PEFT file name

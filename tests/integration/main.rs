@@ -8,9 +8,9 @@ mod census;
 mod cli;
 mod diff;
 #[cfg(feature = "engine")]
-mod dora;
-#[cfg(feature = "engine")]
 mod distributed;
+#[cfg(feature = "engine")]
+mod dora;
 #[cfg(feature = "engine")]
 mod gemma;
 mod gen;

@@ -66,7 +66,10 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// W' = m ⊙ V / ‖V‖_row with V = W + s·B·A, and k = m / ‖V‖.
 fn closed_form(c: &Case) -> (Tensor, Tensor) {
     let v = &c.w + c.b.matmul(&c.a) * S;
-    let n = v.square().sum_dim_intlist([1i64].as_slice(), true, Kind::Double).sqrt();
+    let n = v
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Double)
+        .sqrt();
     let k = c.m.view([-1, 1]) / n;
     (&k * v, k.view([-1]))
 }
@@ -104,7 +107,10 @@ fn the_initial_magnitude_leaves_the_base_output_unchanged() {
     let c = case();
     let zero_b = Tensor::zeros_like(&c.b);
     let m = initial_magnitude(&c.w, &c.a, &zero_b, S);
-    let want = c.w.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Double).sqrt();
+    let want =
+        c.w.square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+            .sqrt();
     assert!(max_diff(&m, &want) < 1e-12);
     for style in [Style::TorchTune, Style::Peft] {
         let c = Case {
@@ -122,7 +128,10 @@ fn the_initial_magnitude_leaves_the_base_output_unchanged() {
 fn frozen_loss(c: &Case, style: Style, n: &Tensor, g: &Tensor) -> f64 {
     let k = (&c.m / n).view([1, -1]);
     let base = c.x.linear(&c.w, Some(&c.bias));
-    let lora = c.x.linear::<Tensor>(&c.a, None).linear::<Tensor>(&c.b, None) * S;
+    let lora =
+        c.x.linear::<Tensor>(&c.a, None)
+            .linear::<Tensor>(&c.b, None)
+            * S;
     let y = match style {
         Style::TorchTune => &k * &base + &k * lora,
         Style::Peft => &base + (&k - 1.0) * (&base - &c.bias) + &k * lora,
@@ -151,7 +160,11 @@ fn the_backward_matches_finite_differences_with_the_norm_detached() {
             .backward();
         let n = weight_norm(&c.w, &c.a, &c.b, S, Kind::Double);
         let eps = 1e-6;
-        for (which, param, grad) in [("m", &c.m, m.grad()), ("A", &c.a, a.grad()), ("B", &c.b, b.grad())] {
+        for (which, param, grad) in [
+            ("m", &c.m, m.grad()),
+            ("A", &c.a, a.grad()),
+            ("B", &c.b, b.grad()),
+        ] {
             let flat = param.view([-1]);
             let grad = grad.view([-1]);
             for i in 0..flat.size()[0] {
