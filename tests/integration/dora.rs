@@ -190,3 +190,73 @@ fn a_resumed_dora_run_with_dropout_equals_the_uninterrupted_one() {
     resolved.spec.training.max_steps = 20;
     resume_equals_uninterrupted(&resolved, fw, 17);
 }
+
+#[test]
+fn our_dora_adapter_from_a_torchtune_run_loads_in_peft() {
+    // Where TorchTune's own export fails (no `use_dora`, q magnitudes in its row order), ours
+    // is a PEFT DoRA adapter: PEFT's logits with it equal the engine's.
+    use super::run::{options, read, reference_python, train, ENGINE};
+    use tunebridge::engine;
+    let Some(python) = reference_python() else {
+        eprintln!("skipped: set TUNEBRIDGE_REF_PYTHON to a Python with transformers + peft");
+        return;
+    };
+    let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let (fw, mut resolved) = read("golden/runs/torchtune-dora-llama/config.yaml");
+    resolved.spec.training.max_steps = 6;
+    let dir = tempfile::tempdir().unwrap();
+    train(&resolved, &options(fw, dir.path()));
+    let mut model = engine::model::load(
+        &repo().join("fixtures/models/tiny-llama"),
+        tch::Kind::Float,
+        tch::Device::Cpu,
+        engine::model::AttentionImpl::Eager,
+    )
+    .unwrap();
+    let spec = engine::lora::LoraSpec {
+        rank: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        use_rslora: false,
+        target_modules: resolved.spec.adapter.target_modules.clone(),
+        kind: tch::Kind::Float,
+        dora: Some(engine::dora::Style::Peft),
+    };
+    let init = engine::lora::Init::Pinned(dir.path().to_path_buf());
+    engine::lora::attach(&mut model, &spec, &init).unwrap();
+    let ids: Vec<i64> = vec![506, 366, 265, 280, 354, 285, 370, 256, 368];
+    let input = Tensor::from_slice(&ids).view([1, -1]);
+    let ours = tch::no_grad(|| model.forward(&input, None, false));
+    let script = format!(
+        "import json, torch\nfrom transformers import AutoModelForCausalLM\nfrom peft import PeftModel\n\
+         m = AutoModelForCausalLM.from_pretrained('fixtures/models/tiny-llama', dtype=torch.float32, attn_implementation='eager')\n\
+         m = PeftModel.from_pretrained(m, {:?})\n\
+         assert m.peft_config['default'].use_dora\n\
+         with torch.no_grad():\n    print(json.dumps(m(input_ids=torch.tensor([{:?}])).logits.flatten().tolist()))\n",
+        dir.path().display().to_string(),
+        ids
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(repo())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let peft: Vec<f32> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let peft = Tensor::from_slice(&peft).view_as(&ours);
+    let err = (&ours - &peft).abs().max().double_value(&[]);
+    eprintln!("PEFT vs engine logits with our DoRA adapter: max abs diff {err:.1e}");
+    assert!(err < 1e-5, "PEFT's logits with our adapter differ by {err:.3e}");
+    // and the adapter changed the model: the base logits are elsewhere
+    let base = engine::model::load(
+        &repo().join("fixtures/models/tiny-llama"),
+        tch::Kind::Float,
+        tch::Device::Cpu,
+        engine::model::AttentionImpl::Eager,
+    )
+    .unwrap();
+    let plain = tch::no_grad(|| base.forward(&input, None, false));
+    assert!((&ours - &plain).abs().max().double_value(&[]) > 1e-4);
+}

@@ -694,7 +694,7 @@ fn every_family_forward_matches_transformers() {
 
 /// Python with transformers + PEFT (`TUNEBRIDGE_REF_PYTHON`, e.g. the `ax` env of
 /// scripts/reference/setup_envs.sh); the PEFT round trip is skipped without it.
-fn reference_python() -> Option<PathBuf> {
+pub(crate) fn reference_python() -> Option<PathBuf> {
     std::env::var_os("TUNEBRIDGE_REF_PYTHON")
         .map(PathBuf::from)
         .filter(|p| p.exists())
