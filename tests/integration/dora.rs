@@ -242,13 +242,20 @@ fn our_dora_adapter_from_a_torchtune_run_loads_in_peft() {
         .env("OMP_NUM_THREADS", "1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let peft: Vec<f32> = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let peft = Tensor::from_slice(&peft).view_as(&ours);
     let err = (&ours - &peft).abs().max().double_value(&[]);
     eprintln!("PEFT vs engine logits with our DoRA adapter: max abs diff {err:.1e}");
-    assert!(err < 1e-5, "PEFT's logits with our adapter differ by {err:.3e}");
+    assert!(
+        err < 1e-5,
+        "PEFT's logits with our adapter differ by {err:.3e}"
+    );
     // and the adapter changed the model: the base logits are elsewhere
     let base = engine::model::load(
         &repo().join("fixtures/models/tiny-llama"),

@@ -857,8 +857,9 @@ fn max_rel_grad_error(got: &[(String, Tensor)], want: &[(String, Tensor)]) -> (f
 
 #[test]
 fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
-    // LoRA with dropout on tiny-llama (untied head) and a full fine-tune of tiny-qwen2 (tied
-    // head: the embedding gets gradients from the head and from the input side), fp32 CPU.
+    // LoRA and DoRA (PEFT's, dropout recomputing the base on the dropped input) with dropout on
+    // tiny-llama (untied head) and a full fine-tune of tiny-qwen2 (tied head: the embedding
+    // gets gradients from the head and from the input side), fp32 CPU.
     let _lock = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     let ids = Tensor::from_slice(&[
@@ -869,7 +870,11 @@ fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
     let labels = ids.roll([-1], [1]);
     let _ = labels.narrow(1, 11, 1).fill_(-100);
     let _ = labels.narrow(1, 0, 3).fill_(-100); // an untrained prompt
-    for (base, method) in [("tiny-llama", "lora"), ("tiny-qwen2", "full")] {
+    for (base, method) in [
+        ("tiny-llama", "lora"),
+        ("tiny-llama", "dora"),
+        ("tiny-qwen2", "full"),
+    ] {
         let mut model = engine::model::load(
             &repo().join("fixtures/models").join(base),
             tch::Kind::Float,
@@ -880,7 +885,7 @@ fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
         for (_, p) in model.named_parameters() {
             let _ = p.set_requires_grad(method == "full");
         }
-        if method == "lora" {
+        if method != "full" {
             let spec = engine::lora::LoraSpec {
                 rank: 4,
                 alpha: 8.0,
@@ -898,7 +903,7 @@ fn recomputation_and_chunked_head_give_the_same_loss_and_grads() {
                 .map(String::from)
                 .to_vec(),
                 kind: tch::Kind::Float,
-                dora: None,
+                dora: (method == "dora").then_some(engine::dora::Style::Peft),
             };
             engine::lora::attach(
                 &mut model,
