@@ -188,3 +188,21 @@ fn the_backward_matches_finite_differences_with_the_norm_detached() {
         }
     }
 }
+
+#[test]
+fn the_norm_without_the_identity_is_the_frameworks_bit_for_bit() {
+    // `lora_b(lora_a(eye(in))).T` in fp32 at a real-ish shape, against the engine's Aᵀ start
+    tch::manual_seed(11);
+    let o = (Kind::Float, Device::Cpu);
+    let (d_in, d_out, r) = (384, 96, 16);
+    let a = Tensor::randn([r, d_in], o);
+    let b = Tensor::randn([d_out, r], o) * 0.01;
+    let w = Tensor::randn([d_out, d_in], o);
+    let ba = Tensor::eye(d_in, o)
+        .linear::<Tensor>(&a, None)
+        .linear::<Tensor>(&b, None)
+        .tr();
+    let want = (&w + ba * S).linalg_norm(2.0, [1i64].as_slice(), false, None::<Kind>);
+    let got = weight_norm(&w, &a, &b, S, Kind::Float);
+    assert!(got.equal(&want));
+}
