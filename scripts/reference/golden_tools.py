@@ -22,8 +22,9 @@ Subcommands (each runs in the env named in brackets):
       One JSON object per logged optimizer step from HF trainer_state.json log_history, plus
       one {step, eval_loss, epoch} object per evaluation.
   peft-init-adapter MODELDIR OUTDIR --r R --alpha A [--dropout D] [--seed S]
-                    [--targets q_proj,v_proj | --target-linear]              [ax]
-      Create a seeded PEFT LoRA adapter (B = 0) and save_pretrained it.
+                    [--targets q_proj,v_proj | --target-linear] [--dora]     [ax]
+      Create a seeded PEFT LoRA adapter (B = 0) and save_pretrained it (--dora: use_dora, so
+      it also holds each layer's initial magnitude ‖W‖).
 """
 
 import argparse
@@ -102,7 +103,8 @@ def tt_init_adapter(args):
     cls = [getattr(mod, n) for n in dir(mod) if n.endswith("RecipeSingleDevice")][0]
     recipe = cls(cfg=cfg)
     recipe.setup(cfg=cfg)
-    sd = {k: v.detach().clone().contiguous() for k, v in recipe._model.state_dict().items() if "lora_" in k}
+    sd = {k: v.detach().clone().contiguous() for k, v in recipe._model.state_dict().items()
+          if "lora_" in k or "magnitude" in k}  # DoRA: its magnitude too
     if args.out != "-":
         _tt_save_adapter(cfg, sd, args.out)
     _tt_dump_data(args, cfg, recipe)
@@ -126,6 +128,8 @@ def _tt_save_adapter(cfg, sd, out):
     conf = convert_weights.tune_to_peft_adapter_config(
         {"r": m.lora_rank, "lora_alpha": m.lora_alpha, "target_modules": target, "peft_type": "LORA"}
     )
+    if m.get("use_dora", False):
+        conf["use_dora"] = True
     with open(os.path.join(args_out, "adapter_config.json"), "w") as f:
         json.dump(conf, f, indent=2)
     print(f"init adapter: {len(sd)} tensors -> {out}")
@@ -181,7 +185,7 @@ def peft_init_adapter(args):
     else:
         targets = args.targets.split(",")
     cfg = LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=targets,
-                     bias="none", task_type="CAUSAL_LM")
+                     bias="none", task_type="CAUSAL_LM", use_dora=args.dora)
     torch.manual_seed(args.seed)
     pm = get_peft_model(model, cfg)
     pm.save_pretrained(args.out)
@@ -213,6 +217,7 @@ def main():
     p.add_argument("--r", type=int, required=True); p.add_argument("--alpha", type=float, required=True)
     p.add_argument("--dropout", type=float, default=0.0); p.add_argument("--seed", type=int, default=0)
     p.add_argument("--targets", default="q_proj,v_proj"); p.add_argument("--target-linear", action="store_true")
+    p.add_argument("--dora", action="store_true", help="use_dora=True (DoRA; the magnitude is saved too)")
     p.set_defaults(fn=peft_init_adapter)
     args = ap.parse_args()
     args.fn(args)

@@ -14,13 +14,15 @@ RUNS=(torchtune-lora-qwen2 axolotl-lora-llama axolotl-lora-llama-inputs torchtun
       axolotl-lora-llama-eval hf-trl-adamw8bit-llama axolotl-lora-phi3 axolotl-lora-llama-packing
       axolotl-lora-llama-packing-eval axolotl-lora-llama-2ranks torchtune-lora-qwen2-2ranks
       hf-trl-packing-llama axolotl-lora-gemma2 axolotl-lora-gemma3 axolotl-lora-llama-int8
-      axolotl-lora-llama-adamw8bit-torchao axolotl-lora-llama-adamw4bit-torchao)
+      axolotl-lora-llama-adamw8bit-torchao axolotl-lora-llama-adamw4bit-torchao
+      torchtune-dora-llama torchtune-dora-llama-dropout axolotl-dora-llama axolotl-dora-llama-dropout)
 
 if [ $# -eq 0 ]; then
   bash scripts/reference/setup_envs.sh
   "$REF/ax/bin/python" scripts/reference/make_tiny_models.py
   "$REF/ax/bin/python" scripts/reference/make_tiny_outliers.py
   "$REF/ax/bin/python" scripts/reference/make_datasets.py
+  "$REF/tt/bin/python" scripts/reference/make_tiny_tiktoken.py
 elif [ "$1" != runs ]; then
   RUNS=("$@")
 fi

@@ -335,12 +335,13 @@ fn build_lora_model(
         use_rslora: false,
         target_modules: LayerLinear::ALL.map(|m| m.name().to_string()).to_vec(),
         kind: o.adapter_dtype,
+        dora: None,
     };
     lora::attach(&mut model, &spec, &Init::PeftReplay { seed: o.seed })?;
     let trainable: Vec<(String, Tensor)> = model
         .named_parameters()
         .into_iter()
-        .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
+        .filter(|(n, _)| lora::is_adapter_param(n))
         .collect();
     let lora_params = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
     let params = trainable.iter().map(|(_, t)| t.shallow_clone()).collect();

@@ -3,8 +3,9 @@
 //! [`Dropout`] modes.
 //!
 //! The LoRA forward is PEFT's: y = W·x + b + s · B·(A·dropout(x)) (see [`super::lora`] for
-//! how A and B are attached and initialised).
+//! how A and B are attached and initialised); with DoRA, [`super::dora`] rescales it.
 
+use super::dora::{self, Dora};
 use super::error::Result;
 use super::quant::{Int8Tensor, Nf4Tensor, QuantizedWeight};
 use std::cell::RefCell;
@@ -35,6 +36,11 @@ impl Dropout<'_> {
         } else {
             Dropout::Off
         }
+    }
+
+    /// Whether a mask is drawn (or replayed): training.
+    fn is_on(&self) -> bool {
+        !matches!(self, Dropout::Off)
     }
 
     /// x ↦ dropout(x, p). `Record` spells out ATen's CPU `_dropout_impl` (the path
@@ -79,6 +85,8 @@ pub struct Lora {
     pub b: Tensor, // (out, R)
     pub scale: f64,
     pub dropout: f64,
+    /// DoRA: the magnitude that rescales W + s·B·A row by row.
+    pub dora: Option<Dora>,
 }
 
 impl Linear {
@@ -134,6 +142,16 @@ impl Linear {
         Ok(())
     }
 
+    /// W (out, in), dequantised when stored quantised (NF4: in the weight's own dtype;
+    /// LLM.int8: fp16, the dtype its codes were made from).
+    pub fn dense_weight(&self) -> Tensor {
+        match &self.quant {
+            Some(QuantizedWeight::Nf4(q)) => q.dequantize(),
+            Some(QuantizedWeight::Int8(q)) => q.dequantize(tch::Kind::Half),
+            None => self.weight.shallow_clone(),
+        }
+    }
+
     /// x (…, in) → (…, out).
     pub fn forward(&self, xs: &Tensor, drop: &Dropout) -> Tensor {
         let training = !matches!(drop, Dropout::Off);
@@ -151,14 +169,39 @@ impl Linear {
                 } else {
                     x
                 };
-                let delta = x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
-                if matches!(self.quant, Some(QuantizedWeight::Int8(_))) {
-                    // PEFT's bitsandbytes layer (`lora/bnb.py::Linear8bitLt`) casts the
-                    // update to the base output's dtype first, then adds.
-                    base + delta.to_kind(xs.kind())
-                } else {
-                    (base + delta).to_kind(xs.kind())
-                }
+                let y = match &l.dora {
+                    None => {
+                        let delta =
+                            x.linear::<Tensor>(&l.a, None).linear::<Tensor>(&l.b, None) * l.scale;
+                        if matches!(self.quant, Some(QuantizedWeight::Int8(_))) {
+                            // PEFT's bitsandbytes layer (`lora/bnb.py::Linear8bitLt`) casts
+                            // the update to the base output's dtype first, then adds.
+                            return base + delta.to_kind(xs.kind());
+                        }
+                        base + delta
+                    }
+                    Some(d) => {
+                        let dense;
+                        let weight = match &self.quant {
+                            Some(q) => {
+                                dense = q.dequantize(xs.kind()); // (out, in)
+                                &dense
+                            }
+                            None => &self.weight,
+                        };
+                        d.forward(&dora::Inputs {
+                            base: &base,
+                            x: &x,
+                            weight,
+                            bias: self.bias.as_ref(),
+                            a: &l.a,
+                            b: &l.b,
+                            scale: l.scale,
+                            dropped: l.dropout > 0.0 && drop.is_on(),
+                        })
+                    }
+                };
+                y.to_kind(xs.kind())
             }
         }
     }
@@ -175,6 +218,12 @@ impl Linear {
         if let Some(l) = &self.lora {
             out.push((format!("{name}.lora_A.weight"), l.a.shallow_clone()));
             out.push((format!("{name}.lora_B.weight"), l.b.shallow_clone()));
+            if let Some(d) = &l.dora {
+                out.push((
+                    format!("{name}.lora_magnitude_vector"),
+                    d.magnitude.shallow_clone(),
+                ));
+            }
         }
     }
 }

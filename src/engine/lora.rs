@@ -24,8 +24,12 @@
 //!
 //! Both replays draw on the CPU generator that `tch::manual_seed` shares with
 //! `torch.manual_seed`, in the adapter dtype, so the values are bit-identical to the frameworks'.
-//! Left out: DoRA, PiSSA/LoftQ/EVA inits, LoRA on embeddings, `rank_pattern`/`alpha_pattern`.
+//! DoRA ([`LoraSpec::dora`]): the same pair plus a magnitude per output row, started at
+//! ‖W + s·B·A‖ over the loaded weights or read from a pinned adapter (see [`super::dora`]).
+//!
+//! Left out: PiSSA/LoftQ/EVA inits, LoRA on embeddings, `rank_pattern`/`alpha_pattern`.
 
+use super::dora::{self, Dora};
 use super::error::{read_json, EngineError, Result};
 use super::io;
 use super::layers::Lora;
@@ -44,6 +48,8 @@ pub struct LoraSpec {
     pub target_modules: Vec<String>,
     /// dtype of A and B and of their optimizer state.
     pub kind: Kind,
+    /// DoRA, with whose forward (`adapter.use_dora`); `None` is plain LoRA.
+    pub dora: Option<dora::Style>,
 }
 
 impl LoraSpec {
@@ -151,9 +157,13 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
             return Ok(());
         }
         let (d_in, d_out) = (lin.in_features(), lin.out_features());
+        let mut magnitude = None;
         let (a, b) = match init {
             Init::Pinned(dir) => {
                 let p = pinned.as_ref().expect("read above");
+                if spec.dora.is_some() {
+                    magnitude = p.magnitude(name, d_out)?;
+                }
                 p.pair(name, spec.rank, d_in, d_out, dir)?
             }
             Init::PeftReplay { .. } => draw_lora_pair(d_in, d_out, spec.rank, spec.kind),
@@ -176,11 +186,28 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
             .f_to_kind(spec.kind)?
             .f_to_device(device)?
             .set_requires_grad(true);
+        // DoRA: the pinned magnitude, else ‖W + s·B·A‖ over the loaded base (the frameworks
+        // compute it once the checkpoint is in, from the initial A and B)
+        let dora = match spec.dora {
+            None => None,
+            Some(style) => {
+                let m = match magnitude {
+                    Some(m) => m,
+                    None => dora::initial_magnitude(&lin.dense_weight(), &a, &b, scale),
+                };
+                let magnitude = m
+                    .f_to_kind(spec.kind)?
+                    .f_to_device(device)?
+                    .set_requires_grad(true);
+                Some(Dora { magnitude, style })
+            }
+        };
         lin.lora = Some(Lora {
             a,
             b,
             scale,
             dropout: spec.dropout,
+            dora,
         });
         attached.push(name.to_string());
         Ok(())
@@ -193,7 +220,7 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
         ));
     }
     if let Some(p) = &pinned {
-        p.check_all_used(&attached)?;
+        p.check_all_used(&attached, spec.dora.is_some())?;
     }
     Ok(attached)
 }
@@ -327,11 +354,25 @@ impl PinnedAdapter {
         Ok((get("lora_A", [r, d_in])?, get("lora_B", [d_out, r])?))
     }
 
-    fn check_all_used(&self, attached: &[String]) -> Result<()> {
+    /// PEFT's DoRA magnitude `base_model.model.<module>.lora_magnitude_vector`, if saved.
+    fn magnitude(&self, module: &str, d_out: i64) -> Result<Option<Tensor>> {
+        let key = format!("base_model.model.{module}.lora_magnitude_vector");
+        match self.tensors.get(&key) {
+            None => Ok(None),
+            Some(t) if t.size() != [d_out] => Err(EngineError::tensor(
+                &key,
+                format!("shape {:?}, the run needs [{d_out}]", t.size()),
+            )),
+            Some(t) => Ok(Some(t.shallow_clone())),
+        }
+    }
+
+    fn check_all_used(&self, attached: &[String], dora: bool) -> Result<()> {
         for key in self.tensors.keys() {
             let used = attached.iter().any(|m| {
                 key == &format!("base_model.model.{m}.lora_A.weight")
                     || key == &format!("base_model.model.{m}.lora_B.weight")
+                    || (dora && key == &format!("base_model.model.{m}.lora_magnitude_vector"))
             });
             if !used {
                 return Err(EngineError::tensor(
@@ -344,13 +385,20 @@ impl PinnedAdapter {
     }
 }
 
+/// Whether a parameter name is an adapter tensor: LoRA A or B, or a DoRA magnitude.
+pub fn is_adapter_param(name: &str) -> bool {
+    name.contains(".lora_A.")
+        || name.contains(".lora_B.")
+        || name.ends_with(".lora_magnitude_vector")
+}
+
 /// Every LoRA tensor of the model with its PEFT file name
-/// (`base_model.model.<module>.lora_A.weight`).
+/// (`base_model.model.<module>.lora_A.weight`, DoRA's `….lora_magnitude_vector`).
 pub fn peft_state_dict(model: &ModelForCausalLM) -> Vec<(String, Tensor)> {
     model
         .named_parameters()
         .into_iter()
-        .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
+        .filter(|(n, _)| is_adapter_param(n))
         .map(|(n, t)| (format!("base_model.model.{n}"), t))
         .collect()
 }
@@ -388,7 +436,7 @@ pub fn save_peft(
         "revision": null,
         "target_modules": targets,
         "task_type": "CAUSAL_LM",
-        "use_dora": false,
+        "use_dora": spec.dora.is_some(),
         "use_rslora": spec.use_rslora,
     });
     let path = dir.join("adapter_config.json");

@@ -18,7 +18,7 @@
 //! | R | LoRA rank |
 //!
 //! Layout: [`model`] (the Llama family in one file), [`layers`] (the linear layer and LoRA
-//! dropout the model and [`lora`] share), [`lora`], [`data`] (tokenizer, prompt formats, sample
+//! dropout the model and [`lora`] share), [`lora`], [`dora`] (DoRA's magnitude on top of LoRA), [`data`] (tokenizer, prompt formats, sample
 //! order, collation), [`optim`] (AdamW, bitsandbytes AdamW, clipping), [`schedule`], [`train`] (the recipe: setup →
 //! train → save), [`io`] (safetensors), [`checkpoint`], [`quant`] (NF4, LLM.int8), [`hub`] (the local
 //! Hugging Face cache), [`flavour`] (whose semantics a run follows), [`support`] (every feature
@@ -38,6 +38,7 @@ pub mod cuda_mem;
 pub mod data;
 pub mod device;
 pub mod dist;
+pub mod dora;
 pub mod error;
 pub mod flavour;
 pub mod hub;

@@ -55,7 +55,6 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
         arch == Architecture::FromFamily,
     ));
     out.extend(check_quantization(spec));
-    out.extend(check_adapter(spec));
     out.extend(check_data(spec, flavour));
     out.extend(OptimizerKind::of(&spec.optimizer.name).err());
     out.extend(Kind::of(spec.schedule.kind).err());
@@ -206,19 +205,6 @@ fn check_quantization(spec: &RunSpec) -> Vec<Unsupported> {
         ));
     }
     out
-}
-
-fn check_adapter(spec: &RunSpec) -> Vec<Unsupported> {
-    let a = &spec.adapter;
-    let lora = matches!(a.method, Method::Lora | Method::Qlora);
-    if lora && a.use_dora {
-        return vec![Unsupported::new(
-            "adapter.use_dora",
-            "true",
-            "DoRA is not implemented",
-        )];
-    }
-    Vec::new()
 }
 
 /// Packing, the overlong policy, and each dataset's loader, split, prompt strings and framing.

@@ -10,6 +10,8 @@ mod diff;
 #[cfg(feature = "engine")]
 mod distributed;
 #[cfg(feature = "engine")]
+mod dora;
+#[cfg(feature = "engine")]
 mod gemma;
 mod gen;
 mod harness;

@@ -10,6 +10,20 @@
 //!   samples it.
 //!
 //! Both are exercised against values printed by torch 2.11 and numpy 2.x in the tests below.
+//!
+//! - `iter(DataLoader)`: every iteration of a PyTorch `DataLoader` built without a `generator`
+//!   draws its `_base_seed` from the **global** CPU generator ([`dataloader_iter_draw`]).
+//!   TorchTune iterates its loader once per epoch; the HF Trainer once per epoch and once per
+//!   evaluation. LoRA dropout draws its masks from that generator, so the engine makes the
+//!   same draw at the same points (checked against TorchTune and Axolotl runs with dropout).
+
+/// The draw `iter(DataLoader)` makes on the global CPU generator:
+/// `torch.empty((), dtype=torch.int64).random_()` (torch/utils/data/dataloader.py,
+/// `_BaseDataLoaderIter.__init__`, `loader.generator` = None).
+pub fn dataloader_iter_draw() {
+    let mut t = tch::Tensor::empty([], (tch::Kind::Int64, tch::Device::Cpu));
+    let _ = t.random_();
+}
 
 /// MT19937 as ATen's `at::mt19937` (seeded with the low 32 bits of the seed).
 pub struct Mt19937 {

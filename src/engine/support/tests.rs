@@ -149,13 +149,12 @@ fn a_full_fine_tune_of_a_quantised_base_is_refused() {
 }
 
 #[test]
-fn dora_is_refused() {
+fn dora_runs_in_every_flavour() {
     let mut s = spec();
     s.adapter.use_dora = true;
-    assert_eq!(
-        only(&s, Flavour::Axolotl),
-        "cannot run `adapter.use_dora` = `true`: DoRA is not implemented"
-    );
+    for f in [Flavour::Axolotl, Flavour::TorchTune, Flavour::Unsloth] {
+        assert!(refused(&s, f).is_empty(), "{f:?}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use super::plan::Window;
 use super::setup::Recipe;
 use crate::engine::checkpoint::{self, TrainerState};
+use crate::engine::data::order::dataloader_iter_draw;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
 use crate::engine::lora;
@@ -127,16 +128,25 @@ impl Recipe {
             .then_some(this.epoch + 1)
     }
 
-    /// Replay the RNG draws LoRA dropout made in the windows a resumed run skips, so the
-    /// generator is where the uninterrupted run had it.
+    /// Replay the RNG draws LoRA dropout made in the windows a resumed run skips, and the
+    /// data loaders' own draws between them (each epoch's and each evaluation's
+    /// `iter(DataLoader)`), so the generator is where the uninterrupted run had it.
     fn replay_dropout(&self, windows: &[Window]) {
         let Some(ls) = &self.lora else { return };
-        if ls.dropout <= 0.0 {
+        if ls.dropout <= 0.0 || windows.is_empty() {
             return;
         }
         let cfg = &self.model.config;
         let c = cfg.hidden_size;
-        for w in windows {
+        let evals = !self.val.is_empty();
+        let eval_every = self.spec.training.eval_every_n_steps;
+        if evals && self.spec.training.eval_on_start {
+            dataloader_iter_draw();
+        }
+        for (i, w) in windows.iter().enumerate() {
+            if i == 0 || windows[i - 1].epoch != w.epoch {
+                dataloader_iter_draw();
+            }
             for mb in &w.micro_batches {
                 let t = mb
                     .iter()
@@ -158,6 +168,9 @@ impl Recipe {
                     let mut noise = Tensor::empty([b, t, c], (ls.kind, self.device));
                     let _ = noise.bernoulli_float_(1.0 - ls.dropout);
                 }
+            }
+            if evals && eval_every > 0 && (i as u64 + 1) % eval_every == 0 {
+                dataloader_iter_draw();
             }
         }
     }

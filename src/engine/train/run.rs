@@ -5,6 +5,7 @@ use super::options::{BatchOverRanks, RunOptions, RunSummary};
 use super::setup::{setup, Recipe};
 use super::step::eval_loss;
 use crate::engine::checkpoint;
+use crate::engine::data::order::dataloader_iter_draw;
 use crate::engine::data::Sample;
 use crate::engine::error::{EngineError, Result};
 use crate::ir::{Origin, Resolved};
@@ -147,6 +148,9 @@ impl Recipe {
         }
         for step_idx in start..end {
             let window = self.plan.windows[step_idx].clone();
+            if step_idx == 0 || self.plan.windows[step_idx - 1].epoch != window.epoch {
+                dataloader_iter_draw(); // the epoch's `iter(train_dataloader)`
+            }
             let global_step = step_idx as u64 + 1;
             let m = match self.train_step(global_step, &window) {
                 Ok(m) => m,
@@ -225,6 +229,7 @@ impl Recipe {
     /// `eval_batch_size` default; packed rows: the sampler's bins per batch), appended to `metrics.jsonl` as
     /// `{"step", "epoch", "eval_loss", "eval_samples"}`.
     fn evaluate(&mut self, step: u64, epoch: u64, metrics: &mut Metrics) -> Result<f64> {
+        dataloader_iter_draw(); // HF `evaluation_loop` iterates the eval loader
         let rows: Vec<&Sample> = self.val.iter().collect();
         let mut resident = crate::engine::recompute::Resident;
         let res: &mut dyn crate::engine::recompute::LayerResidency = match &mut self.full_shard {

@@ -6,6 +6,7 @@ use super::parallel::DataParallel;
 use super::plan::{plan, Plan};
 use super::shard::Shard;
 use crate::engine::data::{self, Sample, Tokenizer};
+use crate::engine::dora::Style as DoraStyle;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flavour::Flavour;
 use crate::engine::lora::{self, Init, LoraSpec};
@@ -264,12 +265,16 @@ fn attach_trainable(
                 use_rslora: spec.adapter.use_rslora,
                 target_modules: spec.adapter.target_modules.clone(),
                 kind: kind_of(spec.adapter.weight_dtype),
+                dora: spec.adapter.use_dora.then_some(match flavour {
+                    Flavour::TorchTune => DoraStyle::TorchTune,
+                    _ => DoraStyle::Peft,
+                }),
             };
             lora::attach(model, &ls, &lora_init(spec, flavour, shard))?;
             let t = model
                 .named_parameters()
                 .into_iter()
-                .filter(|(n, _)| n.contains(".lora_A.") || n.contains(".lora_B."))
+                .filter(|(n, _)| lora::is_adapter_param(n))
                 .collect();
             Ok((Some(ls), t))
         }
