@@ -43,10 +43,6 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
     if arch == Architecture::FromFamily {
         out.extend(check_model(spec));
     }
-    out.extend(super::model::phi3::check_flavour(
-        &spec.model.family,
-        flavour,
-    ));
     out.extend(super::model::gemma::check(
         &spec.model.family,
         &spec.model.base,

@@ -23,6 +23,8 @@ mod prequant;
 #[cfg(feature = "engine")]
 mod run;
 #[cfg(feature = "engine")]
+mod torchtune_families;
+#[cfg(feature = "engine")]
 mod trl_packing;
 mod tt_framing;
 mod upstream;

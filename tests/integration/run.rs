@@ -1619,7 +1619,7 @@ fn assert_recorded_batches(name: &str) {
 
 /// The engine's samples, in order, equal TorchTune's rows (`samples.jsonl`) taken in the
 /// sampler's order (`data_order.json`).
-fn assert_recorded_samples(name: &str) {
+pub(crate) fn assert_recorded_samples(name: &str) {
     let dir = repo().join("golden/runs").join(name);
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("samples.jsonl"))
         .unwrap()
