@@ -5,11 +5,11 @@
 //! feed-forward norms, the final soft-cap on the hidden states, the attention soft-cap,
 //! GemmaTokenizer framing, its LoRA draw order).
 
+use super::harness::repo;
 use super::run::{
     adapter_matches_torchtune_native, assert_recorded_samples, golden_losses,
     golden_run_from_its_config, rel_frobenius, reproduce_golden, tensors,
 };
-use super::harness::repo;
 
 /// (max relative loss error, max relative adapter error against the TorchTune-native file).
 fn figures(name: &str, dir: &std::path::Path) -> (f64, f64) {

@@ -1089,7 +1089,11 @@ impl ModelForCausalLM {
             Some(head) => head.forward(hidden, drop),
             None => hidden.linear::<Tensor>(&self.model.embed_tokens, None),
         };
-        let capped = self.config.gemma.as_ref().filter(|g| !g.final_softcap_on_hidden);
+        let capped = self
+            .config
+            .gemma
+            .as_ref()
+            .filter(|g| !g.final_softcap_on_hidden);
         match capped.and_then(|g| g.final_softcap) {
             Some(cap) => gemma::softcap(&logits, cap), // Gemma 2: c·tanh(logits / c)
             None => logits,

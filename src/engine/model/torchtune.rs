@@ -29,9 +29,22 @@
 //! LoRA draws follow the builders' construction order (`lora::torchtune_replay`).
 
 use super::llama::Config;
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result, Unsupported};
 use std::collections::HashMap;
 use tch::Tensor;
+
+/// What the engine does not run of TorchTune's tree for `family` (`run --check`): Phi-4, whose
+/// model is Phi-3's tree (`phi4_14b` calls `phi3`) but whose `Phi4Tokenizer` is not the
+/// model's tokenizer (`translators/torchtune/framing.toml` says how).
+pub fn check(family: &str, flavour: crate::engine::flavour::Flavour) -> Option<Unsupported> {
+    if flavour != crate::engine::flavour::Flavour::TorchTune {
+        return None;
+    }
+    let f = crate::translate::families::by_name(family)?;
+    (f.hf_model_type == "phi3")
+        .then(|| crate::engine::data::format::check_torchtune_family(family).err())
+        .flatten()
+}
 
 /// Change `cfg` and the checkpoint `tensors` (HF names) into what TorchTune's builders run.
 pub fn adapt(cfg: &mut Config, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
@@ -84,7 +97,12 @@ fn phi3(cfg: &mut Config, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
         return Err(EngineError::unsupported(
             "config.json partial_rotary_factor / head_dim",
             format!("{} of {} rotary dimensions", cfg.rotary_dim, cfg.head_dim),
-            format!("{why}; this checkpoint rotates {} of a head of {} (C / H = {})", cfg.rotary_dim, cfg.head_dim, c / h),
+            format!(
+                "{why}; this checkpoint rotates {} of a head of {} (C / H = {})",
+                cfg.rotary_dim,
+                cfg.head_dim,
+                c / h
+            ),
         ));
     }
     let d = cfg.head_dim;
@@ -129,7 +147,10 @@ fn split(
     if t.size().first() != Some(&rows) {
         return Err(EngineError::tensor(
             fused,
-            format!("has shape {:?}; TorchTune's split needs {rows} rows", t.size()),
+            format!(
+                "has shape {:?}; TorchTune's split needs {rows} rows",
+                t.size()
+            ),
         ));
     }
     for (name, start, len) in parts {
@@ -155,7 +176,10 @@ fn gemma2(cfg: &mut Config, tensors: &mut HashMap<String, Tensor>) -> Result<()>
         let pre = format!("model.layers.{l}.pre_feedforward_layernorm.weight");
         let post = format!("model.layers.{l}.post_feedforward_layernorm.weight");
         let (Some(a), Some(b)) = (tensors.remove(&pre), tensors.remove(&post)) else {
-            return Err(EngineError::tensor(&pre, "missing (or its post_feedforward pair)"));
+            return Err(EngineError::tensor(
+                &pre,
+                "missing (or its post_feedforward pair)",
+            ));
         };
         tensors.insert(pre, b);
         tensors.insert(post, a);
@@ -169,16 +193,24 @@ mod tests {
 
     #[test]
     fn phi3_targets_name_the_split_modules() {
-        let mut cfg = crate::engine::model::load_config(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/models/tiny-phi3"),
-        )
-        .unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/models/tiny-phi3/config.json");
+        let raw: super::super::llama::RawConfig =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut cfg = raw.into_config().unwrap();
         let t: Vec<String> = ["q_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]
             .map(String::from)
             .to_vec();
         assert_eq!(
             lora_targets(&cfg, &t),
-            ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            [
+                "q_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj"
+            ]
         );
         let mut w = HashMap::new();
         w.insert(

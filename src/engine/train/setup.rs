@@ -224,10 +224,9 @@ fn attach_trainable(
                 use_rslora: spec.adapter.use_rslora,
                 target_modules: match flavour {
                     // Phi-3's fused module names stand for TorchTune's split parts
-                    Flavour::TorchTune => model::torchtune::lora_targets(
-                        &model.config,
-                        &spec.adapter.target_modules,
-                    ),
+                    Flavour::TorchTune => {
+                        model::torchtune::lora_targets(&model.config, &spec.adapter.target_modules)
+                    }
                     _ => spec.adapter.target_modules.clone(),
                 },
                 kind: kind_of(spec.adapter.weight_dtype),
