@@ -119,6 +119,10 @@ def _tt_save_adapter(cfg, sd, out):
     args_out = out
     save_file(sd, os.path.join(args_out, "adapter_model_torchtune.safetensors"), metadata={"format": "pt"})
     m = cfg.model
+    if cfg.checkpointer.model_type in ("PHI3_MINI", "PHI4"):
+        # FullModelHFCheckpointer saves Phi adapters in TorchTune's format only (no PEFT file)
+        print(f"init adapter: {len(sd)} tensors -> {out} (TorchTune names only, as for Phi)")
+        return
     peft = convert_weights.tune_to_peft_adapter_weights(
         sd, num_heads=m.num_heads, num_kv_heads=m.num_kv_heads, dim=m.embed_dim
     )
@@ -164,7 +168,9 @@ def tt_export_adapter(args):
     from safetensors.torch import save_file
 
     for f in ("adapter_model.safetensors", "adapter_config.json"):
-        shutil.copy(os.path.join(args.epoch_dir, f), os.path.join(args.run_dir, f))
+        # absent for Phi-3/Phi-4: TorchTune saves no PEFT adapter for them
+        if os.path.exists(os.path.join(args.epoch_dir, f)):
+            shutil.copy(os.path.join(args.epoch_dir, f), os.path.join(args.run_dir, f))
     sd = torch.load(os.path.join(args.epoch_dir, "adapter_model.pt"), map_location="cpu", weights_only=True)
     save_file({k: v.contiguous() for k, v in sd.items()},
               os.path.join(args.run_dir, "adapter_model_torchtune.safetensors"), metadata={"format": "pt"})

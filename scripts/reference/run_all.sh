@@ -15,7 +15,8 @@ RUNS=(torchtune-lora-qwen2 axolotl-lora-llama axolotl-lora-llama-inputs torchtun
       axolotl-lora-llama-packing-eval axolotl-lora-llama-2ranks torchtune-lora-qwen2-2ranks
       hf-trl-packing-llama axolotl-lora-gemma2 axolotl-lora-gemma3 axolotl-lora-llama-int8
       axolotl-lora-llama-adamw8bit-torchao axolotl-lora-llama-adamw4bit-torchao
-      torchtune-dora-llama torchtune-dora-llama-dropout axolotl-dora-llama axolotl-dora-llama-dropout)
+      torchtune-dora-llama torchtune-dora-llama-dropout axolotl-dora-llama axolotl-dora-llama-dropout
+      torchtune-lora-phi3 torchtune-lora-gemma2)
 
 if [ $# -eq 0 ]; then
   bash scripts/reference/setup_envs.sh

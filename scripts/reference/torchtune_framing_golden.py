@@ -10,7 +10,10 @@ labels, or the error TorchTune raises (Mistral refuses system messages).
 
     ~/.cache/tunebridge/ref/tt/bin/python scripts/reference/torchtune_framing_golden.py
 
-Writes fixtures/tokenizers/tiny-spm-llama/torchtune_samples.json.
+Writes fixtures/tokenizers/tiny-spm-llama/torchtune_samples.json, and the same for
+phi3_mini_tokenizer (Phi3MiniTokenizer) on fixtures/models/tiny-phi3-spm (the same
+tokenizer.model plus Phi-3's special tokens from its tokenizer.json) into
+fixtures/models/tiny-phi3-spm/torchtune_samples.json.
 """
 
 import json
@@ -20,6 +23,7 @@ from torchtune.datasets import alpaca_dataset, chat_dataset
 from torchtune.models.gemma import gemma_tokenizer
 from torchtune.models.llama2 import llama2_tokenizer
 from torchtune.models.mistral import mistral_tokenizer
+from torchtune.models.phi3 import phi3_mini_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOK = os.path.join(ROOT, "fixtures", "tokenizers", "tiny-spm-llama")
@@ -40,11 +44,23 @@ def datasets(tok):
             train_on_input=False)
 
 
+def phi3(path, max_seq_len):
+    phi = os.path.join(ROOT, "fixtures", "models", "tiny-phi3-spm")
+    return phi3_mini_tokenizer(os.path.join(phi, "tokenizer.model"),
+                               special_tokens_path=os.path.join(phi, "tokenizer.json"),
+                               max_seq_len=max_seq_len)
+
+
 def main():
     os.chdir(ROOT)
+    record([("llama2", llama2_tokenizer), ("mistral", mistral_tokenizer),
+            ("gemma", gemma_tokenizer)], TOK)
+    record([("phi3", phi3)], os.path.join(ROOT, "fixtures", "models", "tiny-phi3-spm"))
+
+
+def record(builders, out_dir):
     out = {}
-    for family, builder in [("llama2", llama2_tokenizer), ("mistral", mistral_tokenizer),
-                            ("gemma", gemma_tokenizer)]:
+    for family, builder in builders:
         for max_len in [512, 40]:
             tok = builder(os.path.join(TOK, "tokenizer.model"), max_seq_len=max_len)
             for name, make in datasets(tok):
@@ -59,7 +75,7 @@ def main():
                     except Exception as e:  # noqa: BLE001 - recorded as the expected error
                         rows.append({"error": f"{type(e).__name__}: {e}"})
                 out[key] = rows
-    path = os.path.join(TOK, "torchtune_samples.json")
+    path = os.path.join(out_dir, "torchtune_samples.json")
     with open(path, "w") as f:
         json.dump(out, f, separators=(",", ":"))
         f.write("\n")

@@ -230,11 +230,15 @@ pub fn attach(model: &mut ModelForCausalLM, spec: &LoraSpec, init: &Init) -> Res
 ///
 /// Construction order per layer: [`LayerLinear::TORCHTUNE_BUILD_ORDER`] (each an `nn.Linear`,
 /// or a `LoRALinear` = base `nn.Linear` + LoRA pair); norms and RoPE draw nothing. After the
-/// layers: `nn.Embedding` (normal_(0, 1)), then the output `nn.Linear` unless tied.
+/// layers: `nn.Embedding` (normal_(0, 1)), then the output `nn.Linear` unless tied. Gemma 2
+/// (`lora_gemma2`): the embedding first, then [`LayerLinear::TORCHTUNE_GEMMA2_BUILD_ORDER`]
+/// per layer, and a `TiedLinear` head (no draws).
 fn torchtune_replay(spec: &LoraSpec, cfg: &Config, tied: bool) -> Vec<(String, Tensor, Tensor)> {
     let kind = spec.kind;
     let c = cfg.hidden_size;
-    let d = cfg.hidden_size / cfg.num_attention_heads; // TorchTune: head_dim = embed_dim // num_heads
+    let d = torchtune_head_dim(cfg);
+    // lora_gemma2: the embedding first, then per layer the MLP before the attention
+    let gemma = cfg.gemma.is_some();
     let mut pairs = Vec::new();
     let mut module = |name: String, d_in: i64, d_out: i64, bias: bool| {
         draw_linear(d_in, d_out, bias, kind);
@@ -243,18 +247,41 @@ fn torchtune_replay(spec: &LoraSpec, cfg: &Config, tied: bool) -> Vec<(String, T
             pairs.push((name, a, b));
         }
     };
+    let embed = || {
+        let mut e = Tensor::empty([cfg.vocab_size, c], (kind, Device::Cpu));
+        let _ = e.normal_(0.0, 1.0);
+    };
+    if gemma {
+        embed();
+    }
+    let order = if gemma {
+        LayerLinear::TORCHTUNE_GEMMA2_BUILD_ORDER
+    } else {
+        LayerLinear::TORCHTUNE_BUILD_ORDER
+    };
     for l in 0..cfg.num_hidden_layers {
-        for m in LayerLinear::TORCHTUNE_BUILD_ORDER {
+        for m in order {
             let (d_in, d_out, bias) = m.dims(cfg, d);
             module(format!("model.layers.{l}.{}", m.path()), d_in, d_out, bias);
         }
     }
-    let mut embed = Tensor::empty([cfg.vocab_size, c], (kind, Device::Cpu));
-    let _ = embed.normal_(0.0, 1.0);
+    if !gemma {
+        embed();
+    }
     if !tied {
         module("lm_head".into(), c, cfg.vocab_size, false);
     }
     pairs
+}
+
+/// The head dimension of TorchTune's builders: C / H (`embed_dim // num_heads`), except
+/// Gemma 2's, which take `head_dim` itself (Gemma 2 9B: 256, not 3584 / 16).
+fn torchtune_head_dim(cfg: &Config) -> i64 {
+    if cfg.gemma.is_some() {
+        cfg.head_dim
+    } else {
+        cfg.hidden_size / cfg.num_attention_heads
+    }
 }
 
 /// The LoRA pairs of TorchTune's distributed recipes on `world` ranks (module docs), as rank
@@ -269,7 +296,7 @@ fn torchtune_sharded_replay(
     world: usize,
 ) -> Vec<(String, Tensor, Tensor)> {
     let kind = spec.kind;
-    let d = cfg.hidden_size / cfg.num_attention_heads;
+    let d = torchtune_head_dim(cfg);
     // LoRA modules in `model.modules()` order: each layer's attention then MLP, then the head
     let mut modules: Vec<(String, i64, i64)> = Vec::new();
     for l in 0..cfg.num_hidden_layers {

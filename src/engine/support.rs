@@ -44,10 +44,10 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
     if arch == Architecture::FromFamily {
         out.extend(check_model(spec));
     }
-    out.extend(super::model::phi3::check_flavour(
-        &spec.model.family,
-        flavour,
-    ));
+    // Phi-4 under TorchTune: its tokenizer, whatever the dataset
+    let tt_family = super::model::torchtune::check(&spec.model.family, flavour);
+    let family_refused = tt_family.is_some();
+    out.extend(tt_family);
     out.extend(super::model::gemma::check(
         &spec.model.family,
         &spec.model.base,
@@ -55,7 +55,12 @@ pub fn check(spec: &RunSpec, flavour: Flavour, arch: Architecture) -> Vec<Unsupp
         arch == Architecture::FromFamily,
     ));
     out.extend(check_quantization(spec));
-    out.extend(check_data(spec, flavour));
+    out.extend(
+        check_data(spec, flavour)
+            .into_iter()
+            // said once: the family's TorchTune tokenizer is refused above
+            .filter(|u| !(family_refused && u.field == "model.family")),
+    );
     out.extend(OptimizerKind::of(&spec.optimizer.name).err());
     out.extend(Kind::of(spec.schedule.kind).err());
     out

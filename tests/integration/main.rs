@@ -29,6 +29,8 @@ mod run;
 #[cfg(feature = "engine")]
 mod torchao_optim;
 #[cfg(feature = "engine")]
+mod torchtune_families;
+#[cfg(feature = "engine")]
 mod trl_packing;
 mod tt_framing;
 mod upstream;

@@ -89,3 +89,43 @@ fn a_byte_level_tokenizer_is_no_sentencepiece_model() {
         .to_string();
     assert!(e.contains("SentencePiece"), "{e}");
 }
+
+#[test]
+fn phi3_frames_messages_as_torchtune() {
+    // Phi3MiniTokenizer (phi3_mini_tokenizer) on tiny-phi3-spm: the same tokenizer.model with
+    // Phi-3's role tokens; samples from scripts/reference/torchtune_framing_golden.py. BOS once,
+    // no EOS, and truncation at 40 forces no EOS.
+    let dir = repo().join("fixtures/models/tiny-phi3-spm");
+    let golden: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("torchtune_samples.json")).unwrap())
+            .unwrap();
+    let (_, alpaca) = read("golden/runs/torchtune-lora-qwen2/config.yaml");
+    let (_, chat) = read("golden/runs/torchtune-lora-qwen2-chat/config.yaml");
+    let tok = engine::data::Tokenizer::load(&dir).unwrap();
+    let mut checked = 0;
+    for (key, rows) in &golden {
+        let parts: Vec<&str> = key.split('/').collect();
+        let (data, max) = (parts[1], parts[2].parse::<u32>().unwrap());
+        let mut spec = match data {
+            "alpaca" | "alpaca_train_on_input" => alpaca.spec.clone(),
+            _ => chat.spec.clone(),
+        };
+        spec.model.family = "phi3".into();
+        spec.data.sequence_len = max;
+        spec.data.train_on_inputs = data == "alpaca_train_on_input";
+        if data == "turns" {
+            spec.data.datasets[0].path = "fixtures/tokenizers/tiny-spm-llama/turns.jsonl".into();
+        }
+        let got = engine::data::build_samples(&spec, Flavour::TorchTune, &tok).unwrap();
+        for (i, row) in rows.as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                got[i].input_ids,
+                ids(&row["tokens"]),
+                "{key} row {i} tokens"
+            );
+            assert_eq!(got[i].labels, ids(&row["labels"]), "{key} row {i} labels");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}

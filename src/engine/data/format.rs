@@ -311,13 +311,16 @@ fn torchtune_messages(ctx: &FormatCtx, messages: &[TtMessage]) -> Result<Sample>
     let framing = super::tt_framing::of(ctx.family)?;
     match framing.style {
         Style::Llama3 => return torchtune_llama3_messages(ctx, messages),
-        Style::Sentencepiece => {
-            let (tokens, mask) = super::tt_framing::sentencepiece(
-                ctx.tok,
-                &framing.template,
-                messages,
-                ctx.sequence_len,
-            )?;
+        Style::Sentencepiece | Style::Phi3 => {
+            let (tokens, mask) = match framing.style {
+                Style::Phi3 => super::tt_framing::phi3(ctx.tok, messages, ctx.sequence_len)?,
+                _ => super::tt_framing::sentencepiece(
+                    ctx.tok,
+                    &framing.template,
+                    messages,
+                    ctx.sequence_len,
+                )?,
+            };
             let labels = tokens
                 .iter()
                 .zip(&mask)

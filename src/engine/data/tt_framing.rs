@@ -27,6 +27,8 @@ pub enum Style {
     Chatml,
     Llama3,
     Sentencepiece,
+    /// `Phi3MiniTokenizer` (SentencePiece with `<|user|>` … `<|end|>` role tokens).
+    Phi3,
     Refused,
 }
 
@@ -189,6 +191,67 @@ fn encode(tok: &Tokenizer, text: &str, trim: bool) -> Result<Vec<i64>> {
     Ok(ids.split_off(prefix.len().min(ids.len())))
 }
 
+/// `SentencePieceBaseTokenizer.encodes_whitespace`: whether any of " \n\t\r\v" encodes to a
+/// token (only then does `trim_leading_whitespace` trim).
+fn encodes_whitespace(tok: &Tokenizer) -> Result<bool> {
+    let mut any = false;
+    for c in [" ", "\n", "\t", "\r", "\u{b}"] {
+        any |= !tok.encode_sentencepiece(c)?.is_empty();
+    }
+    Ok(any)
+}
+
+fn special(tok: &Tokenizer, t: &str) -> Result<i64> {
+    tok.token_id(t)
+        .ok_or_else(|| EngineError::Data(format!("tokenizer has no `{t}` token")))
+}
+
+/// `Phi3MiniTokenizer.__call__` (torchtune 0.6.1 `models/phi3/_tokenizer.py`), which calls
+/// `tokenize_messages(messages)` with its default `add_eos=False`, with `max_seq_len = max`:
+/// BOS before the first message only (no EOS ends a turn, so no turn starts again); per
+/// message the role token (`<|user|>`, `<|assistant|>`, `<|system|>`), `encode("\n")`, the
+/// content `.rstrip(" ")` encoded with `trim_leading_whitespace=True`, `<|end|>`, `"\n"`, all
+/// with the message's mask; stop once the length reaches `max`, then cut to `max` (no EOS
+/// forced: `truncate(…, None)`).
+pub fn phi3(tok: &Tokenizer, messages: &[TtMessage], max: usize) -> Result<(Vec<i64>, Vec<bool>)> {
+    let bos = tok
+        .bos
+        .as_ref()
+        .ok_or_else(|| EngineError::Data("the tokenizer has no bos_token".into()))?
+        .id;
+    let end = special(tok, "<|end|>")?;
+    let newline = tok.encode_sentencepiece("\n")?;
+    let trim = encodes_whitespace(tok)?;
+    let mut tokens: Vec<i64> = Vec::new();
+    let mut mask: Vec<bool> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = match m.role {
+            "user" => special(tok, "<|user|>")?,
+            "assistant" => special(tok, "<|assistant|>")?,
+            "system" => special(tok, "<|system|>")?,
+            other => {
+                return Err(EngineError::Data(format!(
+                    "Unknown role '{other}' for message: '{}'",
+                    m.content
+                )))
+            }
+        };
+        let mut t = if i == 0 { vec![bos, role] } else { vec![role] };
+        t.extend(&newline);
+        t.extend(encode(tok, m.content.trim_end_matches(' '), trim)?);
+        t.push(end);
+        t.extend(&newline);
+        mask.extend(std::iter::repeat_n(m.masked, t.len()));
+        tokens.extend(t);
+        if tokens.len() >= max {
+            break;
+        }
+    }
+    tokens.truncate(max);
+    mask.truncate(max);
+    Ok((tokens, mask))
+}
+
 /// `tokenize_messages_no_special_tokens(tokenizer, template(messages), bos_id, eos_id)` with
 /// `max_seq_len = max`: the tokens and their masks (true = not trained).
 pub fn sentencepiece(
@@ -203,11 +266,7 @@ pub fn sentencepiece(
         .ok_or_else(|| EngineError::Data("the tokenizer has no bos_token".into()))?
         .id;
     let eos = tok.eos.id;
-    // `encodes_whitespace`: whether any of " \n\t\r\v" encodes to a token
-    let mut encodes_whitespace = false;
-    for c in [" ", "\n", "\t", "\r", "\u{b}"] {
-        encodes_whitespace |= !tok.encode_sentencepiece(c)?.is_empty();
-    }
+    let encodes_whitespace = encodes_whitespace(tok)?;
     let mut tokens: Vec<i64> = Vec::new();
     let mut mask: Vec<bool> = Vec::new();
     let mut start_of_turn = true;
@@ -261,8 +320,9 @@ mod tests {
         for f in ["llama2", "code_llama2", "mistral", "gemma", "gemma2"] {
             assert_eq!(of(f).unwrap().style, Style::Sentencepiece, "{f}");
         }
-        let phi = of("phi3").unwrap_err().to_string();
-        assert!(phi.contains("Phi3MiniTokenizer"), "{phi}");
+        assert_eq!(of("phi3_mini").unwrap().style, Style::Phi3);
+        let phi4 = of("phi4").unwrap_err().to_string();
+        assert!(phi4.contains("Phi4Tokenizer"), "{phi4}");
         let other = of("falcon").unwrap_err().to_string();
         assert!(other.contains("qwen, llama3, llama2"), "{other}");
         assert_eq!(of("llama2").unwrap().template.system, SystemRule::IntoUser);

@@ -103,6 +103,9 @@ pub struct Gemma {
     pub attn_softcap: Option<f64>,
     /// s ↦ c·tanh(s/c) on the output logits.
     pub final_softcap: Option<f64>,
+    /// TorchTune 0.6.1 (`Gemma2FinalNorm`): `final_softcap` caps the final normed hidden
+    /// states instead, before the tied head; the logits stay uncapped.
+    pub final_softcap_on_hidden: bool,
     /// Attention scores are scaled by this ^-½.
     pub query_pre_attn_scalar: f64,
     /// Per layer: whether it is local (sliding window).
@@ -253,6 +256,7 @@ pub(super) fn resolve(g: &GemmaKeys, raw: Inputs) -> Result<(Gemma, f64)> {
         Gemma {
             attn_softcap,
             final_softcap,
+            final_softcap_on_hidden: false,
             query_pre_attn_scalar: g.query_pre_attn_scalar.unwrap_or(256.0),
             local_layers,
             sliding_window,
@@ -283,10 +287,8 @@ pub(super) fn offset_scale(normed: &Tensor, weight: &Tensor) -> Tensor {
 }
 
 /// What `run --check` refuses of a Gemma spec (`None` for other families):
-/// - TorchTune: `torchtune.models.gemma`/`gemma2` build their own module tree (their attention
-///   with soft-capping, a `TiedLinear` head, builders drawing LoRA in their order) which no
-///   golden has pinned; the engine runs Gemma with transformers' and PEFT's modules (Axolotl,
-///   Unsloth/TRL);
+/// - TorchTune: Gemma 3, which torchtune 0.6.1 has no builders for (Gemma 2 runs with
+///   TorchTune's module tree, `model/torchtune.rs`);
 /// - judged without weights (`from_family`), the multimodal Gemma 3 sizes (4B, 12B, 27B), named
 ///   by the base model's size tag (their `config.json` says `gemma3`, refused when it loads).
 pub fn check(
@@ -300,13 +302,12 @@ pub fn check(
     if !MODEL_TYPES.contains(&f.hf_model_type.as_str()) {
         return None;
     }
-    if flavour == crate::engine::flavour::Flavour::TorchTune {
+    if flavour == crate::engine::flavour::Flavour::TorchTune && f.hf_model_type != "gemma2" {
         return Some(Unsupported::new(
             "model.family",
             family,
-            "TorchTune builds Gemma from its own modules (torchtune.models.gemma2: its attention \
-             with soft-capping, a TiedLinear head, its LoRA draw order), which no golden pins; the \
-             engine runs Gemma 2/3 with transformers' and PEFT's modules (Axolotl, Unsloth/TRL)",
+            "torchtune 0.6.1 builds Gemma 2 (torchtune.models.gemma2) but no Gemma 3; the engine \
+             runs Gemma 3 with transformers' and PEFT's modules (Axolotl, Unsloth/TRL)",
         ));
     }
     let size = crate::translate::families::size_tag(base);
@@ -325,7 +326,8 @@ pub fn check(
 /// Whether a Gemma 2 run needs the engine's eager attention to match its framework. The
 /// attention soft-cap is applied by every kernel the frameworks run Gemma 2 with but
 /// transformers' SDPA: eager, flash-attention 2/3 (`flash_attention_forward(softcap=…)`), flex
-/// (`score_mod`), and Unsloth's own Gemma 2 attention whatever the config asks. The engine
+/// (`score_mod`), Unsloth's own Gemma 2 attention whatever the config asks, and TorchTune's
+/// `Gemma2Attention`. The engine
 /// applies it on its eager path only (SDPA takes no soft-cap), so such a run computes attention
 /// there.
 pub fn needs_eager(
@@ -335,7 +337,9 @@ pub fn needs_eager(
 ) -> bool {
     use crate::ir::Attention as A;
     let capped = gemma.is_some_and(|g| g.attn_softcap.is_some());
+    // TorchTune's `Gemma2Attention` computes its scores itself and always caps them.
     let framework_caps = flavour == crate::engine::flavour::Flavour::Unsloth
+        || flavour == crate::engine::flavour::Flavour::TorchTune
         || matches!(
             requested,
             A::Eager | A::FlashAttention2 | A::FlashAttention3 | A::FlexAttention

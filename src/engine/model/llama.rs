@@ -524,6 +524,18 @@ impl LayerLinear {
         LayerLinear::UpProj,
     ];
 
+    /// `lora_gemma2`'s order (torchtune 0.6.1 `models/gemma2/_component_builders.py`): the
+    /// MLP (`lora_gemma_mlp`: gate, down, up) is built before the attention.
+    pub const TORCHTUNE_GEMMA2_BUILD_ORDER: [LayerLinear; 7] = [
+        LayerLinear::GateProj,
+        LayerLinear::DownProj,
+        LayerLinear::UpProj,
+        LayerLinear::QProj,
+        LayerLinear::KProj,
+        LayerLinear::VProj,
+        LayerLinear::OProj,
+    ];
+
     /// The module path inside a decoder layer (`self_attn.q_proj`).
     pub fn path(self) -> &'static str {
         match self {
@@ -1056,7 +1068,15 @@ impl ModelForCausalLM {
 
     /// The final RMSNorm, row by row: (…, C) → (…, C).
     pub fn final_norm(&self, xs: &Tensor) -> Tensor {
-        self.model.norm.forward(xs)
+        let h = self.model.norm.forward(xs);
+        match self.config.gemma.as_ref() {
+            // TorchTune's Gemma2FinalNorm: c·tanh(norm(x) / c), the head then uncapped
+            Some(g) if g.final_softcap_on_hidden => match g.final_softcap {
+                Some(cap) => gemma::softcap(&h, cap),
+                None => h,
+            },
+            _ => h,
+        }
     }
 
     /// hidden (…, C) → logits (…, V).
@@ -1070,7 +1090,12 @@ impl ModelForCausalLM {
             Some(head) => head.forward(hidden, drop),
             None => hidden.linear::<Tensor>(&self.model.embed_tokens, None),
         };
-        match self.config.gemma.as_ref().and_then(|g| g.final_softcap) {
+        let capped = self
+            .config
+            .gemma
+            .as_ref()
+            .filter(|g| !g.final_softcap_on_hidden);
+        match capped.and_then(|g| g.final_softcap) {
             Some(cap) => gemma::softcap(&logits, cap), // Gemma 2: c·tanh(logits / c)
             None => logits,
         }

@@ -9,6 +9,7 @@ pub mod gemma;
 pub mod llama;
 pub mod mask;
 pub mod phi3;
+pub mod torchtune;
 pub mod weights;
 
 use super::error::{read_json, EngineError, Result};
@@ -57,8 +58,23 @@ pub fn load(
     device: Device,
     attention: AttentionImpl,
 ) -> Result<ModelForCausalLM> {
-    let config = load_config(dir)?;
-    let tensors = super::io::read_model_weights(dir)?;
+    load_as(dir, kind, device, attention, false)
+}
+
+/// [`load`], as TorchTune's builders would make the model when `torchtune` is set
+/// ([`torchtune::adapt`]: Phi-3's split projections, Gemma 2's norms and final cap).
+pub fn load_as(
+    dir: &Path,
+    kind: Kind,
+    device: Device,
+    attention: AttentionImpl,
+    torchtune: bool,
+) -> Result<ModelForCausalLM> {
+    let mut config = load_config(dir)?;
+    let mut tensors = super::io::read_model_weights(dir)?;
+    if torchtune {
+        torchtune::adapt(&mut config, &mut tensors)?;
+    }
     let mut w = Weights::new(tensors, kind, device);
     let model = ModelForCausalLM::new(config, &mut w, attention)?;
     let left = w.leftover();

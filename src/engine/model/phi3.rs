@@ -16,6 +16,8 @@
 //! PEFT wraps the fused modules whole, so a LoRA pair on `qkv_proj` has B of shape
 //! (H·D + 2·KV·D, R): the names and shapes a PEFT adapter for these models has.
 //! Residual dropout (`resid_pdrop` > 0) is refused: its RNG draws are not reproduced.
+//! TorchTune runs these checkpoints split (q/k/v, w1/w3) with plain RoPE and no window:
+//! `torchtune.rs`.
 
 use super::activation::Activation;
 use crate::engine::error::{EngineError, Result};
@@ -231,29 +233,4 @@ impl GateUpProj {
             }
         }
     }
-}
-
-/// TorchTune runs Phi-3 and Phi-4 as a different module tree: its checkpointer splits the HF
-/// `qkv_proj` into `q_proj`/`k_proj`/`v_proj` and `gate_up_proj` into `w1`/`w3`
-/// (torchtune 0.6.1 `models/phi3/_convert_weights.py::phi3_hf_to_tune`), so its LoRA sits on
-/// parts of the fused modules (`lora_attn_modules: [q_proj, v_proj]`), its builders draw the
-/// init in that split order, it applies no sliding window, and it saves no PEFT adapter for
-/// these models (`FullModelHFCheckpointer.save_checkpoint`). The engine keeps the modules fused,
-/// as transformers and PEFT do, so it refuses the pair rather than train something else.
-pub fn check_flavour(
-    family: &str,
-    flavour: crate::engine::flavour::Flavour,
-) -> Option<crate::engine::error::Unsupported> {
-    let f = crate::translate::families::by_name(family)?;
-    (f.hf_model_type == "phi3" && flavour == crate::engine::flavour::Flavour::TorchTune).then(
-        || {
-            crate::engine::error::Unsupported::new(
-                "model.family",
-                family,
-                "TorchTune splits Phi-3's fused qkv_proj/gate_up_proj into q/k/v and w1/w3 \
-             (models/phi3/_convert_weights.py) and puts LoRA on the parts; the engine runs \
-             Phi-3/Phi-4 with the fused modules of transformers and PEFT only (Axolotl, Unsloth)",
-            )
-        },
-    )
 }

@@ -80,7 +80,7 @@ pub(super) fn setup(resolved: &Resolved, opts: &RunOptions, output: &Path) -> Re
         val,
     } = data::build_split(&spec, flavour, &tok)?;
     // 3. the model
-    let mut model = load_model(&spec, &model_dir, compute, device, &samples, &val)?;
+    let mut model = load_model(&spec, flavour, &model_dir, compute, device, &samples, &val)?;
     // Gemma 2: the attention soft-cap needs the eager kernel unless the framework drops it.
     if model::gemma::needs_eager(model.config.gemma.as_ref(), spec.model.attention, flavour) {
         model.attention = AttentionImpl::Eager;
@@ -195,6 +195,7 @@ fn tokenizer_dir(spec: &RunSpec, model_dir: &Path) -> Result<PathBuf> {
 /// Load the base model in `compute` on `device`, checking that every sample fits its positions.
 fn load_model(
     spec: &RunSpec,
+    flavour: Flavour,
     model_dir: &Path,
     compute: Kind,
     device: Device,
@@ -211,7 +212,8 @@ fn load_model(
         | Attention::Xformers
         | Attention::Sage => AttentionImpl::Sdpa,
     };
-    let model = model::load(model_dir, compute, device, attention)?;
+    let torchtune = flavour == Flavour::TorchTune;
+    let model = model::load_as(model_dir, compute, device, attention, torchtune)?;
     let max_len = samples
         .iter()
         .chain(val)
@@ -263,7 +265,13 @@ fn attach_trainable(
                 alpha: spec.adapter.alpha,
                 dropout: spec.adapter.dropout,
                 use_rslora: spec.adapter.use_rslora,
-                target_modules: spec.adapter.target_modules.clone(),
+                target_modules: match flavour {
+                    // Phi-3's fused module names stand for TorchTune's split parts
+                    Flavour::TorchTune => {
+                        model::torchtune::lora_targets(&model.config, &spec.adapter.target_modules)
+                    }
+                    _ => spec.adapter.target_modules.clone(),
+                },
                 kind: kind_of(spec.adapter.weight_dtype),
                 dora: spec.adapter.use_dora.then_some(match flavour {
                     Flavour::TorchTune => DoraStyle::TorchTune,
